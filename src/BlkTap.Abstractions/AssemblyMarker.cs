@@ -1,0 +1,3 @@
+namespace BlkTap;
+/// <summary>Marks the BlkTap.Abstractions assembly.</summary>
+public static class BlkTapAbstractionsAssemblyMarker { }

@@ -1,0 +1,3 @@
+namespace BlkTap.Emulator;
+/// <summary>Marks the BlkTap.Emulator assembly.</summary>
+public static class BlkTapEmulatorAssemblyMarker { }

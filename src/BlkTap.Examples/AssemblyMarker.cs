@@ -1,0 +1,3 @@
+namespace BlkTap.Examples;
+/// <summary>Marks the BlkTap.Examples assembly.</summary>
+public static class BlkTapExamplesAssemblyMarker { }
