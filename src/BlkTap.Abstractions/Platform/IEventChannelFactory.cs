@@ -1,0 +1,13 @@
+namespace BlkTap;
+
+/// <summary>Opens event channels on behalf of one domain (evtchn on Xen, the emulator's tables).</summary>
+/// <remarks>Threading: safe to call from any thread.</remarks>
+public interface IEventChannelFactory
+{
+    /// <summary>
+    /// Binds a local port to <paramref name="remotePort"/> of <paramref name="remoteDomain"/>, which
+    /// that domain allocated as unbound for us (xenstore <c>event-channel</c>). Returns null with a
+    /// reason when the port does not exist, is not offered to us, or is already bound.
+    /// </summary>
+    IEventChannel? BindInterdomain(ushort remoteDomain, uint remotePort, out string? error);
+}

@@ -1,0 +1,94 @@
+namespace BlkTap;
+
+/// <summary>
+/// The backend's view of a shared ring (ring.h's <c>blkif_back_ring</c>): consumes requests, produces
+/// responses. The frontend is untrusted: a producer index that claims more requests than the ring can
+/// hold is reported as a protocol error, never read past.
+/// </summary>
+/// <remarks>
+/// Threading: not thread-safe; one thread (the tap loop) drives a back ring. The memory is shared with
+/// a frontend that runs concurrently and may write anything at any time. The memory must outlive this
+/// object.
+/// </remarks>
+public sealed class BackRing
+{
+    private readonly SharedRingMemory _shared;
+
+    /// <summary>Creates a view of the ring at <paramref name="address"/> (BACK_RING_INIT).</summary>
+    public BackRing(nint address, int length, BlkifLayout layout)
+    {
+        _shared = new SharedRingMemory(address, length);
+        Layout = layout;
+        Size = SharedRingLayout.EntryCount(length, layout.RingEntrySize);
+    }
+
+    /// <summary>The ABI of this ring.</summary>
+    public BlkifLayout Layout { get; }
+
+    /// <summary>Number of entries (a power of two).</summary>
+    public uint Size { get; }
+
+    /// <summary>req_cons: requests consumed so far.</summary>
+    public uint RequestConsumer { get; private set; }
+
+    /// <summary>rsp_prod_pvt: responses produced locally, not necessarily published.</summary>
+    public uint ResponseProducerPrivate { get; private set; }
+
+    /// <summary>Requests consumed and not yet answered.</summary>
+    public uint Outstanding => unchecked(RequestConsumer - ResponseProducerPrivate);
+
+    /// <summary>
+    /// Requests published and not consumed, or -1 when req_prod claims more requests than the ring
+    /// holds (RING_REQUEST_PROD_OVERFLOW: req_prod - rsp_prod_pvt &gt; size), a protocol error.
+    /// </summary>
+    public long UnconsumedRequests()
+    {
+        uint prod = _shared.ReqProd; // acquire load: entries are read after the index (xen_rmb)
+        if (unchecked(prod - ResponseProducerPrivate) > Size) return -1;
+        return unchecked(prod - RequestConsumer);
+    }
+
+    /// <summary>
+    /// Decodes the next request into <paramref name="request"/> (copying it out of shared memory once)
+    /// and advances req_cons. Call only when <see cref="UnconsumedRequests"/> is positive.
+    /// </summary>
+    public void TakeRequest(out BlkifRequest request)
+    {
+        BlkifCodec.DecodeRequest(_shared.Entry(RequestConsumer, Size, Layout.RingEntrySize), Layout, out request);
+        RequestConsumer++;
+    }
+
+    /// <summary>Writes a response into the next slot and advances rsp_prod_pvt (not yet published).</summary>
+    public void EnqueueResponse(in BlkifResponse response)
+    {
+        if (Outstanding == 0) throw new InvalidOperationException("no outstanding request to answer");
+        BlkifCodec.EncodeResponse(response, Layout, _shared.Entry(ResponseProducerPrivate, Size, Layout.RingEntrySize));
+        ResponseProducerPrivate++;
+    }
+
+    /// <summary>
+    /// RING_PUSH_RESPONSES_AND_CHECK_NOTIFY: publishes rsp_prod; true if the frontend asked to be
+    /// notified for any newly published response.
+    /// </summary>
+    public bool PushResponsesAndCheckNotify()
+    {
+        uint old = _shared.RspProd;
+        uint @new = ResponseProducerPrivate;
+        _shared.RspProd = @new;
+        Interlocked.MemoryBarrier();
+        return unchecked(@new - _shared.RspEvent) < unchecked(@new - old);
+    }
+
+    /// <summary>
+    /// RING_FINAL_CHECK_FOR_REQUESTS: unconsumed requests if any; otherwise sets req_event so the
+    /// frontend notifies on the next request, and checks again. -1 on protocol error.
+    /// </summary>
+    public long FinalCheckForRequests()
+    {
+        long n = UnconsumedRequests();
+        if (n != 0) return n;
+        _shared.ReqEvent = RequestConsumer + 1;
+        Interlocked.MemoryBarrier();
+        return UnconsumedRequests();
+    }
+}
