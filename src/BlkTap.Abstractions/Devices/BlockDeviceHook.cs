@@ -1,0 +1,75 @@
+namespace BlkTap;
+
+/// <summary>
+/// A terminating hook that serves every request from an <see cref="IBlockDevice"/> on the loop thread,
+/// and sizes each session from the device at attach. The simplest terminator: the emulator's blkback
+/// and the <c>mem</c> tap are this hook over a memory device.
+/// </summary>
+/// <remarks>Threading: loop thread (as every hook). The device is used synchronously.</remarks>
+public sealed class BlockDeviceHook : IRequestHook, IControlHook
+{
+    private readonly Func<TapSession, IBlockDevice?> _deviceFor;
+
+    /// <summary>Serves every session from one device.</summary>
+    public BlockDeviceHook(IBlockDevice device) : this(_ => device) { }
+
+    /// <summary>Serves each session from the device <paramref name="deviceFor"/> picks at attach (null: refuse it).</summary>
+    public BlockDeviceHook(Func<TapSession, IBlockDevice?> deviceFor) => _deviceFor = deviceFor;
+
+    /// <inheritdoc/>
+    public void OnControl(ControlEvent e)
+    {
+        if (e.Kind == ControlEventKind.Attach)
+        {
+            var device = _deviceFor(e.Session);
+            if (device == null) return;
+            e.Session.Items[this] = device;
+            e.Session.Sectors = device.SectorCount;
+            e.Session.ReadOnly = device.ReadOnly;
+            e.Session.SupportsDiscard = device.SupportsDiscard;
+            e.Session.SupportsFlush = true;
+        }
+        else if (e.Kind == ControlEventKind.Disconnect)
+        {
+            e.Session.Items.Remove(this);
+        }
+    }
+
+    /// <inheritdoc/>
+    public HookResult OnRequest(TapRequest request)
+    {
+        if (!request.Session.Items.TryGetValue(this, out var d)) { request.Status = BlkifStatus.Error; return HookResult.Respond; }
+        request.Status = Serve((IBlockDevice)d, request);
+        return HookResult.Respond;
+    }
+
+    /// <summary>Performs <paramref name="request"/> against <paramref name="device"/> and returns the status.</summary>
+    public static BlkifStatus Serve(IBlockDevice device, TapRequest request)
+    {
+        var status = BlkifStatus.Okay;
+        switch (request.Operation)
+        {
+            case BlkifOperation.Read:
+                foreach (var s in request.Segments)
+                {
+                    status = device.Read(s.Sector, s.Span);
+                    if (status != BlkifStatus.Okay) return status;
+                }
+                return status;
+            case BlkifOperation.Write:
+            case BlkifOperation.WriteBarrier:
+            case BlkifOperation.FlushDiskCache:
+                foreach (var s in request.Segments)
+                {
+                    status = device.Write(s.Sector, s.Span);
+                    if (status != BlkifStatus.Okay) return status;
+                }
+                if (request.Operation != BlkifOperation.Write || request.ForceUnitAccess) status = device.Flush();
+                return status;
+            case BlkifOperation.Discard:
+                return device.SupportsDiscard ? device.Discard(request.Sector, request.SectorCount) : BlkifStatus.NotSupported;
+            default:
+                return BlkifStatus.NotSupported;
+        }
+    }
+}

@@ -1,0 +1,40 @@
+namespace BlkTap;
+
+/// <summary>Settings of a <see cref="TapRuntime"/>.</summary>
+public sealed class TapRuntimeOptions
+{
+    /// <summary>A name for logs and thread names.</summary>
+    public string Name { get; set; } = "tap";
+
+    /// <summary>
+    /// Receives diagnostics (a hook threw, a session broke the ring protocol). Called on the loop
+    /// thread; must not block. Null: diagnostics are dropped.
+    /// </summary>
+    public Action<TapDiagnostic>? Diagnostics { get; set; }
+
+    /// <summary>Segments an indirect request may carry (feature-max-indirect-segments); 0 disables indirect requests.</summary>
+    public int MaxIndirectSegments { get; set; } = 256;
+}
+
+/// <summary>Severity of a diagnostic.</summary>
+public enum TapDiagnosticLevel
+{
+    /// <summary>Informational.</summary>
+    Information,
+    /// <summary>Something a frontend or hook did wrong; the runtime carried on.</summary>
+    Warning,
+    /// <summary>A failure that closed a session or lost a request.</summary>
+    Error,
+}
+
+/// <summary>A message from the runtime to its host's log.</summary>
+/// <param name="Level">Severity.</param>
+/// <param name="Session">The session concerned, if any.</param>
+/// <param name="Message">What happened, in one line.</param>
+/// <param name="Exception">The exception, if one was caught.</param>
+public readonly record struct TapDiagnostic(TapDiagnosticLevel Level, TapSession? Session, string Message, Exception? Exception = null)
+{
+    /// <inheritdoc/>
+    public override string ToString() =>
+        $"{Level}: {(Session != null ? Session.Name + ": " : "")}{Message}{(Exception != null ? " (" + Exception.GetType().Name + ": " + Exception.Message + ")" : "")}";
+}
