@@ -133,6 +133,9 @@ public sealed class TapRequest
     /// <summary>A second transport value (a slot, a cookie).</summary>
     internal long TransportCookie;
 
+    /// <summary>A transport's object for this request (the buffer request it came from).</summary>
+    internal object? TransportObject;
+
     internal void Reset(TapSession session, ulong id, BlkifOperation op, BlkifOperation wireOp, ulong sector)
     {
         Session = session;
@@ -150,6 +153,7 @@ public sealed class TapRequest
         NextHook = 0;
         TransportHandle = 0;
         TransportCookie = 0;
+        TransportObject = null;
         _tagOwners = default;
     }
 

@@ -1,0 +1,126 @@
+using System.Collections.Concurrent;
+
+namespace BlkTap;
+
+/// <summary>
+/// A request from a transport that carries its data in process memory (an NBD connection, a trace
+/// replayer, a test): op, sector, and a pinned buffer. Reusable: fill it, submit it, and get it back
+/// in <see cref="Completed"/>.
+/// </summary>
+/// <remarks>Threading: owned by the submitter until submitted, then by the loop until the completion callback returns.</remarks>
+public sealed class BufferRequest
+{
+    /// <summary>The operation.</summary>
+    public BlkifOperation Operation { get; set; }
+    /// <summary>First 512-byte sector.</summary>
+    public ulong Sector { get; set; }
+    /// <summary>For discards: sectors to discard.</summary>
+    public ulong DiscardSectors { get; set; }
+    /// <summary>Address of the data (pinned memory that stays valid until completion); 0 for no data.</summary>
+    public nint Data { get; set; }
+    /// <summary>Bytes of data (a multiple of 512).</summary>
+    public int Length { get; set; }
+    /// <summary>For writes: make durable before answering (NBD FUA).</summary>
+    public bool ForceUnitAccess { get; set; }
+    /// <summary>A caller's value (an NBD cookie, an index).</summary>
+    public ulong UserToken { get; set; }
+    /// <summary>The outcome, set before <see cref="Completed"/> runs.</summary>
+    public BlkifStatus Status { get; set; }
+    /// <summary>Runs on the loop thread when the request is answered; must not block.</summary>
+    public Action<BufferRequest>? Completed { get; set; }
+}
+
+/// <summary>
+/// A session for transports whose requests carry data in process memory rather than granted pages:
+/// the NBD export (one session per client connection), trace replay, tests.
+/// </summary>
+/// <remarks>
+/// Threading: <see cref="Submit"/> is safe from any thread. Completions run on the loop thread.
+/// Requests are validated like ring requests (range, alignment, read-only) before any hook sees them.
+/// </remarks>
+public sealed class BufferSession : TapSession
+{
+    private readonly ConcurrentQueue<BufferRequest> _incoming = new();
+    private long _outstanding;
+
+    /// <summary>Creates a session; attach it with <see cref="TapRuntime.AttachSession"/> on the loop.</summary>
+    public BufferSession(string name, string? imageId = null, ushort domainId = 0) : base(name, domainId, imageId) { }
+
+    /// <summary>Requests submitted and not yet answered.</summary>
+    public long Outstanding => Interlocked.Read(ref _outstanding);
+
+    /// <summary>Queues a request for the loop. Safe from any thread.</summary>
+    public void Submit(BufferRequest request)
+    {
+        Interlocked.Increment(ref _outstanding);
+        _incoming.Enqueue(request);
+        Signal();
+    }
+
+    /// <inheritdoc/>
+    protected internal override void Process()
+    {
+        var runtime = Runtime;
+        while (_incoming.TryDequeue(out var b))
+        {
+            var r = runtime.RentRequest(this, b.UserToken, b.Operation, b.Sector);
+            if (!IsOpen) { b.Status = BlkifStatus.Error; Done(b); runtime.ReturnUnsubmitted(r); continue; }
+            var status = Check(b);
+            r.TransportObject = b;
+            if (status != BlkifStatus.Okay) { runtime.Reject(r, status); continue; }
+            if (b.Operation == BlkifOperation.Discard) TapRuntime.SetDiscard(r, b.DiscardSectors, 0);
+            else
+            {
+                TapRuntime.SetForceUnitAccess(r, b.ForceUnitAccess);
+                // Segments of at most one page, like a ring request's, so hooks see the same shapes.
+                for (int at = 0; at < b.Length; at += BlkifConstants.PageSize)
+                    TapRuntime.AddSegment(r, b.Data + at, Math.Min(BlkifConstants.PageSize, b.Length - at));
+            }
+            runtime.Submit(r);
+        }
+    }
+
+    private BlkifStatus Check(BufferRequest b)
+    {
+        switch (b.Operation)
+        {
+            case BlkifOperation.Read:
+            case BlkifOperation.Write:
+            case BlkifOperation.WriteBarrier:
+            case BlkifOperation.FlushDiskCache:
+                if (b.Length < 0 || b.Length % BlkifConstants.SectorSize != 0 || (b.Length > 0 && b.Data == 0)) return BlkifStatus.Error;
+                if (b.Length == 0 && b.Operation is BlkifOperation.Read or BlkifOperation.Write) return BlkifStatus.Error;
+                if (ReadOnly && b.Operation != BlkifOperation.Read) return BlkifStatus.Error;
+                if (b.Operation == BlkifOperation.FlushDiskCache && !SupportsFlush) return BlkifStatus.NotSupported;
+                return BlkifValidation.InRange(b.Sector, (ulong)b.Length / BlkifConstants.SectorSize, Sectors) ? BlkifStatus.Okay : BlkifStatus.Error;
+            case BlkifOperation.Discard:
+                if (!SupportsDiscard) return BlkifStatus.NotSupported;
+                if (ReadOnly) return BlkifStatus.Error;
+                return BlkifValidation.InRange(b.Sector, b.DiscardSectors, Sectors) ? BlkifStatus.Okay : BlkifStatus.Error;
+            default:
+                return BlkifStatus.NotSupported;
+        }
+    }
+
+    /// <inheritdoc/>
+    protected internal override void Complete(TapRequest request)
+    {
+        if (request.TransportObject is not BufferRequest b) return;
+        request.TransportObject = null;
+        b.Status = request.Status;
+        Done(b);
+    }
+
+    private void Done(BufferRequest b)
+    {
+        Interlocked.Decrement(ref _outstanding);
+        try { b.Completed?.Invoke(b); }
+        catch (Exception ex) { Runtime.Report(TapDiagnosticLevel.Error, this, "completion callback threw", ex); }
+    }
+
+    /// <inheritdoc/>
+    protected internal override void OnClosed(string? reason)
+    {
+        while (_incoming.TryDequeue(out var b)) { b.Status = BlkifStatus.Error; Done(b); }
+    }
+}
