@@ -1,3 +1,0 @@
-namespace BlkTap.Examples;
-/// <summary>Marks the BlkTap.Examples assembly.</summary>
-public static class BlkTapExamplesAssemblyMarker { }

@@ -1,0 +1,93 @@
+namespace BlkTap.Examples;
+
+/// <summary>
+/// <c>img</c>: terminates on a raw image file or block device (the seed's blkimg). One image per
+/// session: the image identifier given at attach (xenstore <c>params</c>) if the session has one and
+/// no <c>path</c> is set, otherwise <c>path</c>. Capacity is the file's size.
+/// </summary>
+public sealed class ImgTapFactory : ITapFactory
+{
+    /// <inheritdoc/>
+    public string Name => "img";
+    /// <inheritdoc/>
+    public string Description => "raw image file or block device (the seed's blkimg)";
+    /// <inheritdoc/>
+    public bool IsTerminator => true;
+    /// <inheritdoc/>
+    public IReadOnlyList<TapOptionInfo> Options { get; } =
+    [
+        new("path", "image file; without it each session's image identifier (params) is the path"),
+        new("readonly", "answer writes with ERROR (default false)"),
+    ];
+
+    /// <inheritdoc/>
+    public ITap Create(TapSpec spec, TapContext context)
+    {
+        var path = spec.Get("path");
+        if (path != null && !File.Exists(path)) throw new ChainSpecException($"tap 'img': image file '{path}' does not exist");
+        return new ImgTap(path, spec.GetBool("readonly", false));
+    }
+}
+
+/// <summary>The <c>img</c> tap. Loop thread only; I/O is synchronous positional I/O on the loop (see <c>aio</c> for the asynchronous one).</summary>
+public sealed class ImgTap : TapBase, IRequestHook, IControlHook
+{
+    private readonly string? _path;
+    private readonly bool _readOnly;
+    private readonly BlockDeviceHook _hook;
+    private readonly Dictionary<string, (FileBlockDevice Device, int Users)> _open = new(StringComparer.Ordinal);
+
+    /// <summary>Creates the tap.</summary>
+    public ImgTap(string? path, bool readOnly) : base("img")
+    {
+        _path = path;
+        _readOnly = readOnly;
+        _hook = new BlockDeviceHook(Open);
+    }
+
+    private FileBlockDevice? Open(TapSession session)
+    {
+        var path = _path ?? session.ImageId;
+        if (string.IsNullOrEmpty(path))
+        {
+            session.Runtime.Report(TapDiagnosticLevel.Error, session, "img: no path option and no image identifier: the disk has no image");
+            return null;
+        }
+        if (_open.TryGetValue(path, out var e)) { _open[path] = (e.Device, e.Users + 1); return e.Device; }
+        try
+        {
+            var d = new FileBlockDevice(path, _readOnly);
+            _open[path] = (d, 1);
+            return d;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            session.Runtime.Report(TapDiagnosticLevel.Error, session, $"img: cannot open image '{path}': {ex.Message}");
+            return null;
+        }
+    }
+
+    /// <inheritdoc/>
+    public HookResult OnRequest(TapRequest request) => _hook.OnRequest(request);
+
+    /// <inheritdoc/>
+    public void OnControl(ControlEvent controlEvent)
+    {
+        FileBlockDevice? device = null;
+        if (controlEvent.Kind == ControlEventKind.Disconnect && controlEvent.Session.Items.TryGetValue(_hook, out var d)) device = (FileBlockDevice)d;
+        _hook.OnControl(controlEvent);
+        if (device != null && _open.TryGetValue(device.Path, out var e))
+        {
+            if (e.Users <= 1) { _open.Remove(device.Path); device.Flush(); device.Dispose(); }
+            else _open[device.Path] = (e.Device, e.Users - 1);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override void Dispose()
+    {
+        foreach (var e in _open.Values) { e.Device.Flush(); e.Device.Dispose(); }
+        _open.Clear();
+        base.Dispose();
+    }
+}

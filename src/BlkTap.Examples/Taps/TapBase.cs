@@ -1,0 +1,20 @@
+namespace BlkTap.Examples;
+
+/// <summary>A convenient <see cref="ITap"/> whose hooks are the object itself where it implements them.</summary>
+public abstract class TapBase : ITap
+{
+    /// <summary>Creates a tap named <paramref name="name"/>.</summary>
+    protected TapBase(string name) => Name = name;
+
+    /// <inheritdoc/>
+    public string Name { get; }
+    /// <inheritdoc/>
+    public virtual IRequestHook? RequestHook => this as IRequestHook;
+    /// <inheritdoc/>
+    public virtual IResponseHook? ResponseHook => this as IResponseHook;
+    /// <inheritdoc/>
+    public virtual IControlHook? ControlHook => this as IControlHook;
+
+    /// <inheritdoc/>
+    public virtual void Dispose() => GC.SuppressFinalize(this);
+}

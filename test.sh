@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs every test. On a fresh machine it first installs the real peers the tests use
+# (nbdkit, qemu-utils, libnbd-bin, fio, nbd-server, libxen-dev, gcc, gcc-multilib) with apt-get.
+# Prints a closing line "N passed, N failed[, N skipped]" and the line coverage measured by coverlet.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PEER_PACKAGES=(nbdkit qemu-utils libnbd-bin fio nbd-server libxen-dev gcc gcc-multilib libc6-dev python3)
+missing=()
+for p in "${PEER_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: installing test peers: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+export BLKTAP_REQUIRE_PEERS="${BLKTAP_REQUIRE_PEERS:-${CI:+1}}"
+
+dotnet build BlkTapSim.sln -c Release -nologo -v quiet
+set +e
+dotnet test tests/BlkTap.Tests/BlkTap.Tests.csproj -c Release --no-build -nologo \
+  --logger "trx;LogFileName=results.trx" --logger "console;verbosity=normal" \
+  --results-directory "$results" --collect:"XPlat Code Coverage" "$@"
+status=$?
+set -e
+
+trx=$(find "$results" -name '*.trx' | head -1)
+if [ -n "$trx" ]; then
+  read -r passed failed skipped total < <(python3 - "$trx" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+c = next(e for e in root.iter() if e.tag.endswith('Counters'))
+total = int(c.get('total', 0)); passed = int(c.get('passed', 0)); failed = int(c.get('failed', 0)) + int(c.get('error', 0)) + int(c.get('timeout', 0)) + int(c.get('aborted', 0))
+print(passed, failed, total - passed - failed, total)
+PY
+)
+else
+  passed=0; failed=0; skipped=0; total=0
+fi
+cov=$(find "$results" -name 'coverage.cobertura.xml' | head -1)
+if [ -n "$cov" ]; then
+  python3 - "$cov" <<'PY'
+import sys, xml.etree.ElementTree as ET
+r = ET.parse(sys.argv[1]).getroot()
+print(f"line coverage: {float(r.get('line-rate', 0))*100:.1f}% ({r.get('lines-covered')}/{r.get('lines-valid')} lines, coverlet)")
+PY
+fi
+if [ "$total" -eq 0 ]; then echo "test.sh: no test ran"; status=1; fi
+if [ "$skipped" -gt 0 ]; then echo "$passed passed, $failed failed, $skipped skipped"; else echo "$passed passed, $failed failed"; fi
+exit $status
