@@ -18,6 +18,8 @@ internal static class CProbe
         #include <stdio.h>
         #include <stdbool.h>
         #include <errno.h>
+        #include <stdlib.h>
+        #include <unistd.h>
         #include <fcntl.h>
         #include <poll.h>
         #include <sys/mman.h>
