@@ -1,0 +1,151 @@
+using BlkTap.Xen.Internal;
+using BlkTap.Xen.Interop;
+
+namespace BlkTap.Xen;
+
+/// <summary>
+/// A bound interdomain event channel through libxenevtchn (<c>/dev/xen/evtchn</c>). A dedicated poll thread waits
+/// for the port, reads it with xenevtchn_pending, unmasks it, then runs the handler.
+/// </summary>
+/// <remarks>
+/// Threading: <see cref="Notify"/>, <see cref="SetHandler"/> and <see cref="Dispose"/> may be called from any
+/// thread. The handler runs on the channel's poll thread, one call at a time; it must not block. An exception
+/// thrown by the handler is caught (it never kills the poll thread) and kept in <see cref="LastHandlerException"/>.
+/// The port is unmasked before the handler runs, so a notification that arrives while it runs is delivered again.
+/// </remarks>
+public sealed class XenEventChannel : IEventChannel
+{
+    private readonly SafeEvtchnHandle _handle;
+    private readonly WakePipe _wake;
+    private readonly Thread _thread;
+    private Action? _handler;
+    private volatile bool _stopping;
+    private int _disposed;
+
+    private XenEventChannel(SafeEvtchnHandle handle, uint localPort, ushort remoteDomain, uint remotePort)
+    {
+        _handle = handle;
+        LocalPort = localPort;
+        RemoteDomain = remoteDomain;
+        RemotePort = remotePort;
+        _wake = new WakePipe();
+        _thread = new Thread(PollLoop) { IsBackground = true, Name = $"xen-evtchn-{localPort}" };
+        _thread.Start();
+    }
+
+    /// <summary>
+    /// Binds a local port to <paramref name="remotePort"/> of domain <paramref name="remoteDomain"/> (the port the
+    /// frontend allocated and published in xenstore as <c>event-channel</c>).
+    /// </summary>
+    /// <exception cref="XenNotAvailableException">/dev/xen/evtchn or libxenevtchn.so.1 is missing.</exception>
+    /// <exception cref="XenInteropException">xenevtchn_open or xenevtchn_bind_interdomain failed.</exception>
+    public static XenEventChannel BindInterdomain(ushort remoteDomain, uint remotePort)
+    {
+        XenPlatform.RequireDevice(EvtchnIoctls.DevicePath, "xen-evtchn");
+        XenPlatform.RequireLibrary(Libraries.XenEvtchn, "libxenevtchn1");
+        var handle = EvtchnLib.Open(0, 0);
+        if (handle.IsInvalid)
+        {
+            var ex = Errno.Exception("xenevtchn_open");
+            handle.Dispose();
+            throw ex;
+        }
+        int port = EvtchnLib.BindInterdomain(handle, remoteDomain, remotePort);
+        if (port < 0)
+        {
+            var ex = Errno.Exception("xenevtchn_bind_interdomain", $"domain {remoteDomain} port {remotePort}");
+            handle.Dispose();
+            throw ex;
+        }
+        return new XenEventChannel(handle, (uint)port, remoteDomain, remotePort);
+    }
+
+    /// <inheritdoc />
+    public uint LocalPort { get; }
+
+    /// <summary>The peer domain.</summary>
+    public ushort RemoteDomain { get; }
+
+    /// <summary>The peer's port.</summary>
+    public uint RemotePort { get; }
+
+    /// <summary>The last exception the handler threw, or null.</summary>
+    public Exception? LastHandlerException { get; private set; }
+
+    /// <summary>The error that stopped the poll thread early (a failed poll or xenevtchn_pending), or null.</summary>
+    public XenInteropException? PollFailure { get; private set; }
+
+    /// <inheritdoc />
+    /// <exception cref="ObjectDisposedException">The channel was disposed.</exception>
+    /// <exception cref="XenInteropException">xenevtchn_notify failed (the port was closed by Xen).</exception>
+    public void Notify()
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (EvtchnLib.Notify(_handle, LocalPort) != 0)
+            throw Errno.Exception("xenevtchn_notify", $"port {LocalPort}");
+    }
+
+    /// <inheritdoc />
+    public void SetHandler(Action? onEvent) => Volatile.Write(ref _handler, onEvent);
+
+    /// <summary>Stops the poll thread, unbinds the port and closes the handle. Idempotent.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _stopping = true;
+        _wake.Signal();
+        if (Thread.CurrentThread != _thread) _thread.Join();
+        EvtchnLib.Unbind(_handle, LocalPort);
+        _handle.Dispose();
+        _wake.Dispose();
+    }
+
+    private void PollLoop()
+    {
+        bool addedHandle = false, addedWake = false;
+        _handle.DangerousAddRef(ref addedHandle);
+        _wake.ReadEnd.DangerousAddRef(ref addedWake);
+        try
+        {
+            int evtFd = EvtchnLib.Fd(_handle);
+            Span<PollFd> fds = stackalloc PollFd[2];
+            while (!_stopping)
+            {
+                fds[0] = new PollFd { Fd = evtFd, Events = Libc.POLLIN };
+                fds[1] = new PollFd { Fd = _wake.ReadEnd.Fd, Events = Libc.POLLIN };
+                if (Libc.Poll(fds, -1) < 0) { PollFailure = Errno.Exception("poll", "/dev/xen/evtchn"); return; }
+                if (fds[1].Revents != 0 || _stopping) return;
+                if ((fds[0].Revents & Libc.POLLIN) != 0)
+                {
+                    int port = EvtchnLib.Pending(_handle);
+                    if (port < 0)
+                    {
+                        if (Errno.Last == Errno.EAGAIN) continue;
+                        PollFailure = Errno.Exception("xenevtchn_pending", $"port {LocalPort}");
+                        return;
+                    }
+                    // NOTE: a port read from /dev/xen/evtchn stays masked until unmasked (xenevtchn.h
+                    // "xenevtchn_pending ... xenevtchn_unmask"); unmask before the handler so none is lost.
+                    EvtchnLib.Unmask(_handle, (uint)port);
+                    if ((uint)port == LocalPort) RunHandler();
+                }
+                else if ((fds[0].Revents & (Libc.POLLERR | Libc.POLLHUP | Libc.POLLNVAL)) != 0)
+                {
+                    PollFailure = new XenInteropException("poll", Errno.EIO, "/dev/xen/evtchn reported an error condition");
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            if (addedWake) _wake.ReadEnd.DangerousRelease();
+            if (addedHandle) _handle.DangerousRelease();
+        }
+    }
+
+    private void RunHandler()
+    {
+        try { Volatile.Read(ref _handler)?.Invoke(); }
+        catch (Exception ex) { LastHandlerException = ex; }
+    }
+}
