@@ -88,8 +88,6 @@ int main(void)
     OFF(blkif_sring, req_event);
     OFF(blkif_sring, rsp_prod);
     OFF(blkif_sring, rsp_event);
-    OFF(blkif_sring, pvt);
-    OFF(blkif_sring, __pad);
     OFF(blkif_sring, ring);
 
     /* NOTE: ring.h __CONST_RING_SIZE and __RING_SIZE (the form FRONT_RING_INIT uses) for rings of
