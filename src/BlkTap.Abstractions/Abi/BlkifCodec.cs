@@ -56,7 +56,16 @@ public static class BlkifCodec
     public static void EncodeRequest(in BlkifRequest request, BlkifLayout layout, Span<byte> destination)
     {
         if (destination.Length < layout.RequestSize)
-            throw new ArgumentException($"a {layout.Protocol} request needs {layout.RequestSize} bytes", nameof(destination));
+            throw new ArgumentException($"a {layout.Protocol} request needs {layout.RequestSize} bytes, got {destination.Length}", nameof(destination));
+        // NOTE: blkif.h: nr_segments is a uint8_t in blkif_request, a uint16_t in blkif_request_indirect
+        // (discard has none). A count that does not fit is refused, never silently truncated.
+        if (request.Operation == BlkifOperation.Indirect)
+        {
+            if ((uint)request.SegmentCount > ushort.MaxValue)
+                throw new ArgumentOutOfRangeException(nameof(request), request.SegmentCount, "an indirect request carries 0..65535 segments (nr_segments is a u16)");
+        }
+        else if (request.Operation != BlkifOperation.Discard && (uint)request.SegmentCount > byte.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(request), request.SegmentCount, "a segment-form request carries 0..255 segments (nr_segments is a u8)");
         destination[..layout.RequestSize].Clear();
         destination[BlkifLayout.Operation] = (byte)request.Operation;
         BinaryPrimitives.WriteUInt16LittleEndian(destination[BlkifLayout.Handle..], request.Handle);
@@ -89,12 +98,18 @@ public static class BlkifCodec
     }
 
     /// <summary>Decodes one 8-byte segment descriptor (inline or from an indirect page).</summary>
-    public static BlkifSegment DecodeSegment(ReadOnlySpan<byte> source) =>
-        new(BinaryPrimitives.ReadUInt32LittleEndian(source), source[4], source[5]);
+    public static BlkifSegment DecodeSegment(ReadOnlySpan<byte> source)
+    {
+        if (source.Length < BlkifSegment.Size)
+            throw new ArgumentException($"a segment descriptor needs {BlkifSegment.Size} bytes, got {source.Length}", nameof(source));
+        return new(BinaryPrimitives.ReadUInt32LittleEndian(source), source[4], source[5]);
+    }
 
     /// <summary>Encodes one 8-byte segment descriptor (padding bytes zeroed).</summary>
     public static void EncodeSegment(BlkifSegment segment, Span<byte> destination)
     {
+        if (destination.Length < BlkifSegment.Size)
+            throw new ArgumentException($"a segment descriptor needs {BlkifSegment.Size} bytes, got {destination.Length}", nameof(destination));
         BinaryPrimitives.WriteUInt32LittleEndian(destination, segment.GrantRef);
         destination[4] = segment.FirstSector;
         destination[5] = segment.LastSector;
@@ -105,6 +120,8 @@ public static class BlkifCodec
     /// <summary>Encodes a response into a ring slot. Writes <c>layout.ResponseSize</c> bytes.</summary>
     public static void EncodeResponse(in BlkifResponse response, BlkifLayout layout, Span<byte> destination)
     {
+        if (destination.Length < layout.ResponseSize)
+            throw new ArgumentException($"a {layout.Protocol} response needs {layout.ResponseSize} bytes, got {destination.Length}", nameof(destination));
         destination[..layout.ResponseSize].Clear();
         BinaryPrimitives.WriteUInt64LittleEndian(destination[layout.ResponseId..], response.Id);
         destination[layout.ResponseOperation] = (byte)response.Operation;
@@ -112,8 +129,12 @@ public static class BlkifCodec
     }
 
     /// <summary>Decodes a response from a ring slot.</summary>
-    public static BlkifResponse DecodeResponse(ReadOnlySpan<byte> source, BlkifLayout layout) =>
-        new(BinaryPrimitives.ReadUInt64LittleEndian(source[layout.ResponseId..]),
+    public static BlkifResponse DecodeResponse(ReadOnlySpan<byte> source, BlkifLayout layout)
+    {
+        if (source.Length < layout.ResponseSize)
+            throw new ArgumentException($"a {layout.Protocol} response needs {layout.ResponseSize} bytes, got {source.Length}", nameof(source));
+        return new(BinaryPrimitives.ReadUInt64LittleEndian(source[layout.ResponseId..]),
             (BlkifOperation)source[layout.ResponseOperation],
             (BlkifStatus)BinaryPrimitives.ReadInt16LittleEndian(source[layout.ResponseStatus..]));
+    }
 }

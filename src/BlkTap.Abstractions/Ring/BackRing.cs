@@ -16,10 +16,22 @@ public sealed class BackRing
 
     /// <summary>Creates a view of the ring at <paramref name="address"/> (BACK_RING_INIT).</summary>
     public BackRing(nint address, int length, BlkifLayout layout)
+        : this(address, length, layout, 0)
+    {
+    }
+
+    /// <summary>
+    /// BACK_RING_ATTACH: a view whose private indices (req_cons, rsp_prod_pvt) start at
+    /// <paramref name="index"/> instead of 0, for a ring already in use (tests start near 2^32 to
+    /// exercise index wrap-around).
+    /// </summary>
+    internal BackRing(nint address, int length, BlkifLayout layout, uint index)
     {
         _shared = new SharedRingMemory(address, length);
         Layout = layout;
         Size = SharedRingLayout.EntryCount(length, layout.RingEntrySize);
+        RequestConsumer = index;
+        ResponseProducerPrivate = index;
     }
 
     /// <summary>The ABI of this ring.</summary>
@@ -38,14 +50,21 @@ public sealed class BackRing
     public uint Outstanding => unchecked(RequestConsumer - ResponseProducerPrivate);
 
     /// <summary>
-    /// Requests published and not consumed, or -1 when req_prod claims more requests than the ring
-    /// holds (RING_REQUEST_PROD_OVERFLOW: req_prod - rsp_prod_pvt &gt; size), a protocol error.
+    /// Requests published and not consumed, or -1 on a protocol error: req_prod claims more requests
+    /// than the ring holds (RING_REQUEST_PROD_OVERFLOW: req_prod - rsp_prod_pvt &gt; size), or req_prod
+    /// moved back behind req_cons. A non-negative result never exceeds the free slots
+    /// (size - <see cref="Outstanding"/>), so consuming that many never overwrites an unanswered slot.
     /// </summary>
     public long UnconsumedRequests()
     {
         uint prod = _shared.ReqProd; // acquire load: entries are read after the index (xen_rmb)
         if (unchecked(prod - ResponseProducerPrivate) > Size) return -1;
-        return unchecked(prod - RequestConsumer);
+        // NOTE: ring.h XEN_RING_NR_UNCONSUMED_REQUESTS clamps req_prod - req_cons to
+        // size - (req_cons - rsp_prod_pvt); a req_prod behind req_cons would otherwise read as ~2^32
+        // requests. Here that rewind is reported as the protocol error it is.
+        uint unconsumed = unchecked(prod - RequestConsumer);
+        if (unconsumed > Size - Outstanding) return -1;
+        return unconsumed;
     }
 
     /// <summary>
@@ -54,6 +73,9 @@ public sealed class BackRing
     /// </summary>
     public void TakeRequest(out BlkifRequest request)
     {
+        // NOTE: ring.h RING_REQUEST_CONS_OVERFLOW: consuming a slot whose response is still owed would
+        // let the next response overwrite an unread request.
+        if (Outstanding >= Size) throw new InvalidOperationException($"all {Size} ring slots hold unanswered requests; answer one before taking another");
         BlkifCodec.DecodeRequest(_shared.Entry(RequestConsumer, Size, Layout.RingEntrySize), Layout, out request);
         RequestConsumer++;
     }

@@ -19,11 +19,23 @@ public sealed class FrontRing
     /// <param name="layout">The ABI, which fixes the entry size.</param>
     /// <param name="initialiseShared">Whether to run SHARED_RING_INIT on the memory first.</param>
     public FrontRing(nint address, int length, BlkifLayout layout, bool initialiseShared)
+        : this(address, length, layout, 0)
+    {
+        if (initialiseShared) _shared.Initialise();
+    }
+
+    /// <summary>
+    /// FRONT_RING_ATTACH: a view whose private indices (req_prod_pvt, rsp_cons) start at
+    /// <paramref name="index"/> instead of 0, for a ring already in use (tests start near 2^32 to
+    /// exercise index wrap-around). The shared header is not touched.
+    /// </summary>
+    internal FrontRing(nint address, int length, BlkifLayout layout, uint index)
     {
         _shared = new SharedRingMemory(address, length);
         Layout = layout;
         Size = SharedRingLayout.EntryCount(length, layout.RingEntrySize);
-        if (initialiseShared) _shared.Initialise();
+        RequestProducerPrivate = index;
+        ResponseConsumer = index;
     }
 
     /// <summary>The ABI of this ring.</summary>
@@ -89,6 +101,7 @@ public sealed class FrontRing
     /// <summary>Decodes the next response and advances rsp_cons. Call only when one is unconsumed.</summary>
     public BlkifResponse TakeResponse()
     {
+        if (ResponseConsumer == RequestProducerPrivate) throw new InvalidOperationException("no outstanding request: there is no response to take");
         var r = BlkifCodec.DecodeResponse(_shared.Entry(ResponseConsumer, Size, Layout.RingEntrySize), Layout);
         ResponseConsumer++;
         return r;
