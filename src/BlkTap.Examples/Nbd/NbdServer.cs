@@ -1,0 +1,135 @@
+using System.Net;
+using System.Net.Sockets;
+using BlkTap.Examples.Nbd.Internal;
+
+namespace BlkTap.Examples.Nbd;
+
+/// <summary>
+/// An NBD server (fixed newstyle, simple replies only). Listens on a Unix socket or TCP; serves every accepted
+/// client concurrently, each with many requests in flight and out-of-order replies; dispatches to the
+/// <see cref="INbdExportBackend"/> that the <see cref="INbdExportProvider"/> opens per connection.
+/// A misbehaving client (garbage handshake, garbage request magic, oversized write) is disconnected alone.
+/// <para>Threading: all public members are thread-safe. Start listening once, then <see cref="StopAsync"/>.</para>
+/// </summary>
+public sealed class NbdServer : IAsyncDisposable
+{
+    private readonly INbdExportProvider _provider;
+    private readonly NbdServerOptions _options;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Lock _lock = new();
+    private readonly HashSet<Task> _connections = [];
+    private Socket? _listener;
+    private Task? _acceptLoop;
+    private string? _unixPath;
+    private long _nextId;
+
+    /// <summary>Creates a server over a provider.</summary>
+    public NbdServer(INbdExportProvider provider, NbdServerOptions? options = null)
+    {
+        _provider = provider ?? throw new ArgumentNullException(nameof(provider));
+        _options = options ?? new NbdServerOptions();
+        if (_options.MaxInFlightPerConnection < 1) throw new ArgumentOutOfRangeException(nameof(options), "MaxInFlightPerConnection must be at least 1");
+    }
+
+    /// <summary>Creates a server exporting one backend under any export name.</summary>
+    public NbdServer(INbdExportBackend backend, NbdServerOptions? options = null)
+        : this(new NbdSingleExportProvider(backend), options) { }
+
+    /// <summary>The bound endpoint (for TCP with port 0, the chosen port), or null before listening.</summary>
+    public EndPoint? LocalEndPoint => _listener?.LocalEndPoint;
+
+    /// <summary>Connections currently open.</summary>
+    public int ActiveConnections { get { lock (_lock) return _connections.Count; } }
+
+    /// <summary>Listens on a Unix socket at <paramref name="path"/> (an existing socket file there is replaced).</summary>
+    public void ListenUnix(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (File.Exists(path)) File.Delete(path);
+        var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        Start(s, new UnixDomainSocketEndPoint(path));
+        _unixPath = path;
+    }
+
+    /// <summary>Listens on TCP <paramref name="port"/> (0: any free port, see <see cref="LocalEndPoint"/>) at <paramref name="bind"/> (default loopback).</summary>
+    public IPEndPoint ListenTcp(int port, IPAddress? bind = null)
+    {
+        if (port is < 0 or > 65535) throw new ArgumentOutOfRangeException(nameof(port), port, "TCP port must be 0..65535");
+        bind ??= IPAddress.Loopback;
+        var s = new Socket(bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        s.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        Start(s, new IPEndPoint(bind, port));
+        return (IPEndPoint)s.LocalEndPoint!;
+    }
+
+    private void Start(Socket socket, EndPoint ep)
+    {
+        lock (_lock)
+        {
+            if (_listener != null) { socket.Dispose(); throw new InvalidOperationException("the NBD server is already listening"); }
+            try { socket.Bind(ep); socket.Listen(64); }
+            catch { socket.Dispose(); throw; }
+            _listener = socket;
+        }
+        _acceptLoop = Task.Run(AcceptLoopAsync);
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        var listener = _listener!;
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket client;
+            try { client = await listener.AcceptAsync(_stop.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) { break; }
+            catch (ObjectDisposedException) { break; }
+            catch (SocketException e)
+            {
+                _options.Log?.Invoke($"nbd server: accept failed: {e.SocketErrorCode}");
+                if (_stop.IsCancellationRequested) break;
+                await Task.Delay(10).ConfigureAwait(false);
+                continue;
+            }
+            if (client.AddressFamily != AddressFamily.Unix) client.NoDelay = true;
+            long id = Interlocked.Increment(ref _nextId);
+            var conn = new NbdServerConnection(client, id, _provider, _options, _stop.Token);
+            lock (_lock)
+            {
+                Task t = null!;
+                t = Task.Run(async () =>
+                {
+                    await conn.RunAsync().ConfigureAwait(false);
+                    lock (_lock) _connections.Remove(t);
+                });
+                _connections.Add(t);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Stops accepting, stops reading new requests, lets in-flight requests finish and be answered, flushes each
+    /// connection's backend, closes every connection, and removes the Unix socket file. Idempotent.
+    /// </summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        Socket? listener;
+        lock (_lock) listener = _listener;
+        if (!_stop.IsCancellationRequested) _stop.Cancel();
+        listener?.Dispose();
+        if (_acceptLoop != null)
+        {
+            try { await _acceptLoop.WaitAsync(cancellationToken).ConfigureAwait(false); } catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested) { }
+        }
+        Task[] open;
+        lock (_lock) open = [.. _connections];
+        await Task.WhenAll(open).WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (_unixPath != null) { try { File.Delete(_unixPath); } catch (IOException) { } }
+    }
+
+    /// <summary>Same as <see cref="StopAsync"/>.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync().ConfigureAwait(false);
+        _stop.Dispose();
+    }
+}
