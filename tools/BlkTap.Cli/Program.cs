@@ -1,1 +1,3 @@
-return 0;
+using BlkTap.Cli;
+
+return CliApp.Run(args);

@@ -119,6 +119,8 @@ public sealed class XenbusBlockBackend : IDisposable
             Session = new RingSession($"dom{feDomid}/{path[(path.LastIndexOf('/') + 1)..]}", feDomid, imageId, owner._mapper);
             Runtime.AttachSession(Session);
             if (!Session.IsOpen) { Fail("a control hook refused the attach"); return; }
+            // NOTE: the toolstack's 'mode' node ("r" or "w") makes a disk read-only whatever the image allows.
+            if (Store.Read($"{path}/mode") == "r") Session.ReadOnly = true;
             if (Session.Sectors == 0)
                 Runtime.Report(TapDiagnosticLevel.Warning, Session, "no hook set the disk size at attach; the frontend sees a 0-sector disk");
             Store.Write($"{path}/max-ring-page-order", owner._options.MaxRingPageOrder.ToString(CultureInfo.InvariantCulture));

@@ -1,0 +1,206 @@
+namespace BlkTap.Emulator;
+
+/// <summary>Settings of a <see cref="VerifiedWorkload"/>.</summary>
+public sealed class WorkloadOptions
+{
+    /// <summary>Operations per frontend.</summary>
+    public int OperationsPerFrontend { get; set; } = 500;
+    /// <summary>Operations in flight per frontend.</summary>
+    public int QueueDepth { get; set; } = 8;
+    /// <summary>Largest request in 512-byte sectors.</summary>
+    public int MaxSectors { get; set; } = 64;
+    /// <summary>Percentage of operations that are writes (the rest mostly reads).</summary>
+    public int WritePercent { get; set; } = 45;
+    /// <summary>Percentage of operations that are flushes.</summary>
+    public int FlushPercent { get; set; } = 3;
+    /// <summary>Percentage of operations that are discards (when the disk offers them).</summary>
+    public int DiscardPercent { get; set; } = 2;
+    /// <summary>Seed of the operation mix.</summary>
+    public int Seed { get; set; } = 1;
+    /// <summary>
+    /// Whether all frontends share one disk (each then works in its own slice, so the model stays
+    /// exact) or each has its own.
+    /// </summary>
+    public bool SharedDisk { get; set; } = true;
+    /// <summary>Called after each completed operation (progress), from any thread.</summary>
+    public Action? Progress { get; set; }
+}
+
+/// <summary>What one frontend's workload did.</summary>
+public sealed class FrontendResult
+{
+    /// <summary>The frontend's name.</summary>
+    public required string Name { get; init; }
+    /// <summary>Operations completed.</summary>
+    public long Operations;
+    /// <summary>Reads, writes, flushes, discards completed.</summary>
+    public long Reads, Writes, Flushes, Discards;
+    /// <summary>Bytes read and written.</summary>
+    public long BytesRead, BytesWritten;
+    /// <summary>Operations answered with a status other than OKAY (where OKAY was expected).</summary>
+    public long Errors;
+    /// <summary>Reads whose data differed from the model.</summary>
+    public long Mismatches;
+    /// <summary>The first problems seen, for the report.</summary>
+    public List<string> Problems { get; } = new();
+}
+
+/// <summary>
+/// A random read/write/flush/discard workload from every frontend, checked against a byte-array model
+/// of the disk: every read must return exactly what the model says. In-flight operations of one
+/// frontend never overlap, so the model is exact under any completion order.
+/// </summary>
+/// <remarks>Threading: <see cref="RunAsync"/> is called once; with a deterministic rig it runs on the scheduler.</remarks>
+public sealed class VerifiedWorkload(WorkloadOptions options)
+{
+    /// <summary>Runs the workload on every frontend of <paramref name="rig"/> and returns per-frontend results.</summary>
+    public async Task<IReadOnlyList<FrontendResult>> RunAsync(EmulatorRig rig)
+    {
+        var fronts = rig.Frontends;
+        var results = fronts.Select(f => new FrontendResult { Name = $"dom{f.Domain.Id}" }).ToArray();
+        await rig.Execute(async () =>
+        {
+            var tasks = new List<Task>();
+            for (int i = 0; i < fronts.Count; i++)
+            {
+                ulong sectors = fronts[i].Sectors;
+                ulong start = 0, length = sectors;
+                if (options.SharedDisk)
+                {
+                    length = sectors / (ulong)fronts.Count;
+                    start = length * (ulong)i;
+                }
+                tasks.Add(RunOne(fronts[i], start, length, results[i], options.Seed * 31 + i));
+            }
+            await Task.WhenAll(tasks);
+        });
+        return results;
+    }
+
+    private async Task RunOne(BlkFront front, ulong start, ulong length, FrontendResult result, int seed)
+    {
+        var rng = new Random(seed);
+        if (length == 0) { result.Problems.Add("the disk slice is empty"); return; }
+        var model = new byte[checked((int)Math.Min(length, 1UL << 22) * BlkifConstants.SectorSize)];
+        length = (ulong)model.Length / BlkifConstants.SectorSize;
+        // The slice starts with unknown content (another run may have written it): read it first.
+        var initial = await ReadInto(front, start, model.AsMemory(), result);
+        if (!initial) return;
+        var inflight = new List<(ulong Start, ulong Count, Task Task)>();
+        for (int n = 0; n < options.OperationsPerFrontend; n++)
+        {
+            int roll = rng.Next(100);
+            ulong count = (ulong)rng.Next(1, Math.Min(options.MaxSectors, (int)Math.Min(length, int.MaxValue)) + 1);
+            ulong at = (ulong)(rng.NextInt64((long)(length - count + 1)));
+            if (roll < options.FlushPercent)
+            {
+                count = 0;
+                at = 0;
+            }
+            // Wait for every in-flight operation that overlaps (a flush overlaps nothing).
+            foreach (var f in inflight.Where(f => count > 0 && at < f.Start + f.Count && f.Start < at + count).ToList())
+                await f.Task;
+            inflight.RemoveAll(f => f.Task.IsCompleted);
+            while (inflight.Count >= options.QueueDepth)
+            {
+                await Task.WhenAny(inflight.Select(f => f.Task));
+                inflight.RemoveAll(f => f.Task.IsCompleted);
+            }
+            Task op;
+            if (roll < options.FlushPercent) op = Flush(front, result);
+            else if (roll < options.FlushPercent + options.DiscardPercent && front.SupportsDiscard) op = Discard(front, start, at, count, model, result);
+            else if (roll < options.FlushPercent + options.DiscardPercent + options.WritePercent) op = Write(front, start, at, count, model, rng, result);
+            else op = Read(front, start, at, count, model, result);
+            inflight.Add((at, count, op));
+        }
+        await Task.WhenAll(inflight.Select(f => f.Task));
+    }
+
+    private static async Task<bool> ReadInto(BlkFront front, ulong start, Memory<byte> into, FrontendResult result)
+    {
+        const int chunk = 256 * 1024;
+        for (int at = 0; at < into.Length; at += chunk)
+        {
+            var part = into.Slice(at, Math.Min(chunk, into.Length - at));
+            var s = await front.ReadAsync(start + (ulong)(at / BlkifConstants.SectorSize), part);
+            if (s != BlkifStatus.Okay) { Problem(result, $"initial read at sector {start + (ulong)(at / 512)} failed: {s}"); result.Errors++; return false; }
+        }
+        return true;
+    }
+
+    private async Task Read(BlkFront front, ulong start, ulong at, ulong count, byte[] model, FrontendResult result)
+    {
+        var buffer = new byte[(int)count * BlkifConstants.SectorSize];
+        var s = await front.ReadAsync(start + at, buffer);
+        lock (result)
+        {
+            result.Operations++;
+            if (s != BlkifStatus.Okay) { result.Errors++; Problem(result, $"read sector {start + at}+{count}: {s}"); }
+            else
+            {
+                result.Reads++;
+                result.BytesRead += buffer.Length;
+                var expected = model.AsSpan((int)at * BlkifConstants.SectorSize, buffer.Length);
+                if (!expected.SequenceEqual(buffer))
+                {
+                    result.Mismatches++;
+                    int first = expected.CommonPrefixLength(buffer);
+                    Problem(result, $"read sector {start + at}+{count}: data differs from the model at byte {first} (sector {start + at + (ulong)(first / 512)})");
+                }
+            }
+        }
+        options.Progress?.Invoke();
+    }
+
+    private async Task Write(BlkFront front, ulong start, ulong at, ulong count, byte[] model, Random rng, FrontendResult result)
+    {
+        var data = new byte[(int)count * BlkifConstants.SectorSize];
+        rng.NextBytes(data);
+        var s = await front.WriteAsync(start + at, data);
+        lock (result)
+        {
+            result.Operations++;
+            if (s != BlkifStatus.Okay) { result.Errors++; Problem(result, $"write sector {start + at}+{count}: {s}"); }
+            else
+            {
+                result.Writes++;
+                result.BytesWritten += data.Length;
+                data.CopyTo(model.AsSpan((int)at * BlkifConstants.SectorSize));
+            }
+        }
+        options.Progress?.Invoke();
+    }
+
+    private async Task Flush(BlkFront front, FrontendResult result)
+    {
+        var s = front.SupportsFlush ? await front.FlushAsync() : BlkifStatus.Okay;
+        lock (result)
+        {
+            result.Operations++;
+            result.Flushes++;
+            if (s != BlkifStatus.Okay) { result.Errors++; Problem(result, $"flush: {s}"); }
+        }
+        options.Progress?.Invoke();
+    }
+
+    private async Task Discard(BlkFront front, ulong start, ulong at, ulong count, byte[] model, FrontendResult result)
+    {
+        var s = await front.DiscardAsync(start + at, count);
+        lock (result)
+        {
+            result.Operations++;
+            if (s == BlkifStatus.Okay)
+            {
+                result.Discards++;
+                model.AsSpan((int)at * BlkifConstants.SectorSize, (int)count * BlkifConstants.SectorSize).Clear();
+            }
+            else if (s != BlkifStatus.NotSupported) { result.Errors++; Problem(result, $"discard sector {start + at}+{count}: {s}"); }
+        }
+        options.Progress?.Invoke();
+    }
+
+    private static void Problem(FrontendResult r, string what)
+    {
+        if (r.Problems.Count < 10) r.Problems.Add(what);
+    }
+}

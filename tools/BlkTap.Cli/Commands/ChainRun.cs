@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using BlkTap.Emulator;
+using BlkTap.Examples;
+using Spectre.Console;
+
+namespace BlkTap.Cli.Commands;
+
+/// <summary>Builds a chain, starts the emulator rig with it, runs a verified workload and prints a summary. Shared by demo and run.</summary>
+internal static class ChainRun
+{
+    public sealed record Settings(
+        IReadOnlyList<TapSpec> Specs, TapRegistry Registry, int Frontends, WorkloadOptions Workload,
+        bool Deterministic, int Seed, BlkifProtocol Protocol, bool ShowDump);
+
+    public static async Task<int> RunAsync(Settings settings, CliIo io)
+    {
+        var taps = settings.Registry.Build(settings.Specs, new TapContext { Output = io.Out, Seed = settings.Seed });
+        var diagnostics = new List<string>();
+        var control = new List<string>();
+        var sw = Stopwatch.StartNew();
+        EmulatorRig? rig = null;
+        try
+        {
+            rig = await EmulatorRig.StartAsync(new EmulatorRigOptions
+            {
+                Frontends = settings.Frontends,
+                Deterministic = settings.Deterministic,
+                Seed = settings.Seed,
+                Protocol = settings.Protocol,
+                Diagnostics = d => { lock (diagnostics) diagnostics.Add(d.ToString()); },
+            }, runtime =>
+            {
+                runtime.RegisterControlHook("cli", Hook.Control(e => { lock (control) control.Add($"{e.Kind,-10} {e.Session.Name,-14} image={e.Session.ImageId} sectors={e.Session.Sectors}"); }));
+                TapChain.Register(runtime, taps);
+            });
+            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(io.Out) });
+            console.MarkupLine($"[bold]blktap[/]: {rig.Frontends.Count} guest domain(s) connected to dom0's tap, chain [green]{Markup.Escape(string.Join(" → ", settings.Specs.Select(s => s.Text)))}[/] ({(settings.Deterministic ? $"deterministic, seed {settings.Seed}" : "threaded")}, {settings.Protocol.ToName()})");
+            foreach (var line in control) console.MarkupLine($"  [grey]{Markup.Escape(line)}[/]");
+            var results = await new VerifiedWorkload(settings.Workload).RunAsync(rig);
+            sw.Stop();
+
+            var table = new Table().AddColumns("session", "ops", "reads", "writes", "flushes", "discards", "MiB read", "MiB written", "errors", "mismatches");
+            for (int i = 0; i < results.Count; i++)
+            {
+                var r = results[i];
+                table.AddRow(r.Name, r.Operations.ToString(), r.Reads.ToString(), r.Writes.ToString(), r.Flushes.ToString(), r.Discards.ToString(),
+                    (r.BytesRead / 1048576.0).ToString("F2"), (r.BytesWritten / 1048576.0).ToString("F2"),
+                    r.Errors == 0 ? "0" : $"[red]{r.Errors}[/]", r.Mismatches == 0 ? "0" : $"[red]{r.Mismatches}[/]");
+            }
+            console.Write(table);
+            var sessions = rig.Runtime.Sessions.ToList();
+            foreach (var s in sessions)
+                console.MarkupLine($"  tap session {Markup.Escape(s.Name)}: {s.Statistics.Requests} requests ({s.Statistics.Errors} errors, {s.Statistics.Rejected} rejected), {s.Statistics.BytesRead / 1048576.0:F2} MiB read, {s.Statistics.BytesWritten / 1048576.0:F2} MiB written");
+            foreach (var t in taps.OfType<DumpTap>())
+                console.MarkupLine($"  dump saw {t.Requests} requests and {t.Responses} responses");
+            lock (diagnostics) foreach (var d in diagnostics.Take(20)) console.MarkupLine($"  [yellow]{Markup.Escape(d)}[/]");
+            foreach (var r in results) foreach (var p in r.Problems) console.MarkupLine($"  [red]{Markup.Escape(r.Name)}: {Markup.Escape(p)}[/]");
+            long total = results.Sum(r => r.Operations);
+            bool ok = results.All(r => r.Errors == 0 && r.Mismatches == 0) && total == (long)settings.Workload.OperationsPerFrontend * results.Count;
+            console.MarkupLine(ok
+                ? $"[green]verified[/]: {total} operations, every read matched the model, in {sw.Elapsed.TotalSeconds:F2} s"
+                : $"[red]FAILED[/]: {results.Sum(r => r.Errors)} errors, {results.Sum(r => r.Mismatches)} mismatches in {total} operations");
+            return ok ? CliApp.Ok : CliApp.Failure;
+        }
+        finally
+        {
+            if (rig != null) await rig.DisposeAsync();
+            foreach (var t in taps) t.Dispose();
+        }
+    }
+}

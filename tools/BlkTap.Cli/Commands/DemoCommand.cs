@@ -1,0 +1,26 @@
+using System.CommandLine;
+using BlkTap.Emulator;
+using BlkTap.Examples;
+
+namespace BlkTap.Cli.Commands;
+
+/// <summary><c>blktap demo</c>: the main job on the embedded default.</summary>
+internal static class DemoCommand
+{
+    public static Command Create(CliIo io)
+    {
+        var seed = new Option<int>("--seed") { Description = "seed of the workload (default 1)", DefaultValueFactory = _ => 1 };
+        var cmd = new Command("demo", "the main job: the emulator with two guest domains, a dump → mem chain in dom0, a verified random workload, and a summary");
+        cmd.Options.Add(seed);
+        cmd.SetAction((parse, ct) => ChainRun.RunAsync(new ChainRun.Settings(
+            Specs: [TapSpec.Parse("dump:quiet=true"), TapSpec.Parse("mem:size=64M")],
+            Registry: TapRegistry.CreateDefault(),
+            Frontends: 2,
+            Workload: new WorkloadOptions { OperationsPerFrontend = 2000, QueueDepth = 16, Seed = parse.GetValue(seed) },
+            Deterministic: false,
+            Seed: parse.GetValue(seed),
+            Protocol: BlkifProtocol.X86_64,
+            ShowDump: false), io));
+        return cmd;
+    }
+}
