@@ -34,6 +34,7 @@ internal static class ChainRun
                 TapChain.Register(runtime, taps);
             });
             var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(io.Out) });
+            if (Console.IsOutputRedirected || io.Out != Console.Out) console.Profile.Width = 120;
             console.MarkupLine($"[bold]blktap[/]: {rig.Frontends.Count} guest domain(s) connected to dom0's tap, chain [green]{Markup.Escape(string.Join(" → ", settings.Specs.Select(s => s.Text)))}[/] ({(settings.Deterministic ? $"deterministic, seed {settings.Seed}" : "threaded")}, {settings.Protocol.ToName()})");
             foreach (var line in control) console.MarkupLine($"  [grey]{Markup.Escape(line)}[/]");
             var results = await new VerifiedWorkload(settings.Workload).RunAsync(rig);
