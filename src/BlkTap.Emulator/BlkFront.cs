@@ -39,8 +39,8 @@ public sealed class BlkFront : IDisposable
     private readonly Stack<nint> _pagePool = new();
     private readonly Action _pump;
     private readonly Action _onEvent;
-    private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource _disconnected = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _connected;
+    private readonly TaskCompletionSource _disconnected;
 
     private volatile Phase _phase = Phase.Created;
     private volatile string? _brokenReason;
@@ -77,6 +77,9 @@ public sealed class BlkFront : IDisposable
         if (_options.MaxSegmentsPerRequest is < 1 or > BlkifConstants.MaxSegmentsPerRequest)
             throw new ArgumentException($"MaxSegmentsPerRequest {_options.MaxSegmentsPerRequest} is not in 1..11", nameof(options));
         _emulator = emulator;
+        var completionOptions = emulator.IsDeterministic ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously;
+        _connected = new TaskCompletionSource(completionOptions);
+        _disconnected = new TaskCompletionSource(completionOptions);
         _store = emulator.Store;
         Domain = domain;
         DeviceId = deviceId;

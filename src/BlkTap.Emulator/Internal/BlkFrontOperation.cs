@@ -88,5 +88,5 @@ internal sealed class BlkFrontOperation
         RawCompletion?.TrySetException(error);
     }
 
-    private static TaskCompletionSource<T> NewCompletion<T>() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private static TaskCompletionSource<T> NewCompletion<T>() => new(SchedulerSynchronizationContext.CompletionOptions);
 }

@@ -77,6 +77,14 @@ internal sealed class SchedulerSynchronizationContext : SynchronizationContext
 
     public SchedulerSynchronizationContext(EmulatorScheduler scheduler) => _scheduler = scheduler;
 
+    /// <summary>
+    /// How completions created on this scheduler run their continuations: inline in deterministic mode
+    /// (a continuation handed to the thread pool would post back from another thread after the
+    /// scheduler may already have judged itself idle), asynchronously otherwise.
+    /// </summary>
+    public static TaskCreationOptions CompletionOptions =>
+        Current is SchedulerSynchronizationContext { _scheduler.IsDeterministic: true } ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously;
+
     public override void Post(SendOrPostCallback d, object? state) => _scheduler.Post(() => d(state));
 
     public override void Send(SendOrPostCallback d, object? state)

@@ -17,6 +17,12 @@ public sealed class EmulatorRigOptions
     public int DeviceId { get; set; } = 51712;
     /// <summary>Whether frontends place data at random sector offsets within pages (first_sect ≠ 0).</summary>
     public bool RandomFirstSector { get; set; } = true;
+    /// <summary>
+    /// Interposition placement: when set, dom0 runs a plain blkback serving this device, the tap runs
+    /// in its own domain ("tap") as a frontend of that blkback, and the guests connect to the tap.
+    /// The chain then must not end in a terminator: passed requests go on to the blkback.
+    /// </summary>
+    public IBlockDevice? BlkbackDevice { get; set; }
     /// <summary>Runtime diagnostics sink.</summary>
     public Action<TapDiagnostic>? Diagnostics { get; set; }
 }
@@ -33,8 +39,12 @@ public sealed class EmulatorRigOptions
 public sealed class EmulatorRig : IAsyncDisposable
 {
     private readonly CancellationTokenSource _cts = new();
-    private Task? _loop;
     private int _runPosted;
+
+    private TapRuntime? _blkback;
+    private XenbusBlockBackend? _blkbackXenbus;
+    private BlkFront? _tapFront;
+    private int _blkbackPosted;
 
     private EmulatorRig(XenEmulator emulator, TapRuntime runtime, XenbusBlockBackend backend, EmulatorRigOptions options)
     {
@@ -65,20 +75,40 @@ public sealed class EmulatorRig : IAsyncDisposable
         var emulator = options.Deterministic ? XenEmulator.CreateDeterministic(options.Seed) : new XenEmulator();
         var runtime = new TapRuntime(new TapRuntimeOptions { Name = "rig", Diagnostics = options.Diagnostics });
         configure(runtime);
-        var backend = new XenbusBlockBackend(runtime, emulator.Store, emulator.GrantMapperFor(emulator.Dom0.Id), emulator.EventChannelFactoryFor(emulator.Dom0.Id),
-            new XenbusBackendOptions { BackendDomain = emulator.Dom0.Id });
+        var tapDomain = options.BlkbackDevice == null ? emulator.Dom0 : emulator.CreateDomain("tap");
+        var backend = new XenbusBlockBackend(runtime, emulator.Store, emulator.GrantMapperFor(tapDomain.Id), emulator.EventChannelFactoryFor(tapDomain.Id),
+            new XenbusBackendOptions { BackendDomain = tapDomain.Id });
         var rig = new EmulatorRig(emulator, runtime, backend, options);
-        if (options.Deterministic)
+        rig.Drive(runtime, () => ref rig._runPosted);
+        if (options.BlkbackDevice != null)
         {
-            runtime.UseExternalDriver(() =>
+            // dom0: a plain blkback (a runtime whose only hook serves the device).
+            var blkback = new TapRuntime(new TapRuntimeOptions { Name = "blkback", Diagnostics = options.Diagnostics });
+            var serve = new BlockDeviceHook(options.BlkbackDevice);
+            blkback.RegisterControlHook("blkback", serve);
+            blkback.RegisterRequestHook("blkback", serve);
+            rig._blkback = blkback;
+            rig.Drive(blkback, () => ref rig._blkbackPosted);
+            rig._blkbackXenbus = new XenbusBlockBackend(blkback, emulator.Store, emulator.GrantMapperFor(emulator.Dom0.Id), emulator.EventChannelFactoryFor(emulator.Dom0.Id),
+                new XenbusBackendOptions { BackendDomain = emulator.Dom0.Id });
+            rig._blkbackXenbus.Start();
+            await rig.Execute(async () =>
             {
-                if (Interlocked.Exchange(ref rig._runPosted, 1) == 0)
-                    emulator.Post(() => { Volatile.Write(ref rig._runPosted, 0); runtime.RunOnce(); });
+                XenbusDevices.CreateVbd(emulator.Store, tapDomain.Id, emulator.Dom0.Id, options.DeviceId, "blkback-disk");
+                rig._tapFront = new BlkFront(emulator, tapDomain, options.DeviceId, new BlkFrontOptions { Seed = options.Seed });
+                await rig._tapFront.ConnectAsync();
             });
-        }
-        else
-        {
-            rig._loop = runtime.RunAsync(rig._cts.Token);
+            var front = rig._tapFront!;
+            runtime.Backend = new BlkFrontBackend(front);
+            // The tap's disks are as large as the real backend's.
+            runtime.RegisterControlHook("interpose", Hook.Control(e =>
+            {
+                if (e.Kind != ControlEventKind.Attach) return;
+                e.Session.Sectors = front.Sectors;
+                e.Session.ReadOnly = front.IsReadOnly;
+                e.Session.SupportsDiscard = front.SupportsDiscard;
+                e.Session.SupportsFlush = front.SupportsFlush;
+            }));
         }
         backend.Start();
         var fronts = new List<BlkFront>();
@@ -96,11 +126,33 @@ public sealed class EmulatorRig : IAsyncDisposable
                 });
                 fronts.Add(front);
             }
+            rig.Frontends = fronts;
             await Task.WhenAll(fronts.Select(f => f.ConnectAsync()));
         });
         rig.Frontends = fronts;
         return rig;
     }
+
+    private delegate ref int FlagRef();
+
+    private void Drive(TapRuntime runtime, FlagRef posted)
+    {
+        if (Options.Deterministic)
+        {
+            var emulator = Emulator;
+            runtime.UseExternalDriver(() =>
+            {
+                if (Interlocked.Exchange(ref posted(), 1) == 0)
+                    emulator.Post(() => { Volatile.Write(ref posted(), 0); runtime.RunOnce(); });
+            });
+        }
+        else
+        {
+            _loops.Add(runtime.RunAsync(_cts.Token));
+        }
+    }
+
+    private readonly List<Task> _loops = new();
 
     /// <summary>
     /// Runs <paramref name="work"/> to completion: directly in threaded mode; in deterministic mode as
@@ -111,8 +163,18 @@ public sealed class EmulatorRig : IAsyncDisposable
         if (!Options.Deterministic) { await work(); return; }
         var task = Emulator.Spawn(work);
         if (!Emulator.RunUntil(() => task.IsCompleted) && !task.IsCompleted)
-            throw new TimeoutException($"deterministic run (seed {Options.Seed}) went idle before the work finished: a lost notification or a stuck request");
+            throw new TimeoutException($"deterministic run (seed {Options.Seed}) went idle before the work finished: a lost notification or a stuck request; " + Describe());
         await task;
+    }
+
+    /// <summary>The xenbus states and ring indexes of every device, for failure reports.</summary>
+    public string Describe()
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (var f in Frontends)
+            sb.Append($"[{f.FrontendPath} state {XenbusDevices.ReadState(Emulator.Store, f.FrontendPath)} backend {XenbusDevices.ReadState(Emulator.Store, f.BackendPath)} outstanding {f.Outstanding} queued {f.Queued}{(f.IsBroken ? " broken: " + f.BrokenReason : "")}] ");
+        sb.Append($"tap in flight {Runtime.InFlight}, pending work {Runtime.HasPendingWork}");
+        return sb.ToString();
     }
 
     /// <inheritdoc/>
@@ -120,10 +182,13 @@ public sealed class EmulatorRig : IAsyncDisposable
     {
         foreach (var f in Frontends) f.Dispose();
         Backend.Dispose();
+        _tapFront?.Dispose();
+        _blkbackXenbus?.Dispose();
         if (Options.Deterministic) { try { Emulator.RunUntilIdle(); } catch (Exception) { } }
         _cts.Cancel();
-        if (_loop != null) await _loop.WaitAsync(TimeSpan.FromSeconds(10));
+        foreach (var loop in _loops) await loop.WaitAsync(TimeSpan.FromSeconds(10));
         Runtime.Dispose();
+        _blkback?.Dispose();
         Emulator.Dispose();
     }
 }
