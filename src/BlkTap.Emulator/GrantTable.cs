@@ -109,8 +109,9 @@ public sealed class GrantTable
     /// <summary>Revokes every grant on pages of <paramref name="allocation"/> (or all, when null); mapped ones stay until unmapped.</summary>
     internal void RevokeLocked(PageAllocation? allocation)
     {
-        foreach (var entry in _entries)
+        for (int i = 0; i < _entries.Count; i++)
         {
+            var entry = _entries[i];
             if (entry is not { Active: true }) continue;
             if (allocation != null && entry.Allocation != allocation) continue;
             entry.Active = false;
