@@ -112,7 +112,9 @@ public sealed class GntdevGrantMapper : IGrantMapper, IDisposable
     {
         if (!_mappings.TryRemove(handle, out var mapping)) return;
         mapping.Pages.Dispose();
-        if (!_fd.IsClosed) ReleaseIndex(mapping.Index, mapping.Count);
+        // Closing the device releases every reservation itself, so a concurrent Dispose is harmless here.
+        try { ReleaseIndex(mapping.Index, mapping.Count); }
+        catch (ObjectDisposedException) { }
     }
 
     /// <summary>Unmaps every mapping and closes the device.</summary>

@@ -131,11 +131,11 @@ public sealed class XenStore : IXenStore, IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _stopping = true;
-        lock (_threadLock)
-        {
-            _wake?.Signal();
-            if (_watchThread != null && Thread.CurrentThread != _watchThread) _watchThread.Join();
-        }
+        Thread? thread;
+        lock (_threadLock) thread = _watchThread;
+        // Join outside the lock: a callback running on the watch thread may itself be calling Watch.
+        _wake?.Signal();
+        if (thread != null && Thread.CurrentThread != thread) thread.Join();
         _watches.Clear();
         _handle.Dispose();
         _wake?.Dispose();
@@ -242,6 +242,7 @@ public sealed class XenStore : IXenStore, IDisposable
         lock (_threadLock)
         {
             if (_watchThread != null) return;
+            ObjectDisposedException.ThrowIf(_stopping, this);
             _wake = new WakePipe();
             // NOTE: xs_fileno creates the library's watch pipe; it must exist before the first event is queued
             // so the poll below sees every event.
