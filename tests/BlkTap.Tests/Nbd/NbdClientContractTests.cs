@@ -167,6 +167,27 @@ public abstract class NbdClientContract
     }
 
     [Test]
+    public void WriteZeroes_WhenAdvertised_ReadsBackZeroes()
+    {
+        var c = Client;
+        if ((c.Client.TransmissionFlags & NbdTransmissionFlags.SendWriteZeroes) == 0)
+        {
+            Assert.Throws<NotSupportedException>(() => c.Submit(NbdCommand.WriteZeroes, 0, 4096, default, 1));
+            return;
+        }
+        int offset = 200 * 1024;
+        var data = NbdTestUtil.RandomBytes(16384, 11);
+        Assert.That(c.Write((ulong)offset, data), Is.EqualTo(0));
+        Assert.That(c.Run(NbdCommand.WriteZeroes, (ulong)offset + 4096, 8192, default), Is.EqualTo(0));
+        Assert.That(c.Run(NbdCommand.WriteZeroes, (ulong)offset + 12288, 512, default, NbdCommandFlags.NoHole), Is.EqualTo(0));
+        data.AsSpan(4096, 8192 + 512).Clear();
+        data.CopyTo(Model, offset);
+        var back = new byte[16384];
+        Assert.That(c.Read((ulong)offset, back), Is.EqualTo(0));
+        Assert.That(back.AsSpan().SequenceEqual(data), Is.True);
+    }
+
+    [Test]
     public void Read_PastTheEnd_CompletesWithAnErrorAndTheConnectionStaysUsable()
     {
         var c = Client;
