@@ -374,7 +374,17 @@ public sealed class NbdClient : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         Fail("reconnecting");
-        var (socket, info) = Open(_uri, _handshakeTimeout);
+        Socket socket;
+        NbdExportInfo info;
+        try
+        {
+            (socket, info) = Open(_uri, _handshakeTimeout);
+        }
+        catch (Exception e) when (e is SocketException or NbdProtocolException)
+        {
+            _brokenReason = "reconnect failed: " + e.Message;
+            throw;
+        }
         _epoch++;
         _socket = socket;
         _info = info;

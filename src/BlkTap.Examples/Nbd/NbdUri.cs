@@ -172,7 +172,8 @@ public sealed class NbdUri
     public override string ToString()
     {
         string export = Uri.EscapeDataString(ExportName);
-        if (Transport == NbdTransport.Unix) return $"nbd+unix:///{export}?socket={SocketPath}";
+        // NOTE: uri.md: the socket path is a query value, so %, &, # and friends must be percent-encoded; keep '/' readable.
+        if (Transport == NbdTransport.Unix) return $"nbd+unix:///{export}?socket={Uri.EscapeDataString(SocketPath!).Replace("%2F", "/", StringComparison.Ordinal)}";
         string host = Host.Contains(':') ? "[" + Host + "]" : Host;
         return Port == NbdMagic.DefaultPort ? $"nbd://{host}/{export}" : $"nbd://{host}:{Port.ToString(CultureInfo.InvariantCulture)}/{export}";
     }

@@ -4,6 +4,7 @@ using System.Text.Json;
 using BlkTap.Examples.Nbd;
 using BlkTap.Testing;
 using NUnit.Framework;
+using static BlkTap.Tests.Nbd.RawNbd;
 
 namespace BlkTap.Tests.Nbd;
 
@@ -47,6 +48,7 @@ public class NbdServerPeerTests
         var json = Peers.Run(nbdinfo, ["--json", $"nbd+unix:///?socket={sock}"]).EnsureSuccess("nbdinfo --json");
         using var doc = JsonDocument.Parse(json.StdOut);
         Assert.That(doc.RootElement.GetProperty("protocol").GetString(), Is.EqualTo("newstyle-fixed"));
+        Assert.That(doc.RootElement.GetProperty("structured").GetBoolean(), Is.False, "structured replies must be declined");
         var export = doc.RootElement.GetProperty("exports")[0];
         Assert.That(export.GetProperty("export-size").GetUInt64(), Is.EqualTo(3UL * 1024 * 1024 + 512));
         Assert.That(export.GetProperty("is_read_only").GetBoolean(), Is.False);
@@ -184,21 +186,6 @@ public class NbdServerPeerTests
         Assert.That(buf, Is.All.EqualTo((byte)0x22));
     }
 
-    private static Socket RawConnect(string sock)
-    {
-        var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveTimeout = 5000 };
-        s.Connect(new UnixDomainSocketEndPoint(sock));
-        return s;
-    }
-
-    /// <summary>Reads until EOF; returns true when the server closed the connection.</summary>
-    private static bool ClosedByServer(Socket s)
-    {
-        var buf = new byte[4096];
-        try { while (s.Receive(buf) > 0) { } return true; }
-        catch (SocketException e) { return e.SocketErrorCode == SocketError.ConnectionReset; }
-    }
-
     [Test]
     public void GarbageHandshake_RawSocket_DisconnectedWhileOtherClientWorks()
     {
@@ -221,51 +208,6 @@ public class NbdServerPeerTests
         var data = NbdTestUtil.RandomBytes(8192, 5);
         Assert.That(Request(good, NbdCommand.Write, 1, 4096, 8192, data).Error, Is.EqualTo(0u));
         Assert.That(backend.Data.AsSpan(4096, 8192).SequenceEqual(data), Is.True);
-    }
-
-    /// <summary>Does the raw fixed-newstyle handshake with NBD_OPT_EXPORT_NAME and NO_ZEROES.</summary>
-    private static Socket RawTransmission(string sock, out ulong size)
-    {
-        var s = RawConnect(sock);
-        var greeting = new byte[18];
-        ReadExact(s, greeting);
-        Assert.That(BinaryPrimitives.ReadUInt64BigEndian(greeting), Is.EqualTo(NbdMagic.NbdMagicValue));
-        Assert.That(BinaryPrimitives.ReadUInt64BigEndian(greeting.AsSpan(8)), Is.EqualTo(NbdMagic.IHaveOpt));
-        Assert.That(BinaryPrimitives.ReadUInt16BigEndian(greeting.AsSpan(16)), Is.EqualTo(3));
-        var msg = new byte[4 + 16];
-        BinaryPrimitives.WriteUInt32BigEndian(msg, 3);
-        BinaryPrimitives.WriteUInt64BigEndian(msg.AsSpan(4), NbdMagic.IHaveOpt);
-        BinaryPrimitives.WriteUInt32BigEndian(msg.AsSpan(12), (uint)NbdOption.ExportName);
-        s.Send(msg);
-        var answer = new byte[10];
-        ReadExact(s, answer);
-        size = BinaryPrimitives.ReadUInt64BigEndian(answer);
-        return s;
-    }
-
-    private static void ReadExact(Socket s, Span<byte> buf)
-    {
-        int done = 0;
-        while (done < buf.Length)
-        {
-            int n = s.Receive(buf[done..]);
-            if (n == 0) throw new EndOfStreamException();
-            done += n;
-        }
-    }
-
-    private static NbdSimpleReply Request(Socket s, NbdCommand cmd, ulong cookie, ulong offset, uint length, byte[]? payload = null, byte[]? readInto = null)
-    {
-        var h = new byte[28];
-        new NbdRequestHeader(0, cmd, cookie, offset, length).Write(h);
-        s.Send(h);
-        if (payload != null) s.Send(payload);
-        var r = new byte[16];
-        ReadExact(s, r);
-        Assert.That(NbdSimpleReply.TryRead(r, out var reply, out var err), Is.True, err);
-        Assert.That(reply.Cookie, Is.EqualTo(cookie));
-        if (readInto != null && reply.Error == 0) ReadExact(s, readInto.AsSpan(0, (int)length));
-        return reply;
     }
 
     [Test]
