@@ -1,0 +1,71 @@
+namespace BlkTap;
+
+/// <summary>
+/// Builds a <see cref="TapRuntime"/> with its hooks, with or without a DI container. Hooks may be
+/// given as instances or as types resolved from an <see cref="IServiceProvider"/>.
+/// </summary>
+/// <remarks>Not thread-safe: configure on one thread, then call <see cref="Build"/> once.</remarks>
+public sealed class TapRuntimeBuilder
+{
+    private readonly List<Action<TapRuntime, IServiceProvider?>> _steps = new();
+
+    /// <summary>The runtime's settings.</summary>
+    public TapRuntimeOptions Options { get; } = new();
+
+    /// <summary>Adds a request hook instance.</summary>
+    public TapRuntimeBuilder AddRequestHook(string name, IRequestHook hook) { _steps.Add((rt, _) => rt.RegisterRequestHook(name, hook)); return this; }
+    /// <summary>Adds a response hook instance.</summary>
+    public TapRuntimeBuilder AddResponseHook(string name, IResponseHook hook) { _steps.Add((rt, _) => rt.RegisterResponseHook(name, hook)); return this; }
+    /// <summary>Adds a control hook instance.</summary>
+    public TapRuntimeBuilder AddControlHook(string name, IControlHook hook) { _steps.Add((rt, _) => rt.RegisterControlHook(name, hook)); return this; }
+
+    /// <summary>Adds a request hook resolved from the container (or created with its parameterless constructor without one).</summary>
+    public TapRuntimeBuilder AddRequestHook<T>(string name) where T : class, IRequestHook
+    {
+        _steps.Add((rt, sp) => rt.RegisterRequestHook(name, Resolve<T>(sp)));
+        return this;
+    }
+
+    /// <summary>Adds a response hook resolved from the container.</summary>
+    public TapRuntimeBuilder AddResponseHook<T>(string name) where T : class, IResponseHook
+    {
+        _steps.Add((rt, sp) => rt.RegisterResponseHook(name, Resolve<T>(sp)));
+        return this;
+    }
+
+    /// <summary>Adds a control hook resolved from the container.</summary>
+    public TapRuntimeBuilder AddControlHook<T>(string name) where T : class, IControlHook
+    {
+        _steps.Add((rt, sp) => rt.RegisterControlHook(name, Resolve<T>(sp)));
+        return this;
+    }
+
+    /// <summary>Adds a chain of taps (frontend side first), registered as <see cref="TapChain.Register"/> does.</summary>
+    public TapRuntimeBuilder AddChain(IReadOnlyList<ITap> chain)
+    {
+        _steps.Add((rt, _) => TapChain.Register(rt, chain));
+        return this;
+    }
+
+    /// <summary>Sets the interposition backend.</summary>
+    public TapRuntimeBuilder UseBackend(ITapBackend backend)
+    {
+        _steps.Add((rt, _) => rt.Backend = backend);
+        return this;
+    }
+
+    /// <summary>Builds the runtime; <paramref name="services"/> resolves hooks added by type.</summary>
+    public TapRuntime Build(IServiceProvider? services = null)
+    {
+        var runtime = new TapRuntime(Options);
+        foreach (var step in _steps) step(runtime, services);
+        return runtime;
+    }
+
+    private static T Resolve<T>(IServiceProvider? sp) where T : class
+    {
+        if (sp?.GetService(typeof(T)) is T t) return t;
+        if (typeof(T).GetConstructor(Type.EmptyTypes) != null) return Activator.CreateInstance<T>();
+        throw new InvalidOperationException($"hook type {typeof(T).Name} is not registered in the container and has no parameterless constructor");
+    }
+}
