@@ -110,8 +110,8 @@ public sealed class BlkparseImporter : ITraceImporter
                 }
                 else
                 {
-                    kind = ev.KindIsNone ? Kind.Read : ev.Kind;
-                    if (ev.KindIsNone) continue;
+                    if (ev.KindIsNone) continue; // N with sectors: nothing a block device replays
+                    kind = ev.Kind;
                     op = kind switch
                     {
                         Kind.Discard => BlkifOperation.Discard,

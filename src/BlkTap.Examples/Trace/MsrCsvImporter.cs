@@ -47,23 +47,32 @@ public sealed class MsrCsvImporter : ITraceImporter
         }
     }
 
+    private static ReadOnlySpan<char> Column(ref SpanTokenizer t, string name, string source, long lineNo) =>
+        t.Next(out var field)
+            ? field.Trim()
+            : throw TraceFormatException.AtLine(source, lineNo, $"missing column {name} (expected Timestamp,Hostname,DiskNumber,Type,Offset,Size,ResponseTime)");
+
     private static TraceRecord Parse(ReadOnlySpan<char> line, ref ulong? baseTicks, string source, long lineNo)
     {
         var ci = CultureInfo.InvariantCulture;
         var t = new SpanTokenizer(line, ',');
-        if (!t.Next(out var ts) || !ulong.TryParse(ts.Trim(), NumberStyles.None, ci, out var ticks)) throw Bad("Timestamp is not an unsigned integer (Windows FILETIME)");
-        if (!t.Next(out _)) throw Bad("missing Hostname column");
-        if (!t.Next(out var disk) || !uint.TryParse(disk.Trim(), NumberStyles.None, ci, out var session)) throw Bad("DiskNumber is not an unsigned integer");
-        if (!t.Next(out var type)) throw Bad("missing Type column");
-        type = type.Trim();
+        var ts = Column(ref t, "Timestamp", source, lineNo);
+        if (!ulong.TryParse(ts, NumberStyles.None, ci, out var ticks)) throw Bad("Timestamp is not an unsigned integer (Windows FILETIME)");
+        Column(ref t, "Hostname", source, lineNo);
+        var disk = Column(ref t, "DiskNumber", source, lineNo);
+        if (!uint.TryParse(disk, NumberStyles.None, ci, out var session)) throw Bad("DiskNumber is not an unsigned integer");
+        var type = Column(ref t, "Type", source, lineNo);
         BlkifOperation op;
         if (type.Equals("Read", StringComparison.OrdinalIgnoreCase)) op = BlkifOperation.Read;
         else if (type.Equals("Write", StringComparison.OrdinalIgnoreCase)) op = BlkifOperation.Write;
         else throw Bad($"Type '{type}' is neither Read nor Write");
-        if (!t.Next(out var off) || !ulong.TryParse(off.Trim(), NumberStyles.None, ci, out var offset)) throw Bad("Offset is not an unsigned integer");
+        var off = Column(ref t, "Offset", source, lineNo);
+        if (!ulong.TryParse(off, NumberStyles.None, ci, out var offset)) throw Bad("Offset is not an unsigned integer");
         if (offset % 512 != 0) throw Bad($"Offset {offset} is not a multiple of 512");
-        if (!t.Next(out var sz) || !uint.TryParse(sz.Trim(), NumberStyles.None, ci, out var size)) throw Bad("Size is not an unsigned 32-bit integer");
-        if (!t.Next(out var rt) || !ulong.TryParse(rt.Trim(), NumberStyles.None, ci, out var response)) throw Bad("ResponseTime is not an unsigned integer");
+        var sz = Column(ref t, "Size", source, lineNo);
+        if (!uint.TryParse(sz, NumberStyles.None, ci, out var size)) throw Bad("Size is not an unsigned 32-bit integer");
+        var rt = Column(ref t, "ResponseTime", source, lineNo);
+        if (!ulong.TryParse(rt, NumberStyles.None, ci, out var response)) throw Bad("ResponseTime is not an unsigned integer");
         if (t.Next(out _)) throw Bad("more than 7 columns (Timestamp,Hostname,DiskNumber,Type,Offset,Size,ResponseTime)");
         baseTicks ??= ticks;
         if (ticks < baseTicks.Value) throw Bad($"Timestamp {ticks} is earlier than the first record's {baseTicks.Value}");
