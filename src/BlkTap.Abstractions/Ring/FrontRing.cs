@@ -41,6 +41,9 @@ public sealed class FrontRing
     /// <summary>The ABI of this ring.</summary>
     public BlkifLayout Layout { get; }
 
+    /// <summary>Address of the shared ring (for tools and hostile tests that write it directly).</summary>
+    public nint Address => _shared.Address;
+
     /// <summary>Number of entries (a power of two).</summary>
     public uint Size { get; }
 

@@ -50,13 +50,15 @@ public sealed class FrontendResult
 /// of the disk: every read must return exactly what the model says. In-flight operations of one
 /// frontend never overlap, so the model is exact under any completion order.
 /// </summary>
-/// <remarks>Threading: <see cref="RunAsync"/> is called once; with a deterministic rig it runs on the scheduler.</remarks>
+/// <remarks>Threading: RunAsync is called once; with a deterministic rig it runs on the scheduler.</remarks>
 public sealed class VerifiedWorkload(WorkloadOptions options)
 {
     /// <summary>Runs the workload on every frontend of <paramref name="rig"/> and returns per-frontend results.</summary>
-    public async Task<IReadOnlyList<FrontendResult>> RunAsync(EmulatorRig rig)
+    public Task<IReadOnlyList<FrontendResult>> RunAsync(EmulatorRig rig) => RunAsync(rig, rig.Frontends);
+
+    /// <summary>Runs the workload on <paramref name="fronts"/> (some of the rig's frontends) only.</summary>
+    public async Task<IReadOnlyList<FrontendResult>> RunAsync(EmulatorRig rig, IReadOnlyList<BlkFront> fronts)
     {
-        var fronts = rig.Frontends;
         var results = fronts.Select(f => new FrontendResult { Name = $"dom{f.Domain.Id}" }).ToArray();
         await rig.Execute(async () =>
         {
