@@ -16,6 +16,7 @@ public sealed class NbdServer : IAsyncDisposable
     private readonly INbdExportProvider _provider;
     private readonly NbdServerOptions _options;
     private readonly CancellationTokenSource _stop = new();
+    private readonly CancellationTokenSource _abort = new();
     private readonly Lock _lock = new();
     private readonly HashSet<Task> _connections = [];
     private Socket? _listener;
@@ -92,14 +93,15 @@ public sealed class NbdServer : IAsyncDisposable
             }
             if (client.AddressFamily != AddressFamily.Unix) client.NoDelay = true;
             long id = Interlocked.Increment(ref _nextId);
-            var conn = new NbdServerConnection(client, id, _provider, _options, _stop.Token);
+            var conn = new NbdServerConnection(client, id, _provider, _options, _stop.Token, _abort.Token);
             lock (_lock)
             {
                 Task t = null!;
                 t = Task.Run(async () =>
                 {
-                    await conn.RunAsync().ConfigureAwait(false);
-                    lock (_lock) _connections.Remove(t);
+                    try { await conn.RunAsync().ConfigureAwait(false); }
+                    catch (Exception e) { _options.Log?.Invoke($"nbd server: connection {id} ended with {e.GetType().Name}: {e.Message}"); }
+                    finally { lock (_lock) _connections.Remove(t); }
                 });
                 _connections.Add(t);
             }
@@ -109,6 +111,8 @@ public sealed class NbdServer : IAsyncDisposable
     /// <summary>
     /// Stops accepting, stops reading new requests, lets in-flight requests finish and be answered, flushes each
     /// connection's backend, closes every connection, and removes the Unix socket file. Idempotent.
+    /// If <paramref name="cancellationToken"/> fires first (for example a client that never reads its replies),
+    /// pending replies are abandoned, connections close, and the call throws <see cref="OperationCanceledException"/>.
     /// </summary>
     public async Task StopAsync(CancellationToken cancellationToken = default)
     {
@@ -116,14 +120,24 @@ public sealed class NbdServer : IAsyncDisposable
         lock (_lock) listener = _listener;
         if (!_stop.IsCancellationRequested) _stop.Cancel();
         listener?.Dispose();
-        if (_acceptLoop != null)
+        try
         {
-            try { await _acceptLoop.WaitAsync(cancellationToken).ConfigureAwait(false); } catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested) { }
+            if (_acceptLoop != null) await _acceptLoop.WaitAsync(cancellationToken).ConfigureAwait(false);
+            Task[] open;
+            lock (_lock) open = [.. _connections];
+            await Task.WhenAll(open).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
-        Task[] open;
-        lock (_lock) open = [.. _connections];
-        await Task.WhenAll(open).WaitAsync(cancellationToken).ConfigureAwait(false);
-        if (_unixPath != null) { try { File.Delete(_unixPath); } catch (IOException) { } }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Out of patience: abandon pending replies; connections close as soon as their backend calls return.
+            // (Done here rather than in a token registration, whose callback could be unregistered before it ran.)
+            _abort.Cancel();
+            throw;
+        }
+        finally
+        {
+            if (_unixPath != null) { try { File.Delete(_unixPath); } catch (IOException) { } }
+        }
     }
 
     /// <summary>Same as <see cref="StopAsync"/>.</summary>
@@ -131,5 +145,6 @@ public sealed class NbdServer : IAsyncDisposable
     {
         await StopAsync().ConfigureAwait(false);
         _stop.Dispose();
+        _abort.Dispose();
     }
 }

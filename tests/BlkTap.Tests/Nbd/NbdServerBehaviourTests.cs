@@ -118,4 +118,29 @@ public class NbdServerBehaviourTests
         Assert.That(buf, Is.EqualTo(new byte[] { 5, 6, 7, 8 }));
         Assert.That(log, Has.Some.Contains("boom"), "backend exception is logged");
     }
+
+    [Test]
+    public async Task StopAsync_ClientNeverReadsReplies_CancellationAbortsAndClosesConnection()
+    {
+        var backend = new MemoryNbdExportBackend(8 << 20);
+        var server = new NbdServer(backend, new NbdServerOptions());
+        var sock = Path.Combine(_dir, "x.sock");
+        server.ListenUnix(sock);
+        using var s = RawTransmission(sock, out _);
+        var h = new byte[28];
+        for (int i = 0; i < 40; i++)
+        {
+            new NbdRequestHeader(0, NbdCommand.Read, (ulong)i, 0, 4 << 20).Write(h);
+            s.Send(h);
+        }
+        await Task.Delay(200);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Assert.That(async () => await server.StopAsync(cts.Token), Throws.InstanceOf<OperationCanceledException>());
+        Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(5)));
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (server.ActiveConnections > 0 && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.That(server.ActiveConnections, Is.EqualTo(0), "aborted connection closed");
+        await server.DisposeAsync();
+    }
 }

@@ -20,6 +20,9 @@ internal sealed class NbdServerConnection
     private readonly INbdExportProvider _provider;
     private readonly NbdServerOptions _options;
     private readonly CancellationToken _serverStop;
+    private readonly CancellationToken _abort;
+    private readonly CancellationTokenSource _abortOrDead;
+    private readonly CancellationTokenRegistration _closeOnAbort;
     private readonly SocketReader _reader;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly SemaphoreSlim _inFlight;
@@ -28,8 +31,11 @@ internal sealed class NbdServerConnection
     private INbdExportBackend? _backend;
     private NbdClientInfo? _info;
 
-    public NbdServerConnection(Socket socket, long id, INbdExportProvider provider, NbdServerOptions options, CancellationToken serverStop)
+    // serverStop: stop reading new requests and options (graceful stop).
+    // abort: abandon pending replies (a stop that ran out of patience).
+    public NbdServerConnection(Socket socket, long id, INbdExportProvider provider, NbdServerOptions options, CancellationToken serverStop, CancellationToken abort)
     {
+        _abort = abort;
         _socket = socket;
         _id = id;
         _provider = provider;
@@ -37,6 +43,10 @@ internal sealed class NbdServerConnection
         _serverStop = serverStop;
         _reader = new SocketReader(socket);
         _inFlight = new SemaphoreSlim(options.MaxInFlightPerConnection, options.MaxInFlightPerConnection);
+        _abortOrDead = CancellationTokenSource.CreateLinkedTokenSource(abort, _dead.Token);
+        // Abort or a dead connection closes the socket at once: that wakes the reader and any send blocked on a
+        // client that does not read its replies, so the connection can finish closing.
+        _closeOnAbort = _abortOrDead.Token.Register(static s => ((Socket)s!).Dispose(), socket);
         _remote = socket.RemoteEndPoint?.ToString() is { Length: > 0 } r ? r : "unix";
     }
 
@@ -70,6 +80,7 @@ internal sealed class NbdServerConnection
     private async Task CloseAsync()
     {
         // Let every in-flight request finish (its reply may or may not still reach the client).
+        // On abort, replies stop (sends are cancelled) but backend calls still finish, so no buffer is freed early.
         for (int i = 0; i < _options.MaxInFlightPerConnection; i++) await _inFlight.WaitAsync().ConfigureAwait(false);
         if (_backend != null)
         {
@@ -77,7 +88,7 @@ internal sealed class NbdServerConnection
             {
                 if (!_backend.ReadOnly)
                 {
-                    int err = await _backend.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                    int err = await _backend.FlushAsync(_abort).ConfigureAwait(false);
                     if (err != 0) Log($"final flush failed: {NbdError.Name(err)}");
                 }
             }
@@ -87,6 +98,8 @@ internal sealed class NbdServerConnection
         }
         try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
         _socket.Dispose();
+        _closeOnAbort.Dispose();
+        _abortOrDead.Dispose();
         _dead.Dispose();
     }
 
@@ -304,7 +317,7 @@ internal sealed class NbdServerConnection
                         if (err != 0)
                         {
                             ArrayPool<byte>.Shared.Return(payload);
-                            await SendReplyAsync(req.Cookie, err, ct).ConfigureAwait(false);
+                            await SendReplyAsync(req.Cookie, err).ConfigureAwait(false);
                             break;
                         }
                         handedOff = true;
@@ -314,7 +327,7 @@ internal sealed class NbdServerConnection
                     case NbdCommand.Read:
                         if (req.Length > NbdMagic.MaxPayload || !inRange)
                         {
-                            await SendReplyAsync(req.Cookie, NbdError.EINVAL, ct).ConfigureAwait(false);
+                            await SendReplyAsync(req.Cookie, NbdError.EINVAL).ConfigureAwait(false);
                             break;
                         }
                         handedOff = true;
@@ -326,7 +339,7 @@ internal sealed class NbdServerConnection
                         if (req.Command != NbdCommand.Flush && (backend.ReadOnly || !inRange))
                         {
                             int e = backend.ReadOnly ? NbdError.EPERM : req.Command == NbdCommand.WriteZeroes ? NbdError.ENOSPC : NbdError.EINVAL;
-                            await SendReplyAsync(req.Cookie, e, ct).ConfigureAwait(false);
+                            await SendReplyAsync(req.Cookie, e).ConfigureAwait(false);
                             break;
                         }
                         handedOff = true;
@@ -334,7 +347,7 @@ internal sealed class NbdServerConnection
                         break;
                     default:
                         // NOTE: proto.md: an unknown or unnegotiated command is answered EINVAL.
-                        await SendReplyAsync(req.Cookie, NbdError.EINVAL, ct).ConfigureAwait(false);
+                        await SendReplyAsync(req.Cookie, NbdError.EINVAL).ConfigureAwait(false);
                         break;
                 }
             }
@@ -352,7 +365,7 @@ internal sealed class NbdServerConnection
             int err;
             try { err = Normalize(await backend.WriteAsync(req.Offset, payload.AsMemory(0, (int)req.Length), fua, CancellationToken.None).ConfigureAwait(false)); }
             catch (Exception e) { err = BackendThrew(e, "WRITE"); }
-            await SendReplyAsync(req.Cookie, err, CancellationToken.None).ConfigureAwait(false);
+            await SendReplyAsync(req.Cookie, err).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException) { Kill(); }
         finally
@@ -371,7 +384,7 @@ internal sealed class NbdServerConnection
             int err;
             try { err = Normalize(await backend.ReadAsync(req.Offset, buf.AsMemory(NbdMagic.SimpleReplyHeaderSize, len), CancellationToken.None).ConfigureAwait(false)); }
             catch (Exception e) { err = BackendThrew(e, "READ"); }
-            if (err != 0) await SendReplyAsync(req.Cookie, err, CancellationToken.None).ConfigureAwait(false);
+            if (err != 0) await SendReplyAsync(req.Cookie, err).ConfigureAwait(false);
             else
             {
                 new NbdSimpleReply(0, req.Cookie).Write(buf);
@@ -401,7 +414,7 @@ internal sealed class NbdServerConnection
                 });
             }
             catch (Exception e) { err = BackendThrew(e, req.Command.ToString()); }
-            await SendReplyAsync(req.Cookie, err, CancellationToken.None).ConfigureAwait(false);
+            await SendReplyAsync(req.Cookie, err).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException) { Kill(); }
         finally { _inFlight.Release(); }
@@ -420,7 +433,7 @@ internal sealed class NbdServerConnection
         try { _dead.Cancel(); } catch (ObjectDisposedException) { }
     }
 
-    private async Task SendReplyAsync(ulong cookie, int error, CancellationToken ct)
+    private async Task SendReplyAsync(ulong cookie, int error)
     {
         byte[] msg = ArrayPool<byte>.Shared.Rent(NbdMagic.SimpleReplyHeaderSize);
         try
@@ -433,8 +446,8 @@ internal sealed class NbdServerConnection
 
     private async Task SendLockedAsync(ReadOnlyMemory<byte> data)
     {
-        await _writeLock.WaitAsync().ConfigureAwait(false);
-        try { await SendAllAsync(data, CancellationToken.None).ConfigureAwait(false); }
+        await _writeLock.WaitAsync(_abortOrDead.Token).ConfigureAwait(false);
+        try { await SendAllAsync(data, _abortOrDead.Token).ConfigureAwait(false); }
         finally { _writeLock.Release(); }
     }
 
