@@ -309,6 +309,11 @@ public sealed class BlkFront : IDisposable
     private void Pump()
     {
         Volatile.Write(ref _pumpScheduled, 0);
+        if (_phase == Phase.Connected && !Domain.IsAlive)
+        {
+            // The guest was destroyed under us: nothing can be granted or pushed any more.
+            Break($"domain {Domain.Id} is dead");
+        }
         if (_phase != Phase.Connected)
         {
             FailIncoming();
@@ -656,6 +661,7 @@ public sealed class BlkFront : IDisposable
         var error = new BlkFrontException($"{FrontendPath} is broken: {reason}");
         FailAll(error);
         _connected.TrySetException(error);
+        if (!Domain.IsAlive) return; // a dead guest writes nothing more to xenstore
         _store.Write(FrontendPath + "/error", reason);
         WriteState(XenbusState.Closing);
     }

@@ -25,6 +25,7 @@ public static class CliApp
         root.Subcommands.Add(RunCommand.Create(io));
         root.Subcommands.Add(TapsCommand.Create(io));
         root.Subcommands.Add(BenchCommand.Create(io));
+        root.Subcommands.Add(FuzzCommand.Create(io));
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
@@ -34,11 +35,16 @@ public static class CliApp
         }
         try
         {
-            return parse.Invoke(new InvocationConfiguration { Output = output, Error = error });
+            return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
         }
         catch (ChainSpecException ex)
         {
             error.WriteLine($"blktap: {ex.Message}");
+            return BadInput;
+        }
+        catch (AggregateException ex) when (ex.InnerException is ChainSpecException inner)
+        {
+            error.WriteLine($"blktap: {inner.Message}");
             return BadInput;
         }
     }

@@ -22,6 +22,17 @@ public sealed class WorkloadOptions
     /// exact) or each has its own.
     /// </summary>
     public bool SharedDisk { get; set; } = true;
+    /// <summary>
+    /// Whether an ERROR answer is expected sometimes (fault injection upstream of the disk): the
+    /// operation is counted in <see cref="FrontendResult.Errors"/>, a failed write leaves the model
+    /// unchanged, and a failed read is not compared.
+    /// </summary>
+    public bool TolerateErrors { get; set; }
+    /// <summary>
+    /// With <see cref="SharedDisk"/>: how many equal slices to cut the disk into (default: one per
+    /// frontend). More slices than frontends leave the last ones to other users of the disk.
+    /// </summary>
+    public int? Slices { get; set; }
     /// <summary>Called after each completed operation (progress), from any thread.</summary>
     public Action? Progress { get; set; }
 }
@@ -59,23 +70,31 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
     /// <summary>Runs the workload on <paramref name="fronts"/> (some of the rig's frontends) only.</summary>
     public async Task<IReadOnlyList<FrontendResult>> RunAsync(EmulatorRig rig, IReadOnlyList<BlkFront> fronts)
     {
+        IReadOnlyList<FrontendResult> results = [];
+        await rig.Execute(async () => results = await RunInsideAsync(fronts));
+        return results;
+    }
+
+    /// <summary>
+    /// Runs the workload from code that is already inside <see cref="EmulatorRig.Execute"/> (on the
+    /// deterministic scheduler, or anywhere in threaded mode).
+    /// </summary>
+    public async Task<IReadOnlyList<FrontendResult>> RunInsideAsync(IReadOnlyList<BlkFront> fronts)
+    {
         var results = fronts.Select(f => new FrontendResult { Name = $"dom{f.Domain.Id}" }).ToArray();
-        await rig.Execute(async () =>
+        var tasks = new List<Task>();
+        for (int i = 0; i < fronts.Count; i++)
         {
-            var tasks = new List<Task>();
-            for (int i = 0; i < fronts.Count; i++)
+            ulong sectors = fronts[i].Sectors;
+            ulong start = 0, length = sectors;
+            if (options.SharedDisk)
             {
-                ulong sectors = fronts[i].Sectors;
-                ulong start = 0, length = sectors;
-                if (options.SharedDisk)
-                {
-                    length = sectors / (ulong)fronts.Count;
-                    start = length * (ulong)i;
-                }
-                tasks.Add(RunOne(fronts[i], start, length, results[i], options.Seed * 31 + i));
+                length = sectors / (ulong)Math.Max(fronts.Count, options.Slices ?? fronts.Count);
+                start = length * (ulong)i;
             }
-            await Task.WhenAll(tasks);
-        });
+            tasks.Add(RunOne(fronts[i], start, length, results[i], options.Seed * 31 + i));
+        }
+        await Task.WhenAll(tasks);
         return results;
     }
 
@@ -118,13 +137,15 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
         await Task.WhenAll(inflight.Select(f => f.Task));
     }
 
-    private static async Task<bool> ReadInto(BlkFront front, ulong start, Memory<byte> into, FrontendResult result)
+    private async Task<bool> ReadInto(BlkFront front, ulong start, Memory<byte> into, FrontendResult result)
     {
         const int chunk = 256 * 1024;
         for (int at = 0; at < into.Length; at += chunk)
         {
             var part = into.Slice(at, Math.Min(chunk, into.Length - at));
             var s = await front.ReadAsync(start + (ulong)(at / BlkifConstants.SectorSize), part);
+            for (int retry = 0; s == BlkifStatus.Error && options.TolerateErrors && retry < 50; retry++)
+                s = await front.ReadAsync(start + (ulong)(at / BlkifConstants.SectorSize), part);
             if (s != BlkifStatus.Okay) { Problem(result, $"initial read at sector {start + (ulong)(at / 512)} failed: {s}"); result.Errors++; return false; }
         }
         return true;
