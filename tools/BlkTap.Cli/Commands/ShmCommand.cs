@@ -10,9 +10,10 @@ namespace BlkTap.Cli.Commands;
 /// <c>--keep-serving</c>, one session after another until SIGINT/SIGTERM.
 /// </summary>
 /// <remarks>
-/// Exit codes: 0 the (last) session ended with the frontend disconnecting, or the server was stopped
-/// by a signal; 1 the session was refused at the handshake or closed for a protocol violation;
-/// 2 bad usage (missing directory, unknown tap, socket in use).
+/// Exit codes: 0 the (last) session ended with the frontend disconnecting; 1 the session was refused
+/// at the handshake or closed for a protocol violation; 2 bad usage (missing directory, unknown tap,
+/// socket in use). SIGINT/SIGTERM stop cleanly (sessions closed, taps flushed and closed, socket
+/// removed) and exit 0.
 /// </remarks>
 internal static class ShmCommand
 {
@@ -42,6 +43,13 @@ internal static class ShmCommand
         TimeSpan handshakeTimeout, CliIo io, CancellationToken ct)
     {
         if (!Directory.Exists(dir)) return io.BadInput($"shm serve: directory '{dir}' does not exist");
+        // NOTE: CliApp invokes synchronously, where System.CommandLine does not turn SIGINT/SIGTERM into
+        // cancellation; without these registrations the runtime's default would exit 143 mid-session
+        // without closing the taps. Cancelling the signal keeps the process alive until cleanup ends.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+        ct = stop.Token;
         var output = TextWriter.Synchronized(io.Out);
         var errors = TextWriter.Synchronized(io.Err);
         var chain = registry.Build(specs, new TapContext { Output = output });
@@ -85,6 +93,7 @@ internal static class ShmCommand
             foreach (var t in chain) t.Dispose();
             server?.Dispose();
             runtime.Dispose();
+            if (ct.IsCancellationRequested) errors.WriteLine("blktap: shm: stopped: sessions closed, taps flushed and closed, socket removed");
         }
     }
 }
