@@ -56,6 +56,24 @@ public sealed class RingSession : TapSession
         return null;
     }
 
+    /// <summary>
+    /// Loop thread: connects a ring the transport has already mapped (the shmring transport: page 0
+    /// of the shared file, not a grant). The transport owns the memory: it stays mapped until the
+    /// transport releases it after the runtime has no request of this session in flight.
+    /// </summary>
+    public string? ConnectRing(nint ringAddress, int ringBytes, BlkifProtocol protocol, IEventChannel channel)
+    {
+        if (_ring != null) return "the ring is already connected";
+        int pages = ringBytes / BlkifConstants.PageSize;
+        if (ringAddress == 0 || ringBytes % BlkifConstants.PageSize != 0 || pages == 0 || pages > 1 << BlkifConstants.MaxRingPageOrder || (pages & (pages - 1)) != 0)
+            return $"a ring of {ringBytes} bytes is not a power of two of pages up to {1 << BlkifConstants.MaxRingPageOrder}";
+        Protocol = protocol;
+        _ring = new BackRing(ringAddress, ringBytes, BlkifLayout.For(protocol));
+        _channel = channel;
+        channel.SetHandler(Signal);
+        return null;
+    }
+
     /// <inheritdoc/>
     protected internal override void Process()
     {

@@ -1,0 +1,113 @@
+using BlkTap.Emulator;
+using NUnit.Framework;
+
+namespace BlkTap.Tests.Shmring;
+
+/// <summary>
+/// <c>blktap shm serve</c> as a child process, driven by Native/shm_frontend.c: a frontend written
+/// with Xen's own ring.h macros and blkif.h structs (natively for x86_64-abi, gcc -m32 for
+/// x86_32-abi) that checks every status, id, operation and byte it gets back.
+/// </summary>
+[TestFixture]
+[Parallelizable(ParallelScope.None)]
+public sealed class ShmServeCliTests
+{
+    [TestCaseSource(typeof(ShmHarness), nameof(ShmHarness.Abis))]
+    public void ShmServeMem_CFrontendWrapsRingManyTimes_EveryStatusAndByteMatches(BlkifProtocol protocol)
+    {
+        var dir = ShmHarness.NewDir();
+        ShmHarness.Frontend(protocol);
+        using var serve = ShmHarness.StartServe(dir, "--tap", "mem:size=4M");
+        var c = ShmHarness.RunFrontend(protocol, dir, "workload", "2000", "11");
+        var outcome = serve.Wait(TimeSpan.FromSeconds(30));
+        Assert.That(c.ExitCode, Is.EqualTo(0), $"C frontend: {c.StdOut}{c.StdErr}\nserve: {outcome}");
+        Assert.That(c.StdOut, Does.Contain($"connected {protocol.ToName()} sectors=8192 sector_size=512 info=0"));
+        // 2000 operations plus two whole-disk passes on a 32-slot ring: dozens of laps.
+        Assert.That(ParseCount(c.StdOut, "ring_laps="), Is.GreaterThan(60), c.StdOut);
+        Assert.That(ParseCount(c.StdOut, "offset_segments="), Is.GreaterThan(1000), c.StdOut);
+        Assert.That(serve.Process.ExitCode, Is.EqualTo(0), outcome);
+        Assert.That(serve.StdOut, Does.Contain("session FrontendClosed:").And.Contain(" 0 errors, 0 rejected"), outcome);
+        Assert.That(File.Exists(Path.Combine(dir, ShmringProtocol.EventChannelFileName)), Is.False, "the socket is removed on exit");
+    }
+
+    [TestCaseSource(typeof(ShmHarness), nameof(ShmHarness.Abis))]
+    public void ShmServeDumpImg_CFrontendWorkload_ImageFileEqualsFrontendModel(BlkifProtocol protocol)
+    {
+        var dir = ShmHarness.NewDir();
+        var image = Path.Combine(dir, "disk.raw");
+        var model = Path.Combine(dir, "model.raw");
+        var initial = new byte[4 << 20];
+        new Random(5).NextBytes(initial);
+        File.WriteAllBytes(image, initial);
+        ShmHarness.Frontend(protocol);
+        using var serve = ShmHarness.StartServe(dir, "--tap", "dump", "--tap", $"img:path={image}");
+        var c = ShmHarness.RunFrontend(protocol, dir, "workload", "600", "23", model);
+        var outcome = serve.Wait(TimeSpan.FromSeconds(30));
+        Assert.That(c.ExitCode, Is.EqualTo(0), $"C frontend: {c.StdOut}{c.StdErr}\nserve: {outcome}");
+        Assert.That(serve.Process.ExitCode, Is.EqualTo(0), outcome);
+        var written = File.ReadAllBytes(image);
+        var expected = File.ReadAllBytes(model);
+        Assert.That(written.Length, Is.EqualTo(initial.Length));
+        Assert.That(written.AsSpan().SequenceEqual(expected), Is.True, "the image holds exactly what the frontend's model says");
+        Assert.That(written.AsSpan().SequenceEqual(initial), Is.False, "the workload changed the image");
+        Assert.That(serve.StdOut, Does.Contain(" Write sector=").And.Contain(" Read sector=").And.Contain(" FlushDiskCache sector="), "dump printed the requests it saw");
+    }
+
+    [Test]
+    public void ShmServe_BogusProducerIndex_SessionClosedLoggedExitOne()
+    {
+        var dir = ShmHarness.NewDir();
+        ShmHarness.Frontend(BlkifProtocol.X86_64);
+        using var serve = ShmHarness.StartServe(dir, "--tap", "mem:size=4M");
+        var c = ShmHarness.RunFrontend(BlkifProtocol.X86_64, dir, "bogusprod");
+        var outcome = serve.Wait(TimeSpan.FromSeconds(30));
+        Assert.That(c.ExitCode, Is.EqualTo(0), $"C frontend: {c.StdOut}{c.StdErr}\nserve: {outcome}");
+        Assert.That(serve.Process.ExitCode, Is.EqualTo(1), outcome);
+        Assert.That(serve.StdErr, Does.Contain("protocol error: req_prod claims more than the ring's 32 slots"), outcome);
+        Assert.That(serve.StdErr, Does.Not.Contain("Exception"), outcome);
+    }
+
+    [Test]
+    public void ShmServeKeepServing_Sigterm_StopsCleanlyWithImageFlushedAndSocketRemoved()
+    {
+        var dir = ShmHarness.NewDir();
+        var image = Path.Combine(dir, "disk.raw");
+        var model = Path.Combine(dir, "model.raw");
+        File.WriteAllBytes(image, new byte[2 << 20]);
+        ShmHarness.Frontend(BlkifProtocol.X86_64);
+        using var serve = ShmHarness.StartServe(dir, "--keep-serving", "--tap", $"img:path={image}");
+        var c = ShmHarness.RunFrontend(BlkifProtocol.X86_64, dir, "workload", "300", "3", model);
+        Assert.That(c.ExitCode, Is.EqualTo(0), c.StdOut + c.StdErr);
+        var second = ShmHarness.RunFrontend(BlkifProtocol.X86_64, dir, "bogusprod");
+        Assert.That(second.ExitCode, Is.EqualTo(0), "the server keeps serving after a session: " + second.StdErr);
+        Assert.That(serve.Process.HasExited, Is.False, "--keep-serving survives a hostile frontend");
+        serve.Signal("TERM");
+        var outcome = serve.Wait(TimeSpan.FromSeconds(20));
+        Assert.That(serve.Process.ExitCode, Is.EqualTo(0), outcome);
+        Assert.That(serve.StdErr, Does.Contain("stopped: sessions closed, taps flushed and closed, socket removed"), outcome);
+        Assert.That(File.ReadAllBytes(image), Is.EqualTo(File.ReadAllBytes(model)), "the image holds every acknowledged write");
+        Assert.That(File.Exists(Path.Combine(dir, ShmringProtocol.EventChannelFileName)), Is.False, "the socket is removed on SIGTERM");
+    }
+
+    [Test]
+    public void ShmServe_MissingDirectory_ExitsTwoWithOneLine()
+    {
+        var missing = Path.Combine(Path.GetTempPath(), "blktap-shm-missing-" + Guid.NewGuid().ToString("N"));
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        int code = BlkTap.Cli.CliApp.Run(["shm", "serve", missing, "--tap", "mem"], stdout, stderr);
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(stderr.ToString(), Does.StartWith("blktap: ").And.Contain(missing).And.Contain("does not exist"));
+        Assert.That(stderr.ToString().TrimEnd().Split('\n'), Has.Length.EqualTo(1));
+    }
+
+    private static long ParseCount(string text, string key)
+    {
+        int i = text.IndexOf(key, StringComparison.Ordinal);
+        Assert.That(i, Is.GreaterThanOrEqualTo(0), $"'{key}' in {text}");
+        int j = i + key.Length;
+        int k = j;
+        while (k < text.Length && char.IsAsciiDigit(text[k])) k++;
+        return long.Parse(text.AsSpan(j, k - j), System.Globalization.CultureInfo.InvariantCulture);
+    }
+}
