@@ -186,5 +186,5 @@ public sealed class TapRequest
 /// <summary>Life states of a pooled request.</summary>
 internal static class RequestState
 {
-    public const int Free = 0, InHooks = 1, Stolen = 2, AtBackend = 3, Completing = 4;
+    public const int Free = 0, InHooks = 1, Stolen = 2, AtBackend = 3, Completing = 4, EarlyInject = 5, EarlyResume = 6;
 }

@@ -202,6 +202,11 @@ public sealed partial class TapRuntime : IDisposable
                 request.Status = BlkifStatus.Error;
                 result = HookResult.Respond;
             }
+            if (result != HookResult.Stolen && request.State is RequestState.EarlyInject or RequestState.EarlyResume)
+            {
+                Report(TapDiagnosticLevel.Error, request.Session, $"request hook {_requestHooks[request.NextHook - 1].Name} injected or resumed {request} but returned {result}, not Stolen; the injection is ignored");
+                request.State = RequestState.InHooks;
+            }
             switch (result)
             {
                 case HookResult.Pass:
@@ -210,8 +215,17 @@ public sealed partial class TapRuntime : IDisposable
                     Finish(request);
                     return;
                 case HookResult.Stolen:
-                    request.State = RequestState.Stolen;
-                    return;
+                    if (Interlocked.CompareExchange(ref request.State, RequestState.Stolen, RequestState.InHooks) == RequestState.InHooks) return;
+                    if (request.State == RequestState.EarlyInject)
+                    {
+                        request.State = RequestState.Completing;
+                        request.Status = request.PendingStatus;
+                        Finish(request);
+                        return;
+                    }
+                    // EarlyResume: go straight on to the next hook.
+                    request.State = RequestState.InHooks;
+                    continue;
                 default:
                     Report(TapDiagnosticLevel.Error, request.Session, $"request hook returned {(int)result}, not a HookResult");
                     request.Status = BlkifStatus.Error;
@@ -246,23 +260,52 @@ public sealed partial class TapRuntime : IDisposable
     /// </summary>
     public bool InjectResponse(TapRequest request, BlkifStatus status)
     {
-        int state = Volatile.Read(ref request.State);
-        if (state != RequestState.Stolen && state != RequestState.AtBackend) return false;
-        if (Interlocked.CompareExchange(ref request.State, RequestState.Completing, state) != state) return false;
-        request.PendingStatus = status;
-        Enqueue(new WorkItem(WorkKind.Complete, request));
-        return true;
+        while (true)
+        {
+            int state = Volatile.Read(ref request.State);
+            switch (state)
+            {
+                case RequestState.Stolen:
+                case RequestState.AtBackend:
+                    if (Interlocked.CompareExchange(ref request.State, RequestState.Completing, state) != state) continue;
+                    request.PendingStatus = status;
+                    Enqueue(new WorkItem(WorkKind.Complete, request));
+                    return true;
+                case RequestState.InHooks:
+                    // The hook that is stealing it has not returned yet (another thread was quick):
+                    // remember the answer; Dispatch delivers it when the hook returns Stolen.
+                    request.PendingStatus = status;
+                    if (Interlocked.CompareExchange(ref request.State, RequestState.EarlyInject, state) != state) continue;
+                    return true;
+                default:
+                    return false;
+            }
+        }
     }
 
     /// <summary>
     /// Sends a stolen request on down the chain, to the hook after the one that stole it (a delay
-    /// that has waited, a cache that missed). Safe from any thread. False if the request is not stolen.
+    /// that has waited, a cache that missed). Safe from any thread, even before the stealing hook has
+    /// returned. False if the request is not stolen.
     /// </summary>
     public bool Resume(TapRequest request)
     {
-        if (Interlocked.CompareExchange(ref request.State, RequestState.InHooks, RequestState.Stolen) != RequestState.Stolen) return false;
-        Enqueue(new WorkItem(WorkKind.Resume, request));
-        return true;
+        while (true)
+        {
+            int state = Volatile.Read(ref request.State);
+            if (state == RequestState.Stolen)
+            {
+                if (Interlocked.CompareExchange(ref request.State, RequestState.InHooks, state) != state) continue;
+                Enqueue(new WorkItem(WorkKind.Resume, request));
+                return true;
+            }
+            if (state == RequestState.InHooks)
+            {
+                if (Interlocked.CompareExchange(ref request.State, RequestState.EarlyResume, state) != state) continue;
+                return true;
+            }
+            return false;
+        }
     }
 
     private void Finish(TapRequest request)

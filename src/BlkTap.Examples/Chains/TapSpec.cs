@@ -34,19 +34,27 @@ public sealed class TapSpec
         {
             var rest = text[(colon + 1)..];
             if (rest.Length == 0) throw new ChainSpecException($"--tap '{text}': nothing after ':'");
+            string? lastKey = null;
             foreach (var part in SplitOptions(rest))
             {
                 int eq = part.IndexOf('=');
+                if (eq < 0 && lastKey != null)
+                {
+                    // A list value: "ops=read,write" continues the previous option.
+                    options[lastKey] += "," + part;
+                    continue;
+                }
                 if (eq <= 0) throw new ChainSpecException($"--tap '{text}': option '{part}' is not key=value");
                 var key = part[..eq].Trim();
                 if (options.ContainsKey(key)) throw new ChainSpecException($"--tap '{text}': option '{key}' given twice");
                 options[key] = part[(eq + 1)..];
+                lastKey = key;
             }
         }
         return new TapSpec(name, options, text);
     }
 
-    // NBD URIs contain '?' and '&' but never ',' unescaped; split on ',' only.
+    // Options are split on ','; a piece without '=' belongs to the previous option's value (lists).
     private static IEnumerable<string> SplitOptions(string s) => s.Split(',');
 
     /// <summary>A required string option.</summary>

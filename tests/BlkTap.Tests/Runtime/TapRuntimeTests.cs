@@ -196,6 +196,52 @@ public class TapRuntimeTests
         Assert.That(secondCalls, Is.EqualTo(1));
     }
 
+    [Test]
+    public async Task InjectResponse_BeforeStealingHookReturns_ResponseDelivered()
+    {
+        using var h = new RuntimeHarness(rt => rt.RegisterRequestHook("quick", Hook.Request(r =>
+        {
+            // Another thread answers before this hook has even returned Stolen.
+            Task.Run(() => r.Runtime.InjectResponse(r, BlkifStatus.NotSupported)).Wait();
+            return HookResult.Stolen;
+        })));
+        var s = h.Attach("s", 10);
+        var answer = h.SubmitAsync(s, BlkifOperation.FlushDiskCache, 0, 0, 0, 1);
+        Assert.That(await answer.WaitAsync(TimeSpan.FromSeconds(5)), Is.EqualTo(BlkifStatus.NotSupported));
+    }
+
+    [Test]
+    public async Task Resume_BeforeStealingHookReturns_ContinuesDownTheChain()
+    {
+        int terminatorCalls = 0;
+        using var h = new RuntimeHarness(rt =>
+        {
+            rt.RegisterRequestHook("quick", Hook.Request(r =>
+            {
+                Task.Run(() => r.Runtime.Resume(r)).Wait();
+                return HookResult.Stolen;
+            }));
+            rt.RegisterRequestHook("term", Hook.Request(r => { terminatorCalls++; r.Status = BlkifStatus.Okay; return HookResult.Respond; }));
+        });
+        var s = h.Attach("s", 10);
+        Assert.That(await h.SubmitAsync(s, BlkifOperation.FlushDiskCache, 0, 0, 0, 1).WaitAsync(TimeSpan.FromSeconds(5)), Is.EqualTo(BlkifStatus.Okay));
+        Assert.That(terminatorCalls, Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task InjectResponse_HookReturnsRespondAfterInjecting_InjectionIgnoredAndReported()
+    {
+        using var h = new RuntimeHarness(rt => rt.RegisterRequestHook("confused", Hook.Request(r =>
+        {
+            r.Runtime.InjectResponse(r, BlkifStatus.Error);
+            r.Status = BlkifStatus.Okay;
+            return HookResult.Respond;
+        })));
+        var s = h.Attach("s", 10);
+        Assert.That(await h.SubmitAsync(s, BlkifOperation.FlushDiskCache, 0, 0, 0, 1).WaitAsync(TimeSpan.FromSeconds(5)), Is.EqualTo(BlkifStatus.Okay));
+        Assert.That(h.Diagnostics.Any(d => d.Contains("not Stolen")), Is.True);
+    }
+
     private sealed class DeviceBackend(IBlockDevice device) : ITapBackend
     {
         public void Submit(TapRequest request) => request.Runtime.InjectResponse(request, BlockDeviceHook.Serve(device, request));
