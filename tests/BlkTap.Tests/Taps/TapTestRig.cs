@@ -1,0 +1,24 @@
+using BlkTap.Emulator;
+using BlkTap.Examples;
+
+namespace BlkTap.Tests.Taps;
+
+/// <summary>Starts an emulator rig whose dom0 tap is a chain of taps (frontend side first).</summary>
+internal static class TapTestRig
+{
+    public static Task<EmulatorRig> StartAsync(params ITap[] chain) => StartAsync(1, chain);
+
+    public static Task<EmulatorRig> StartAsync(int frontends, params ITap[] chain) =>
+        EmulatorRig.StartAsync(new EmulatorRigOptions { Frontends = frontends }, rt => TapChain.Register(rt, chain));
+
+    public static IReadOnlyList<ITap> Build(TapContext? context, params string[] specs) =>
+        TapRegistry.CreateDefault().Build(specs.Select(TapSpec.Parse).ToList(), context ?? new TapContext { Output = TextWriter.Null });
+
+    /// <summary>Deterministic bytes for a write.</summary>
+    public static byte[] Pattern(Random random, int sectors)
+    {
+        var b = new byte[sectors * 512];
+        random.NextBytes(b);
+        return b;
+    }
+}
