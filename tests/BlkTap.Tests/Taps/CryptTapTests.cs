@@ -111,6 +111,34 @@ public class CryptTapTests
         finally { dir.Delete(true); }
     }
 
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task Chain_VerifiedWorkloadThroughCryptOverMem_NoMismatches(bool allowDiscard)
+    {
+        var keyPath = Path.GetTempFileName();
+        try
+        {
+            var key = new byte[32];
+            new Random(11).NextBytes(key);
+            File.WriteAllBytes(keyPath, key);
+            var chain = TapTestRig.Build(null, $"crypt:keyfile={keyPath},discard={allowDiscard}", "mem:size=4M");
+            await using var rig = await TapTestRig.StartAsync(2, chain.ToArray());
+            Assert.That(rig.Frontends[0].SupportsDiscard, Is.EqualTo(allowDiscard));
+            if (!allowDiscard) Assert.That(await rig.Frontends[0].DiscardAsync(0, 8), Is.EqualTo(BlkifStatus.NotSupported));
+            var results = await new BlkTap.Emulator.VerifiedWorkload(new BlkTap.Emulator.WorkloadOptions
+            {
+                OperationsPerFrontend = 300, DiscardPercent = 10, Seed = 12,
+            }).RunAsync(rig);
+            foreach (var r in results)
+            {
+                Assert.That(r.Problems, Is.Empty, r.Name);
+                Assert.That(r.Mismatches + r.Errors, Is.Zero, r.Name);
+            }
+            if (allowDiscard) Assert.That(results.Sum(r => r.Discards), Is.GreaterThan(0));
+        }
+        finally { File.Delete(keyPath); }
+    }
+
     [Test]
     public void Create_KeyFileWrongSize_ThrowsNamingFileAndSize()
     {
