@@ -128,7 +128,7 @@ public class CryptTapTests
             var results = await new BlkTap.Emulator.VerifiedWorkload(new BlkTap.Emulator.WorkloadOptions
             {
                 OperationsPerFrontend = 300, DiscardPercent = 10, Seed = 12,
-            }).RunAsync(rig);
+            }).RunAsync(rig.Rig);
             foreach (var r in results)
             {
                 Assert.That(r.Problems, Is.Empty, r.Name);
