@@ -1,0 +1,87 @@
+using System.Diagnostics;
+
+namespace BlkTap.Examples;
+
+/// <summary>
+/// One background thread that resumes stolen requests at their due time (a priority queue by
+/// Stopwatch timestamp), so the tap loop never sleeps.
+/// </summary>
+/// <remarks>Threading: <see cref="Schedule"/> from any thread; <see cref="Dispose"/> resumes everything still pending.</remarks>
+internal sealed class DelayScheduler : IDisposable
+{
+    private readonly object _lock = new();
+    private readonly PriorityQueue<TapRequest, long> _queue = new();
+    private Thread? _thread;
+    private bool _stopped;
+
+    /// <summary>Number of requests waiting.</summary>
+    public int Pending { get { lock (_lock) return _queue.Count; } }
+
+    /// <summary>Resumes <paramref name="request"/> with <see cref="TapRuntime.Resume"/> at <paramref name="dueTimestamp"/>.</summary>
+    public void Schedule(TapRequest request, long dueTimestamp)
+    {
+        lock (_lock)
+        {
+            if (_stopped) { ResumeWhenStolen(request); return; }
+            _queue.Enqueue(request, dueTimestamp);
+            if (_thread == null)
+            {
+                _thread = new Thread(Run) { IsBackground = true, Name = "delay-tap timer" };
+                _thread.Start();
+            }
+            Monitor.Pulse(_lock);
+        }
+    }
+
+    private void Run()
+    {
+        while (true)
+        {
+            TapRequest? due = null;
+            lock (_lock)
+            {
+                while (due == null)
+                {
+                    if (_stopped) return;
+                    if (!_queue.TryPeek(out var r, out long at)) { Monitor.Wait(_lock); continue; }
+                    long now = Stopwatch.GetTimestamp();
+                    if (at <= now) { due = _queue.Dequeue(); break; }
+                    var wait = Stopwatch.GetElapsedTime(now, at);
+                    // Monitor.Wait rounds to milliseconds; wait at least 1 ms and re-check.
+                    Monitor.Wait(_lock, Math.Max(1, (int)Math.Ceiling(wait.TotalMilliseconds)));
+                }
+            }
+            ResumeWhenStolen(due);
+        }
+    }
+
+    /// <summary>
+    /// Resumes a request, waiting briefly for its hook to have returned Stolen.
+    /// NOTE: TapRuntime.Resume only succeeds once the runtime has marked the request Stolen, which it does
+    /// after the hook returns (TapRuntime.cs, HookResult.Stolen case); a very short delay can fire
+    /// before that, so spin until the state flips rather than lose the request.
+    /// </summary>
+    private static void ResumeWhenStolen(TapRequest request)
+    {
+        var spin = new SpinWait();
+        for (int i = 0; i < 100_000; i++)
+        {
+            if (request.Runtime.Resume(request)) return;
+            spin.SpinOnce();
+        }
+        request.Runtime.Report(TapDiagnosticLevel.Error, null, $"delay: could not resume {request}: it is not stolen");
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        List<TapRequest> rest = new();
+        lock (_lock)
+        {
+            _stopped = true;
+            while (_queue.TryDequeue(out var r, out _)) rest.Add(r);
+            Monitor.PulseAll(_lock);
+        }
+        foreach (var r in rest) ResumeWhenStolen(r);
+    }
+}
