@@ -27,6 +27,7 @@ public static class CliApp
         root.Subcommands.Add(BenchCommand.Create(io));
         root.Subcommands.Add(FuzzCommand.Create(io));
         root.Subcommands.Add(ShmCommand.Create(io));
+        root.Subcommands.Add(XenCommand.Create(io));
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {

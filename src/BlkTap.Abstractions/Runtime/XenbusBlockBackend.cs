@@ -7,8 +7,10 @@ namespace BlkTap;
 /// contracts so the same code serves emulated domains and a real dom0: watches
 /// <c>/local/domain/&lt;be&gt;/backend/&lt;type&gt;</c>, attaches a <see cref="RingSession"/> per device
 /// (the Attach control event carries <c>params</c> as the image identifier), publishes the disk
-/// (<c>sectors</c>, <c>sector-size</c>, <c>info</c>, features) and InitWait, connects the ring when the
-/// frontend is Initialised, and tears down on Closing.
+/// (<c>sectors</c>, <c>sector-size</c>, <c>physical-sector-size</c>, <c>info</c>, features, discard
+/// geometry, <c>hotplug-status</c>=connected) and InitWait, connects the ring when the frontend is
+/// Initialised, follows the frontend to Closing/Closed, and, like blkback, goes back to InitWait
+/// with a fresh session when a closed frontend returns to Initialising (unless <c>online</c> is 0).
 /// </summary>
 /// <remarks>
 /// Threading: all handshake work runs on the runtime's loop (watch callbacks post to it). Every value
@@ -43,13 +45,22 @@ public sealed class XenbusBlockBackend : IDisposable
     /// <summary>Starts watching for devices. Safe from any thread.</summary>
     public void Start() => _watch = _store.Watch(Root, _ => _runtime.Post(Rescan));
 
-    /// <summary>Loop thread: the sessions this backend created, by backend path.</summary>
+    /// <summary>Loop thread: the open sessions of this backend, by backend path.</summary>
     public IReadOnlyDictionary<string, RingSession> Sessions =>
-        _devices.Where(d => d.Value.Session != null).ToDictionary(d => d.Key, d => d.Value.Session!);
+        _devices.Where(d => d.Value.Session is { IsOpen: true }).ToDictionary(d => d.Key, d => d.Value.Session!);
 
     private void Rescan()
     {
         if (_disposed) return;
+        try { RescanCore(); }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            _runtime.Report(TapDiagnosticLevel.Error, null, $"{Root}: cannot list devices: {ex.Message}");
+        }
+    }
+
+    private void RescanCore()
+    {
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var fe in _store.Directory(Root))
         {
@@ -104,8 +115,10 @@ public sealed class XenbusBlockBackend : IDisposable
     {
         private IDisposable? _frontendWatch;
         private string _frontend = "";
+        private ushort _feDomid;
+        private bool _armed;
         private bool _connected;
-        private bool _closed;
+        private bool _removed;
 
         public RingSession? Session { get; private set; }
 
@@ -115,46 +128,108 @@ public sealed class XenbusBlockBackend : IDisposable
         public void Start(ushort feDomid, string frontend)
         {
             _frontend = frontend;
+            _feDomid = feDomid;
+            try
+            {
+                Arm();
+                if (_removed) return;
+                _frontendWatch = Store.Watch($"{frontend}/state", _ => Runtime.Post(OnFrontendChanged));
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // NOTE: a store error (a 'frontend' value that is not a valid path, a node we may not read) must
+                // not escape into the loop: it is reported and closes this device only.
+                Fail($"xenstore refused the device's nodes: {ex.Message}");
+            }
+        }
+
+        /// <summary>Attaches a fresh session and publishes the disk, then InitWait (blkback's backend_probe + backend_changed).</summary>
+        private void Arm()
+        {
             var imageId = Store.Read($"{path}/params");
-            Session = new RingSession($"dom{feDomid}/{path[(path.LastIndexOf('/') + 1)..]}", feDomid, imageId, owner._mapper);
+            // NOTE: xen-blkback xenbus.c backend_changed(): a missing 'mode' is fatal ("reading mode"); the disk is
+            // writable only if 'mode' contains 'w' (strchr(be->mode, 'w')), so "r", "ro" and "" are read-only.
+            var mode = Store.Read($"{path}/mode");
+            if (mode == null) { Fail("the toolstack wrote no 'mode' node (expected \"w\" or \"r\")"); return; }
+            Session = new RingSession($"dom{_feDomid}/{path[(path.LastIndexOf('/') + 1)..]}", _feDomid, imageId, owner._mapper);
+            _armed = true;
+            _connected = false;
             Runtime.AttachSession(Session);
             if (!Session.IsOpen) { Fail("a control hook refused the attach"); return; }
-            // NOTE: the toolstack's 'mode' node ("r" or "w") makes a disk read-only whatever the image allows.
-            if (Store.Read($"{path}/mode") == "r") Session.ReadOnly = true;
+            if (!mode.Contains('w')) Session.ReadOnly = true;
             if (Session.Sectors == 0)
                 Runtime.Report(TapDiagnosticLevel.Warning, Session, "no hook set the disk size at attach; the frontend sees a 0-sector disk");
-            Store.Write($"{path}/max-ring-page-order", owner._options.MaxRingPageOrder.ToString(CultureInfo.InvariantCulture));
-            Store.Write($"{path}/sectors", Session.Sectors.ToString(CultureInfo.InvariantCulture));
-            Store.Write($"{path}/sector-size", Session.SectorSize.ToString(CultureInfo.InvariantCulture));
-            Store.Write($"{path}/info", ((uint)Session.Info).ToString(CultureInfo.InvariantCulture));
+            var inv = CultureInfo.InvariantCulture;
+            Store.Write($"{path}/max-ring-page-order", owner._options.MaxRingPageOrder.ToString(inv));
+            Store.Write($"{path}/sectors", Session.Sectors.ToString(inv));
+            Store.Write($"{path}/sector-size", Session.SectorSize.ToString(inv));
+            // NOTE: blkif.h "physical-sector-size" (optional, defaults to sector-size); blkback writes the device's
+            // physical block size. Ours is the logical size: taps do not expose a larger internal block.
+            Store.Write($"{path}/physical-sector-size", Session.SectorSize.ToString(inv));
+            Store.Write($"{path}/info", ((uint)Session.Info).ToString(inv));
             Store.Write($"{path}/feature-flush-cache", Session.SupportsFlush ? "1" : "0");
             Store.Write($"{path}/feature-barrier", "1");
             Store.Write($"{path}/feature-discard", Session.SupportsDiscard ? "1" : "0");
+            if (Session.SupportsDiscard)
+            {
+                // NOTE: blkif.h "discard-granularity"/"discard-alignment" in bytes, "discard-secure" 0/1 (xen-blkback
+                // xen_blkbk_discard()). A tap discards any whole sector, so granularity is one logical sector.
+                Store.Write($"{path}/discard-granularity", Session.SectorSize.ToString(inv));
+                Store.Write($"{path}/discard-alignment", "0");
+                Store.Write($"{path}/discard-secure", "0");
+            }
             if (Runtime.Options.MaxIndirectSegments > 0)
-                Store.Write($"{path}/feature-max-indirect-segments", Runtime.Options.MaxIndirectSegments.ToString(CultureInfo.InvariantCulture));
+                Store.Write($"{path}/feature-max-indirect-segments", Runtime.Options.MaxIndirectSegments.ToString(inv));
+            // NOTE: libxl (libxl_device.c, device hotplug) waits for the backend's 'hotplug-status' = "connected",
+            // which a hotplug script writes for blkback; a user-space backend has no script, so it writes it itself.
+            Store.Write($"{path}/hotplug-status", "connected");
             SetState(XenbusState.InitWait);
-            _frontendWatch = Store.Watch($"{frontend}/state", _ => Runtime.Post(OnFrontendChanged));
         }
 
         private void OnFrontendChanged()
         {
-            if (_closed || owner._disposed) return;
+            if (_removed || owner._disposed) return;
+            try { FrontendChanged(); }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                Fail($"handshake failed: {ex.Message}");
+            }
+        }
+
+        private void FrontendChanged()
+        {
             var stateText = Store.Read($"{_frontend}/state");
-            if (stateText == null) { Close("the frontend's directory disappeared", writeState: true); return; }
+            if (stateText == null)
+            {
+                if (_armed) Fail("the frontend's directory disappeared");
+                return;
+            }
             if (!int.TryParse(stateText, NumberStyles.None, CultureInfo.InvariantCulture, out var raw) || raw is < 0 or > 8)
             {
-                Fail($"frontend state '{Trim(stateText)}' is not a XenbusState");
+                if (_armed) Fail($"frontend state '{Trim(stateText)}' is not a XenbusState");
                 return;
             }
             switch ((XenbusState)raw)
             {
+                case XenbusState.Initialising:
+                    // NOTE: xen-blkback frontend_changed(): Initialising while the backend is Closed means the
+                    // frontend is reconnecting ("prepare for reconnect"): back to InitWait. The toolstack's
+                    // online=0 (a detach in progress) means the device is going away instead.
+                    if (!_armed && Store.Read($"{path}/online") != "0")
+                    {
+                        Runtime.Report(TapDiagnosticLevel.Information, null, $"{path}: the frontend is reconnecting");
+                        Arm();
+                    }
+                    break;
                 case XenbusState.Initialised:
                 case XenbusState.Connected:
-                    if (!_connected) Connect();
+                    if (_armed && !_connected) Connect();
                     break;
                 case XenbusState.Closing:
+                    Disconnect(null, XenbusState.Closing);
+                    break;
                 case XenbusState.Closed:
-                    Close(null, writeState: true);
+                    Disconnect(null, XenbusState.Closed);
                     break;
             }
         }
@@ -197,24 +272,57 @@ public sealed class XenbusBlockBackend : IDisposable
             Runtime.ConnectSession(session);
         }
 
+        /// <summary>Reports an error and closes the device (Closing, then Closed); a later Initialising re-arms it.</summary>
         public void Fail(string reason)
         {
             Runtime.Report(TapDiagnosticLevel.Error, Session, $"{path}: {reason}");
-            Close(reason, writeState: true);
-        }
-
-        public void Close(string? reason, bool writeState)
-        {
-            if (_closed) return;
-            _closed = true;
-            _frontendWatch?.Dispose();
-            if (Session != null) Runtime.CloseSession(Session, reason);
-            if (writeState)
+            if (Session != null && Session.IsOpen) Runtime.CloseSession(Session, reason);
+            _armed = false;
+            _connected = false;
+            if (_removed) return;
+            try
             {
                 SetState(XenbusState.Closing);
                 SetState(XenbusState.Closed);
             }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                Runtime.Report(TapDiagnosticLevel.Error, Session, $"{path}: cannot write the backend state: {ex.Message}");
+            }
         }
+
+        private void Disconnect(string? reason, XenbusState state)
+        {
+            if (Session != null && Session.IsOpen) Runtime.CloseSession(Session, reason);
+            _armed = false;
+            _connected = false;
+            if (ReadOwnState() != state) SetState(state);
+        }
+
+        /// <summary>The device is going away (directory removed, backend shutting down): close, stop watching.</summary>
+        public void Close(string? reason, bool writeState)
+        {
+            if (_removed) return;
+            _removed = true;
+            _frontendWatch?.Dispose();
+            if (Session != null && Session.IsOpen) Runtime.CloseSession(Session, reason);
+            _armed = false;
+            if (writeState)
+            {
+                try
+                {
+                    SetState(XenbusState.Closing);
+                    SetState(XenbusState.Closed);
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    Runtime.Report(TapDiagnosticLevel.Warning, Session, $"{path}: cannot write the backend state: {ex.Message}");
+                }
+            }
+        }
+
+        private XenbusState ReadOwnState() =>
+            int.TryParse(Store.Read($"{path}/state"), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? (XenbusState)v : XenbusState.Unknown;
 
         private void SetState(XenbusState state) =>
             Store.Write($"{path}/state", ((int)state).ToString(CultureInfo.InvariantCulture));

@@ -1,0 +1,50 @@
+using System.Collections.Concurrent;
+using BlkTap.Xen;
+using NUnit.Framework;
+
+namespace BlkTap.Tests.XenBackend;
+
+/// <summary>The dom0 backend against a real hypervisor (runs only where /dev/xen/gntdev exists, as root).</summary>
+[TestFixture]
+[Category("RequiresXen")]
+public sealed class XenDom0BackendTests
+{
+    [SetUp]
+    public void RequireXen()
+    {
+        if (!File.Exists("/dev/xen/gntdev")) Assert.Ignore("needs a Xen dom0 (/dev/xen/gntdev)");
+    }
+
+    [Test]
+    public async Task Serve_HostileDeviceInRealXenStore_DiagnosticAndClosed()
+    {
+        var diagnostics = new ConcurrentQueue<TapDiagnostic>();
+        using var runtime = new TapRuntime(new TapRuntimeOptions { Diagnostics = diagnostics.Enqueue });
+        // A private device type so the test never meets a real toolstack's devices.
+        using var backend = new XenDom0Backend(runtime, new XenDom0BackendOptions { DeviceType = "vbd3-blktaptest" });
+        using var cts = new CancellationTokenSource();
+        var run = backend.RunAsync(cts.Token);
+        using var store = new XenStore();
+        var nodes = XenVbdToolstack.PathsFor(0x7FEF, 0, "vbd3-blktaptest", 51712);
+        try
+        {
+            XenVbdToolstack.WriteAttach(store, new XenVbdAttachment(0x7FEF, "xvda", "none") { DeviceType = "vbd3-blktaptest" });
+            store.Write(nodes.FrontendPath + "/ring-ref", "not-a-number");
+            store.Write(nodes.FrontendPath + "/event-channel", "1");
+            store.Write(nodes.FrontendPath + "/state", "3");
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (store.Read(nodes.BackendPath + "/state") != "6" && DateTime.UtcNow < deadline) await Task.Delay(20);
+            Assert.That(store.Read(nodes.BackendPath + "/state"), Is.EqualTo("6"));
+            Assert.That(diagnostics.Any(d => d.Message.Contains("ring-ref 'not-a-number'", StringComparison.Ordinal)), Is.True);
+        }
+        finally
+        {
+            XenVbdToolstack.RemoveNodes(store, nodes);
+            cts.Cancel();
+            await run.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+    }
+
+    [Test]
+    public void Unavailable_OnDom0_IsNull() => Assert.That(XenDom0Backend.Unavailable(), Is.Null);
+}

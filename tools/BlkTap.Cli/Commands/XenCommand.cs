@@ -1,0 +1,223 @@
+using System.CommandLine;
+using BlkTap.Examples;
+using BlkTap.Xen;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace BlkTap.Cli.Commands;
+
+/// <summary>
+/// <c>blktap xen serve|attach|detach</c>: the real Xen backend. <c>serve</c> runs the tap in dom0 as a hosted
+/// service (systemd-aware) until SIGTERM; <c>attach</c>/<c>detach</c> write the toolstack's xenstore nodes that
+/// connect a guest's disk to it.
+/// </summary>
+internal static class XenCommand
+{
+    public static Command Create(CliIo io)
+    {
+        var cmd = new Command("xen", "the real Xen backend: serve a chain to guests from dom0, attach and detach guest disks");
+        cmd.Subcommands.Add(Serve(io));
+        cmd.Subcommands.Add(Attach(io));
+        cmd.Subcommands.Add(Detach(io));
+        return cmd;
+    }
+
+    private static Option<int> BackendDomid() => new("--backend-domid") { Description = "the domain the backend runs in (default 0, dom0)", DefaultValueFactory = _ => 0 };
+
+    // NOTE: "vbd3" is libxl's backend kind for a user-space block backend (XenServer's tapback); the kernel's
+    // xen-blkback only watches backend/vbd, so serving vbd3 never races blkback for the same device.
+    private static Option<string> DeviceType() => new("--type") { Description = "backend device type: vbd3 (default; the kernel's blkback ignores it) or vbd (replace blkback)", DefaultValueFactory = _ => "vbd3" };
+
+    private static string? CheckCommon(int backendDomid, string type)
+    {
+        if (backendDomid is < 0 or >= 0x7FF0) return $"--backend-domid {backendDomid}: must be a domain id from 0 to 32751";
+        if (type is not ("vbd" or "vbd3")) return $"--type '{type}': use vbd3 or vbd";
+        return null;
+    }
+
+    private static Command Serve(CliIo io)
+    {
+        var taps = ChainOptions.Tap();
+        var plugins = ChainOptions.Plugins();
+        var backendDomid = BackendDomid();
+        var type = DeviceType();
+        var cmd = new Command("serve", "serve the chain to guest disks (xenstore backend/<type>) until SIGTERM; logs to the console or journald");
+        foreach (var o in new Option[] { taps, plugins, backendDomid, type }) cmd.Options.Add(o);
+        cmd.SetAction(async (parse, ct) =>
+        {
+            int be = parse.GetValue(backendDomid);
+            string t = parse.GetValue(type)!;
+            var problem = CheckCommon(be, t);
+            if (problem != null) return io.BadInput(problem);
+            IReadOnlyList<TapSpec> specs;
+            TapRegistry registry;
+            try
+            {
+                specs = ChainOptions.Specs(parse.GetValue(taps));
+                registry = ChainOptions.Registry(parse.GetValue(plugins));
+                // Check the chain before touching Xen: a bad --tap is reported the same everywhere.
+                foreach (var tap in registry.Build(specs, new TapContext { Output = io.Out })) tap.Dispose();
+            }
+            catch (ChainSpecException ex)
+            {
+                return io.BadInput(ex.Message);
+            }
+            var unavailable = XenDom0Backend.Unavailable();
+            if (unavailable != null) return io.BadInput(unavailable);
+
+            var builder = Host.CreateApplicationBuilder();
+            builder.Services.AddSystemd();
+            builder.Services.AddSingleton(new XenServeSettings(specs, registry, new XenDom0BackendOptions { BackendDomain = (ushort)be, DeviceType = t }, io));
+            builder.Services.AddHostedService<XenServeService>();
+            using var host = builder.Build();
+            try
+            {
+                await host.RunAsync(ct);
+            }
+            catch (XenNotAvailableException ex)
+            {
+                return io.BadInput(ex.Message);
+            }
+            catch (XenInteropException ex)
+            {
+                io.Err.WriteLine($"blktap: {ex.Message}");
+                return CliApp.Failure;
+            }
+            // The service sets the exit code when it could not start the backend.
+            return Environment.ExitCode != 0 ? Environment.ExitCode : CliApp.Ok;
+        });
+        return cmd;
+    }
+
+    private static Command Attach(CliIo io)
+    {
+        var domain = new Option<int>("--domain") { Description = "the guest's domain id", Required = true };
+        var vdev = new Option<string>("--vdev") { Description = "the guest's disk name (xvdb, sdc) or device number", Required = true };
+        var parameters = new Option<string>("--params") { Description = "the image identifier handed to the chain at attach (the img tap opens it)", Required = true };
+        var backendDomid = BackendDomid();
+        var type = DeviceType();
+        var readOnly = new Option<bool>("--readonly") { Description = "attach read-only (mode=r)" };
+        var cmd = new Command("attach", "write the xenstore nodes (frontend and backend, with permissions, in one transaction) that give a guest a disk served by 'blktap xen serve'");
+        foreach (var o in new Option[] { domain, vdev, parameters, backendDomid, type, readOnly }) cmd.Options.Add(o);
+        cmd.SetAction(parse =>
+        {
+            int be = parse.GetValue(backendDomid);
+            string t = parse.GetValue(type)!;
+            int fe = parse.GetValue(domain);
+            var problem = CheckCommon(be, t) ?? (fe is < 0 or >= 0x7FF0 ? $"--domain {fe}: must be a domain id from 0 to 32751" : null);
+            if (problem != null) return io.BadInput(problem);
+            var attachment = new XenVbdAttachment((ushort)fe, parse.GetValue(vdev)!, parse.GetValue(parameters)!)
+            {
+                BackendDomain = (ushort)be,
+                DeviceType = t,
+                ReadOnly = parse.GetValue(readOnly),
+            };
+            return WithStore(io, store =>
+            {
+                var nodes = XenVbdToolstack.Attach(store, attachment);
+                io.Out.WriteLine($"attached {attachment.VirtualDevice} (device {nodes.DeviceNumber}) of domain {fe}: {nodes.FrontendPath} -> {nodes.BackendPath}");
+                return CliApp.Ok;
+            });
+        });
+        return cmd;
+    }
+
+    private static Command Detach(CliIo io)
+    {
+        var domain = new Option<int>("--domain") { Description = "the guest's domain id", Required = true };
+        var vdev = new Option<string>("--vdev") { Description = "the guest's disk name (xvdb) or device number", Required = true };
+        var backendDomid = BackendDomid();
+        var type = DeviceType();
+        var timeout = new Option<int>("--timeout") { Description = "seconds to wait for the guest to let go (default 10)", DefaultValueFactory = _ => 10 };
+        var force = new Option<bool>("--force") { Description = "remove the nodes even if the guest did not let go in time" };
+        var cmd = new Command("detach", "ask the guest and the backend to close a disk (online=0, state=Closing), wait for Closed, remove the nodes");
+        foreach (var o in new Option[] { domain, vdev, backendDomid, type, timeout, force }) cmd.Options.Add(o);
+        cmd.SetAction(parse =>
+        {
+            int be = parse.GetValue(backendDomid);
+            string t = parse.GetValue(type)!;
+            int fe = parse.GetValue(domain);
+            int seconds = parse.GetValue(timeout);
+            var problem = CheckCommon(be, t) ?? (fe is < 0 or >= 0x7FF0 ? $"--domain {fe}: must be a domain id from 0 to 32751" : null)
+                ?? (seconds < 0 ? $"--timeout {seconds}: must be 0 or more" : null);
+            if (problem != null) return io.BadInput(problem);
+            return WithStore(io, store =>
+            {
+                var nodes = XenVbdToolstack.PathsFor(new XenVbdAttachment((ushort)fe, parse.GetValue(vdev)!, "-") { BackendDomain = (ushort)be, DeviceType = t });
+                XenVbdToolstack.RequestDetach(store, nodes);
+                var deadline = DateTime.UtcNow.AddSeconds(seconds);
+                while (!XenVbdToolstack.IsReleased(store, nodes) && DateTime.UtcNow < deadline) Thread.Sleep(100);
+                if (!XenVbdToolstack.IsReleased(store, nodes) && !parse.GetValue(force))
+                {
+                    io.Err.WriteLine($"blktap: the backend of {nodes.BackendPath} did not reach Closed within {seconds} s (is the guest still using the disk?); rerun with --force to remove the nodes anyway");
+                    return CliApp.Failure;
+                }
+                XenVbdToolstack.RemoveNodes(store, nodes);
+                io.Out.WriteLine($"detached device {nodes.DeviceNumber} of domain {fe}");
+                return CliApp.Ok;
+            });
+        });
+        return cmd;
+    }
+
+    private static int WithStore(CliIo io, Func<XenStore, int> body)
+    {
+        try
+        {
+            using var store = new XenStore();
+            return body(store);
+        }
+        catch (XenNotAvailableException ex) { return io.BadInput(ex.Message); }
+        catch (XenToolstackException ex) { return io.BadInput(ex.Message); }
+        catch (XenInteropException ex)
+        {
+            io.Err.WriteLine($"blktap: {ex.Message}");
+            return CliApp.Failure;
+        }
+    }
+
+    private sealed record XenServeSettings(IReadOnlyList<TapSpec> Specs, TapRegistry Registry, XenDom0BackendOptions Backend, CliIo Io);
+
+    /// <summary>The hosted service: the chain, the runtime (diagnostics to ILogger) and the dom0 backend, until the host stops.</summary>
+    private sealed class XenServeService(XenServeSettings settings, ILogger<XenServeService> logger, IHostApplicationLifetime lifetime) : BackgroundService
+    {
+        protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+        {
+            var taps = settings.Registry.Build(settings.Specs, new TapContext { Output = settings.Io.Out });
+            using var runtime = new TapRuntime(new TapRuntimeOptions { Name = "xen", Diagnostics = Log });
+            runtime.RegisterControlHook("log", Hook.Control(e =>
+                logger.LogInformation("{Kind} {Session} image={Image} sectors={Sectors}{Reason}", e.Kind, e.Session.Name, e.Session.ImageId, e.Session.Sectors,
+                    e.Reason == null ? "" : " (" + e.Reason + ")")));
+            TapChain.Register(runtime, taps);
+            try
+            {
+                using var backend = new XenDom0Backend(runtime, settings.Backend);
+                logger.LogInformation("serving {Root} with chain {Chain}", backend.Backend.Root, string.Join(" -> ", settings.Specs.Select(s => s.Text)));
+                await backend.RunAsync(stoppingToken);
+                logger.LogInformation("stopped");
+            }
+            catch (Exception ex) when (ex is XenNotAvailableException or XenInteropException)
+            {
+                logger.LogCritical("{Message}", ex.Message);
+                Environment.ExitCode = ex is XenNotAvailableException ? CliApp.BadInput : CliApp.Failure;
+                lifetime.StopApplication();
+            }
+            finally
+            {
+                foreach (var t in taps) t.Dispose();
+            }
+        }
+
+        private void Log(TapDiagnostic d)
+        {
+            var level = d.Level switch
+            {
+                TapDiagnosticLevel.Error => LogLevel.Error,
+                TapDiagnosticLevel.Warning => LogLevel.Warning,
+                _ => LogLevel.Information,
+            };
+            logger.Log(level, d.Exception, "{Session}{Message}", d.Session != null ? d.Session.Name + ": " : "", d.Message);
+        }
+    }
+}
