@@ -23,20 +23,11 @@ internal static class TapTestRig
     }
 }
 
-/// <summary>
-/// An emulator rig whose teardown tolerates one known emulator bug: GrantTable.RevokeLocked nulls
-/// entries of the list it is enumerating (via ReleaseLocked), so XenEmulator.Dispose throws
-/// "Collection was modified" when a guest still has unmapped grants at shutdown. Teardown only; the
-/// taps under test have finished by then. Remove once the emulator is fixed.
-/// </summary>
+/// <summary>An emulator rig for tap tests (disposes the rig).</summary>
 internal sealed class RigScope(EmulatorRig rig) : IAsyncDisposable
 {
     public EmulatorRig Rig { get; } = rig;
     public IReadOnlyList<BlkFront> Frontends => Rig.Frontends;
 
-    public async ValueTask DisposeAsync()
-    {
-        try { await Rig.DisposeAsync(); }
-        catch (InvalidOperationException ex) when (ex.StackTrace?.Contains("GrantTable.RevokeLocked", StringComparison.Ordinal) == true) { }
-    }
+    public ValueTask DisposeAsync() => Rig.DisposeAsync();
 }
