@@ -225,14 +225,29 @@ public sealed class NbdTap : TapBase, IRequestHook, IControlHook
         if (_table[slot].Remaining == 0) Finish(slot);
     }
 
+    /// <summary>
+    /// How requests whose segments are not contiguous in memory (granted pages) are sent: true, one NBD command
+    /// through a pooled pinned bounce buffer; false, one command per page straight from/into the page. Measured with
+    /// <c>blktap run --tap nbd:uri=... --workload random:ops=5000,max-sectors=88,qd=16</c> against nbdkit memory: no
+    /// difference beyond run-to-run noise (1.8-3.0 s both ways). Bounce wins on semantics: a request is one command, so
+    /// it fails or succeeds as a whole and a failed write does not leave some of its pages written.
+    /// </summary>
+    internal static bool BounceScatteredSegments = true;
+
     private void SubmitRuns(NbdClient client, int slot, ulong token, NbdCommand command, TapRequest request, NbdCommandFlags flags)
     {
-        // Segments whose memory is contiguous (a BufferSession's buffer) become one command; granted pages each
-        // become one. One NBD command per page costs a 28-byte header and a 16-byte reply, less than copying the
-        // data through a bounce buffer, and the client receives ≥16 KiB reads straight into the destination.
         var segments = request.Segments;
         int max = (int)client.MaxPayload;
         ulong offset = request.Sector * BlkifConstants.SectorSize;
+        if (BounceScatteredSegments && segments.Length > 1 && request.ByteCount <= max && !Contiguous(segments))
+        {
+            var bounce = _table.Bounce(slot, request.ByteCount);
+            if (command == NbdCommand.Write) request.CopyDataTo(bounce);
+            client.Submit(command, offset, (uint)request.ByteCount, bounce.AsMemory(0, request.ByteCount), token, flags);
+            _table[slot].Remaining++;
+            return;
+        }
+        // Segments whose memory is contiguous (a BufferSession's buffer) become one command with no copy.
         int i = 0;
         while (i < segments.Length)
         {
@@ -248,6 +263,13 @@ public sealed class NbdTap : TapBase, IRequestHook, IControlHook
             _table[slot].Remaining++;
             offset += (ulong)length;
         }
+    }
+
+    private static bool Contiguous(ReadOnlySpan<TapSegment> segments)
+    {
+        for (int i = 1; i < segments.Length; i++)
+            if (segments[i].Address != segments[i - 1].Address + segments[i - 1].Length) return false;
+        return true;
     }
 
     private void OnCompleted(ulong token, int nbdError)
@@ -277,7 +299,10 @@ public sealed class NbdTap : TapBase, IRequestHook, IControlHook
 
     private void Finish(int slot)
     {
-        var status = _table[slot].Status;
+        ref var s = ref _table[slot];
+        var status = s.Status;
+        if (s.BounceLength > 0 && status == BlkifStatus.Okay && s.Request!.Operation == BlkifOperation.Read)
+            s.Request.CopyDataFrom(s.Bounce.AsSpan(0, s.BounceLength));
         var request = _table.Release(slot);
         if (ReferenceEquals(request, _current))
         {

@@ -19,6 +19,20 @@ internal sealed class NbdTapRequestTable
         public uint Generation;
         public List<NativeMemoryManager> Buffers;
         public int BuffersUsed;
+        public byte[]? Bounce;       // pinned; kept by the slot for reuse when small enough
+        public int BounceLength;     // bytes of Bounce this request uses (0: no bounce)
+    }
+
+    private const int KeepBounceUpTo = 1 << 20;
+
+    /// <summary>A pinned buffer of at least <paramref name="length"/> bytes for the slot's request.</summary>
+    public byte[] Bounce(int index, int length)
+    {
+        ref var s = ref _slots[index];
+        if (s.Bounce == null || s.Bounce.Length < length)
+            s.Bounce = GC.AllocateUninitializedArray<byte>(Math.Max(length, 64 * 1024), pinned: true);
+        s.BounceLength = length;
+        return s.Bounce;
     }
 
     private Slot[] _slots = new Slot[64];
@@ -78,6 +92,8 @@ internal sealed class NbdTapRequestTable
         var r = s.Request!;
         s.Request = null;
         s.BuffersUsed = 0;
+        s.BounceLength = 0;
+        if (s.Bounce is { Length: > KeepBounceUpTo }) s.Bounce = null;
         Count--;
         _free.Push(index);
         return r;
