@@ -47,9 +47,16 @@ internal static class NbdCommand
             if (path != null && Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir && !Directory.Exists(dir)) return Task.FromResult(io.BadInput($"nbd serve: --unix '{path}': directory '{dir}' does not exist"));
             int inFlight = parse.GetValue(maxInFlight);
             if (inFlight is < 1 or > 4096) return Task.FromResult(io.BadInput($"nbd serve: --max-in-flight {inFlight}: must be 1 to 4096"));
-            var settings = new Settings(ChainOptions.Specs(parse.GetValue(taps)), ChainOptions.Registry(parse.GetValue(plugins)),
-                path, tcp, ip, parse.GetValue(export), parse.GetValue(readOnly), inFlight);
-            return ServeAsync(settings, io, ct);
+            Settings settings;
+            IReadOnlyList<ITap> chain;
+            try
+            {
+                settings = new Settings(ChainOptions.Specs(parse.GetValue(taps)), ChainOptions.Registry(parse.GetValue(plugins)),
+                    path, tcp, ip, parse.GetValue(export), parse.GetValue(readOnly), inFlight);
+                chain = settings.Registry.Build(settings.Specs, new TapContext { Output = io.Out });
+            }
+            catch (ChainSpecException ex) { return Task.FromResult(io.BadInput(ex.Message)); }
+            return ServeAsync(settings, chain, io, ct);
         });
         return cmd;
     }
@@ -57,9 +64,8 @@ internal static class NbdCommand
     private sealed record Settings(IReadOnlyList<TapSpec> Specs, TapRegistry Registry, string? UnixPath, int? Port, IPAddress? Bind,
         string? ExportName, bool ReadOnly, int MaxInFlight);
 
-    private static async Task<int> ServeAsync(Settings settings, CliIo io, CancellationToken ct)
+    private static async Task<int> ServeAsync(Settings settings, IReadOnlyList<ITap> taps, CliIo io, CancellationToken ct)
     {
-        var taps = settings.Registry.Build(settings.Specs, new TapContext { Output = io.Out });
         var chain = string.Join(" -> ", settings.Specs.Select(s => s.Text));
         var errLock = new object();
         void Err(string line) { lock (errLock) io.Err.WriteLine($"blktap: {line}"); }
