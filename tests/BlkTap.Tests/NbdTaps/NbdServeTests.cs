@@ -120,6 +120,7 @@ public class NbdServeTests
             "--offset=8M", "--size=8M", "--time_based", "--runtime=30"], TimeSpan.FromMinutes(1)));
         var acked = new List<(ulong Offset, byte[] Data)>();
         var client = new NbdBlockingClient(NbdUri.ForUnix(_sock)) { Timeout = TimeSpan.FromSeconds(10) };
+        string? stoppedBy = null;
         var writer = Task.Run(() =>
         {
             for (int i = 0; i < 2048; i++)
@@ -128,12 +129,13 @@ public class NbdServeTests
                 ulong at = (ulong)(i % 2048) * 4096;
                 int e;
                 try { e = client.Write(at, data); }
-                catch (Exception) { return; }
-                if (e != 0) return;
+                catch (Exception ex) { stoppedBy = ex.Message; return; }
+                if (e != 0) { stoppedBy = NbdError.Name(e); return; }
                 lock (acked) acked.Add((at, data));
             }
         });
-        Thread.Sleep(700);
+        var until = DateTime.UtcNow.AddSeconds(20);
+        while (DateTime.UtcNow < until && !writer.IsCompleted) { lock (acked) if (acked.Count >= 64) break; Thread.Sleep(10); }
         int exit = serve.Terminate();
         writer.Wait(TimeSpan.FromSeconds(20));
         client.Dispose();
@@ -142,7 +144,7 @@ public class NbdServeTests
         var disk = File.ReadAllBytes(_disk);
         lock (acked)
         {
-            Assert.That(acked, Is.Not.Empty, "some writes were acknowledged before SIGTERM");
+            Assert.That(acked, Is.Not.Empty, $"some writes were acknowledged before SIGTERM (writer stopped by: {stoppedBy})");
             foreach (var (at, data) in acked)
                 Assert.That(disk.AsSpan((int)at, data.Length).SequenceEqual(data), Is.True, $"acknowledged write at {at} is in disk.raw");
         }

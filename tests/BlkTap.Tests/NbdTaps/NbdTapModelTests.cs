@@ -37,7 +37,8 @@ public class NbdTapModelTests
     public Property ModelWorkload_NbdkitMemory_EveryReadMatchesTheModel()
     {
         var uri = NbdUri.ForUnix(Path.Combine(_dir, "m.sock"));
-        var peer = _memory = Nbdkit(uri, "memory", "32M");
+        // FsCheck may build the property more than once per test: one nbdkit serves them all.
+        var peer = _memory ??= Nbdkit(uri, "memory", "32M");
         return Prop.ForAll(Gen.Choose(1, 1_000_000).ToArbitrary(), seed =>
         {
             var (rig, taps, diags) = RigAsync([$"nbd:uri={uri}"]).GetAwaiter().GetResult();
@@ -84,7 +85,8 @@ public class NbdTapModelTests
         var trigger = Path.Combine(_dir, "errors-on");
         // error-file: errors start only once the file exists, so the workload's initial read of its slice succeeds.
         using var peer = Nbdkit(uri, "--filter=error", "memory", "32M", "error=EIO", "error-rate=20%", $"error-file={trigger}");
-        var (rig, taps, diags) = await RigAsync([$"nbd:uri={uri}"]);
+        // One frontend: the trigger appears after its first operation, so no other frontend's initial read can fail.
+        var (rig, taps, diags) = await RigAsync([$"nbd:uri={uri}"], frontends: 1);
         try
         {
             var options = Workload(3, 400);
@@ -96,7 +98,7 @@ public class NbdTapModelTests
             long errors = results.Sum(r => r.Errors), ops = results.Sum(r => r.Operations);
             Assert.That(results.Sum(r => r.Mismatches), Is.Zero, Describe(results, diags));
             Assert.That(errors, Is.InRange(ops / 10, ops * 3 / 10), "about 20% of requests get ERROR");
-            Assert.That(ops, Is.EqualTo(800), "every request was answered");
+            Assert.That(ops, Is.EqualTo(400), "every request was answered");
         }
         finally { await NbdTapTestSupport.DisposeAsync(rig, taps); }
     }
