@@ -28,6 +28,7 @@ public static class CliApp
         root.Subcommands.Add(FuzzCommand.Create(io));
         root.Subcommands.Add(ShmCommand.Create(io));
         root.Subcommands.Add(XenCommand.Create(io));
+        root.Subcommands.Add(NbdCommand.Create(io));
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {

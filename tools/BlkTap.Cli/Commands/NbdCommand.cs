@@ -1,0 +1,140 @@
+using System.CommandLine;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using BlkTap.Examples;
+using BlkTap.Examples.Nbd;
+
+namespace BlkTap.Cli.Commands;
+
+/// <summary>
+/// <c>blktap nbd serve (--unix PATH | --port N [--bind ADDR]) --tap ... [--export NAME] [--readonly]</c>: an NBD
+/// export of any chain. Prints one ready line on stdout; SIGINT/SIGTERM stop accepting, finish in-flight requests,
+/// flush, close the taps, remove the socket and exit 0.
+/// </summary>
+internal static class NbdCommand
+{
+    public static Command Create(CliIo io)
+    {
+        var nbd = new Command("nbd", "NBD: export a chain to NBD clients");
+        nbd.Subcommands.Add(CreateServe(io));
+        return nbd;
+    }
+
+    private static Command CreateServe(CliIo io)
+    {
+        var taps = ChainOptions.Tap();
+        var plugins = ChainOptions.Plugins();
+        var unix = new Option<string>("--unix") { Description = "listen on this Unix socket path (replaced if it exists)" };
+        var port = new Option<int?>("--port") { Description = "listen on this TCP port (0: any free port, printed in the ready line)" };
+        var bind = new Option<string>("--bind") { Description = "TCP address to bind (default 127.0.0.1; use 0.0.0.0 for every interface)" };
+        var export = new Option<string>("--export") { Description = "the only export name accepted (default: any name)" };
+        var readOnly = new Option<bool>("--readonly") { Description = "export read-only, whatever the chain allows" };
+        var maxInFlight = new Option<int>("--max-in-flight") { Description = "requests one client may have in flight (default 64)", DefaultValueFactory = _ => 64 };
+        var cmd = new Command("serve", "serve a chain to NBD clients (nbdinfo, nbdcopy, qemu, fio --ioengine=nbd, the kernel's nbd-client)");
+        foreach (var o in new Option[] { unix, port, bind, taps, plugins, export, readOnly, maxInFlight }) cmd.Options.Add(o);
+        cmd.SetAction((parse, ct) =>
+        {
+            var path = parse.GetValue(unix);
+            var tcp = parse.GetValue(port);
+            var address = parse.GetValue(bind);
+            if ((path == null) == (tcp == null)) return Task.FromResult(io.BadInput("nbd serve: give exactly one of --unix PATH or --port N"));
+            if (address != null && tcp == null) return Task.FromResult(io.BadInput("nbd serve: --bind needs --port"));
+            if (tcp is < 0 or > 65535) return Task.FromResult(io.BadInput($"nbd serve: --port {tcp}: must be 0 to 65535"));
+            IPAddress? ip = null;
+            if (address != null && !IPAddress.TryParse(address, out ip)) return Task.FromResult(io.BadInput($"nbd serve: --bind '{address}' is not an IP address"));
+            if (path != null && System.Text.Encoding.UTF8.GetByteCount(path) > 107) return Task.FromResult(io.BadInput($"nbd serve: --unix '{path}': a Unix socket path must be at most 107 bytes"));
+            if (path != null && Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir && !Directory.Exists(dir)) return Task.FromResult(io.BadInput($"nbd serve: --unix '{path}': directory '{dir}' does not exist"));
+            int inFlight = parse.GetValue(maxInFlight);
+            if (inFlight is < 1 or > 4096) return Task.FromResult(io.BadInput($"nbd serve: --max-in-flight {inFlight}: must be 1 to 4096"));
+            Settings settings;
+            IReadOnlyList<ITap> chain;
+            try
+            {
+                settings = new Settings(ChainOptions.Specs(parse.GetValue(taps)), ChainOptions.Registry(parse.GetValue(plugins)),
+                    path, tcp, ip, parse.GetValue(export), parse.GetValue(readOnly), inFlight);
+                chain = settings.Registry.Build(settings.Specs, new TapContext { Output = io.Out });
+            }
+            catch (ChainSpecException ex) { return Task.FromResult(io.BadInput(ex.Message)); }
+            return ServeAsync(settings, chain, io, ct);
+        });
+        return cmd;
+    }
+
+    private sealed record Settings(IReadOnlyList<TapSpec> Specs, TapRegistry Registry, string? UnixPath, int? Port, IPAddress? Bind,
+        string? ExportName, bool ReadOnly, int MaxInFlight);
+
+    private static async Task<int> ServeAsync(Settings settings, IReadOnlyList<ITap> taps, CliIo io, CancellationToken ct)
+    {
+        var chain = string.Join(" -> ", settings.Specs.Select(s => s.Text));
+        var errLock = new object();
+        void Err(string line) { lock (errLock) io.Err.WriteLine($"blktap: {line}"); }
+        var runtime = new TapRuntime(new TapRuntimeOptions
+        {
+            Name = "nbd",
+            Diagnostics = d => { if (d.Level != TapDiagnosticLevel.Information) Err(d.ToString()); },
+        });
+        TapChain.Register(runtime, taps);
+        using var loopCts = new CancellationTokenSource();
+        var loop = runtime.RunAsync(loopCts.Token);
+        NbdServer? server = null;
+        try
+        {
+            var provider = new NbdExportProvider(runtime, settings.ExportName, settings.ReadOnly);
+            var geometry = await provider.ProbeAsync(ct);
+            if (geometry.Size == 0)
+            {
+                Err($"the chain {chain} gives the disk no size (its terminator could not open the disk; see above): nothing to serve");
+                return CliApp.Failure;
+            }
+            server = new NbdServer(provider, new NbdServerOptions { MaxInFlightPerConnection = settings.MaxInFlight, Log = m => Err(m) });
+            string where;
+            var name = Uri.EscapeDataString(settings.ExportName ?? "");
+            try
+            {
+                if (settings.UnixPath != null)
+                {
+                    var full = Path.GetFullPath(settings.UnixPath);
+                    server.ListenUnix(full);
+                    where = $"nbd+unix:///{name}?socket={full}";
+                }
+                else
+                {
+                    var ep = server.ListenTcp(settings.Port!.Value, settings.Bind);
+                    var host = ep.Address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ep.Address}]" : ep.Address.ToString();
+                    where = $"nbd://{host}:{ep.Port}/{name}";
+                }
+            }
+            catch (SocketException ex)
+            {
+                return io.BadInput($"nbd serve: cannot listen on {settings.UnixPath ?? $"port {settings.Port}"}: {ex.Message}");
+            }
+            // SIGINT/SIGTERM: a clean stop (finish, flush, close, remove the socket) and exit 0, not the default kill.
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+            lock (errLock)
+            {
+                io.Out.WriteLine($"blktap: serving {chain} at {where} ({geometry.Size} bytes{(geometry.ReadOnly ? ", read-only" : "")})");
+                io.Out.Flush();
+            }
+            try { await Task.Delay(Timeout.Infinite, stop.Token); }
+            catch (OperationCanceledException) { }
+            // Stop accepting, let in-flight requests finish and be answered, flush, close every session.
+            using var stopCts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            try { await server.StopAsync(stopCts.Token); }
+            catch (OperationCanceledException) { Err("some clients did not take their replies in time; their connections were dropped"); }
+            server = null;
+            return CliApp.Ok;
+        }
+        finally
+        {
+            if (server != null) await server.DisposeAsync();
+            loopCts.Cancel();
+            try { await loop.WaitAsync(TimeSpan.FromSeconds(10)); } catch (TimeoutException) { Err("the tap loop did not stop in time"); }
+            runtime.Dispose();
+            // The taps flush and close their disks here.
+            foreach (var t in taps) t.Dispose();
+        }
+    }
+}
