@@ -14,10 +14,15 @@ public sealed class FileBlockDevice : IBlockDevice
 {
     private readonly SafeFileHandle _handle;
     private readonly FileStream _flusher;
+    private readonly Func<SafeFileHandle, long, long, BlkifStatus>? _punchHole;
 
     /// <summary>Opens <paramref name="path"/>; throws <see cref="IOException"/> (with the path) if it cannot be opened.</summary>
-    public FileBlockDevice(string path, bool readOnly = false)
+    /// <param name="path">The image file or block device.</param>
+    /// <param name="readOnly">Refuse writes.</param>
+    /// <param name="punchHole">How to discard a byte range (e.g. BlkTap.Xen.FileHoles.PunchHole); null: discard is not offered.</param>
+    public FileBlockDevice(string path, bool readOnly = false, Func<SafeFileHandle, long, long, BlkifStatus>? punchHole = null)
     {
+        _punchHole = readOnly ? null : punchHole;
         Path = path;
         ReadOnly = readOnly;
         _handle = File.OpenHandle(path, FileMode.Open, readOnly ? FileAccess.Read : FileAccess.ReadWrite, FileShare.ReadWrite);
@@ -33,7 +38,7 @@ public sealed class FileBlockDevice : IBlockDevice
     /// <inheritdoc/>
     public bool ReadOnly { get; }
     /// <inheritdoc/>
-    public bool SupportsDiscard => false;
+    public bool SupportsDiscard => _punchHole != null;
 
     /// <inheritdoc/>
     public BlkifStatus Read(ulong sector, Span<byte> buffer)
@@ -77,7 +82,13 @@ public sealed class FileBlockDevice : IBlockDevice
     }
 
     /// <inheritdoc/>
-    public BlkifStatus Discard(ulong sector, ulong count) => BlkifStatus.NotSupported;
+    public BlkifStatus Discard(ulong sector, ulong count)
+    {
+        if (_punchHole == null) return BlkifStatus.NotSupported;
+        if (!BlkifValidation.InRange(sector, count, SectorCount)) return BlkifStatus.Error;
+        if (count == 0) return BlkifStatus.Okay;
+        return _punchHole(_handle, (long)sector * BlkifConstants.SectorSize, (long)count * BlkifConstants.SectorSize);
+    }
 
     private bool InRange(ulong sector, int bytes) =>
         bytes % BlkifConstants.SectorSize == 0 && BlkifValidation.InRange(sector, (ulong)bytes / BlkifConstants.SectorSize, SectorCount);

@@ -56,7 +56,8 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
         if (_open.TryGetValue(path, out var e)) { _open[path] = (e.Device, e.Users + 1); return e.Device; }
         try
         {
-            var d = new FileBlockDevice(path, _readOnly);
+            // NOTE: discard punches a hole (fallocate PUNCH_HOLE|KEEP_SIZE); a file system that cannot answers EOPNOTSUPP.
+            var d = new FileBlockDevice(path, _readOnly, BlkTap.Xen.FileHoles.PunchHole);
             _open[path] = (d, 1);
             return d;
         }

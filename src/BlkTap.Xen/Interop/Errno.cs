@@ -23,6 +23,7 @@ internal static class Errno
     public const int ENOSPC = 28;
     public const int EPERM = 1;
     public const int ESRCH = 3;
+    public const int EOPNOTSUPP = 95;
 
     /// <summary>The errno of the last native call made with <c>SetLastError = true</c> on this thread.</summary>
     public static int Last => Marshal.GetLastPInvokeError();

@@ -24,6 +24,7 @@ internal static class CProbe
         #include <poll.h>
         #include <sys/mman.h>
         #include <sys/ioctl.h>
+        #include <linux/falloc.h>
         #include <xen/grant_table.h>
         #include <xen/gntdev.h>
         #include <xen/evtchn.h>

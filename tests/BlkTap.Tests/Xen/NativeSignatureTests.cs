@@ -27,6 +27,7 @@ public class NativeSignatureTests
         ["write"] = "ssize_t (*)(int, const void *, size_t)",
         ["free"] = "void (*)(void *)",
         ["pipe2"] = "int (*)(int *, int)",
+        ["fallocate"] = "int (*)(int, int, off_t, off_t)",
         // xenstore.h
         ["xs_open"] = "struct xs_handle *(*)(unsigned long)",
         ["xs_close"] = "void (*)(struct xs_handle *)",
@@ -144,7 +145,7 @@ public class NativeSignatureTests
         }
         return c switch
         {
-            "int" or "xenevtchn_port_or_error_t" => cs == typeof(int) || cs == typeof(SafeFdHandle),
+            "int" or "xenevtchn_port_or_error_t" => cs == typeof(int) || cs == typeof(SafeFdHandle) || cs == typeof(Microsoft.Win32.SafeHandles.SafeFileHandle),
             "unsigned int" or "unsigned" or "uint32_t" or "xs_transaction_t" or "evtchn_port_t" => cs == typeof(uint),
             "unsigned long" or "size_t" or "nfds_t" => cs == typeof(nuint),
             "ssize_t" => cs == typeof(nint),

@@ -97,6 +97,9 @@ public class XenConstantsTests
         new("ENODEV", Errno.ENODEV),
         new("EINVAL", Errno.EINVAL),
         new("ENOSPC", Errno.ENOSPC),
+        new("EOPNOTSUPP", Errno.EOPNOTSUPP),
+        new("FALLOC_FL_KEEP_SIZE", Libc.FALLOC_FL_KEEP_SIZE),
+        new("FALLOC_FL_PUNCH_HOLE", Libc.FALLOC_FL_PUNCH_HOLE),
         // the Linux _IOC encoding itself, on an arbitrary request
         new("_IOC(_IOC_READ, 'Z', 0x7f, 0x3fff)", LinuxIoctl.Ioc(LinuxIoctl.IOC_READ, 'Z', 0x7f, 0x3fff)),
     ];

@@ -10,6 +10,10 @@ internal static partial class Libc
     public const int O_NONBLOCK = 0x800;
     public const int O_CLOEXEC = 0x80000;
 
+    // NOTE: linux/falloc.h.
+    public const int FALLOC_FL_KEEP_SIZE = 0x01;
+    public const int FALLOC_FL_PUNCH_HOLE = 0x02;
+
     public const int PROT_NONE = 0;
     public const int PROT_READ = 1;
     public const int PROT_WRITE = 2;
