@@ -25,6 +25,7 @@ public static class CliApp
         root.Subcommands.Add(RunCommand.Create(io));
         root.Subcommands.Add(TapsCommand.Create(io));
         root.Subcommands.Add(BenchCommand.Create(io));
+        root.Subcommands.Add(ReplayCommand.Create(io));
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
