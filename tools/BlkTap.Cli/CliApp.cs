@@ -26,6 +26,7 @@ public static class CliApp
         root.Subcommands.Add(TapsCommand.Create(io));
         root.Subcommands.Add(BenchCommand.Create(io));
         root.Subcommands.Add(ReplayCommand.Create(io));
+        root.Subcommands.Add(TraceCommand.Create(io));
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
