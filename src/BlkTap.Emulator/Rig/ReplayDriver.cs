@@ -124,7 +124,10 @@ public sealed class ReplayDriver
                 _changed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 wait = _changed.Task;
             }
-            await wait.WaitAsync(ct);
+            // NOTE: a plain await, not WaitAsync(ct): WaitAsync completes on the thread pool, which a
+            // deterministic scheduler does not wait for (it would go idle). Cancellation is checked per request.
+            await wait;
+            ct.ThrowIfCancellationRequested();
         }
     }
 

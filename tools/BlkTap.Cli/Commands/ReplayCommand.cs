@@ -133,6 +133,7 @@ internal static class ReplayCommand
         var observer = new Observer(s.Verify, sharedDisk, initiallyZero, frontendCount);
         long issued = 0;
         TimeSpan elapsed;
+        List<string> duringReplay = [];
         try
         {
             rig = await EmulatorRig.StartAsync(new EmulatorRigOptions
@@ -170,11 +171,17 @@ internal static class ReplayCommand
                 }
                 else elapsed = await driver.RunAsync(requests, ct);
             }
+            catch (TimeoutException ex)
+            {
+                io.Err.WriteLine($"blktap: replay stuck after issuing {driver.Issued} of {summary.Records} requests: {ex.Message}");
+                return CliApp.Failure;
+            }
             catch (TraceFormatException ex)
             {
                 return io.BadInput($"{ex.Message} (the file changed during the replay: stopped after issuing {driver.Issued} of {summary.Records} requests)");
             }
             issued = driver.Issued;
+            lock (diagnostics) duringReplay = diagnostics.ToList(); // not the shutdown's session-closed lines
         }
         finally
         {
@@ -184,7 +191,7 @@ internal static class ReplayCommand
 
         bool ok = observer.Errors == 0 && observer.Mismatches == 0;
         if (s.Json) WriteJson(io, s, detected, summary, frontendCount, elapsed, issued, observer, ok, autoSized, diskBytes);
-        else WriteText(io, s, detected, summary, frontendCount, elapsed, issued, observer, ok, autoSized, diskBytes, diagnostics);
+        else WriteText(io, s, detected, summary, frontendCount, elapsed, issued, observer, ok, autoSized, diskBytes, duringReplay);
         return ok ? CliApp.Ok : CliApp.Failure;
     }
 
@@ -327,7 +334,7 @@ internal static class ReplayCommand
             var h = o.Latency[i];
             w.WriteLine(string.Create(ci, $"  {OpNames[i],-8} {o.Count[i],8} {o.Bytes[i] / 1048576.0,7:F2} {o.Failed[i],7} {o.Skipped[i],7} {Us(h, 50),9:F1} {Us(h, 90),9:F1} {Us(h, 99),9:F1} {Us(h, 99.9),9:F1} {MaxUs(h),9:F1}"));
         }
-        lock (diagnostics) foreach (var d in diagnostics.Take(20)) w.WriteLine($"  diagnostic: {d}");
+        foreach (var d in diagnostics.Take(20)) w.WriteLine($"  diagnostic: {d}");
         foreach (var e in o.FirstErrors) w.WriteLine($"  error: {e}");
         foreach (var m in o.FirstMismatches) w.WriteLine($"  MISMATCH: {m}");
         if (s.Verify)
