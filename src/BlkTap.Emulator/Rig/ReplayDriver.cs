@@ -89,8 +89,13 @@ public sealed class ReplayDriver
                 if (scale is { } sc)
                 {
                     var due = TimeSpan.FromTicks((long)Math.Min(request.SubmitNs * sc / 100.0, TimeSpan.MaxValue.Ticks / 2));
-                    var wait = due - Stopwatch.GetElapsedTime(_start);
-                    if (wait > TimeSpan.FromMilliseconds(1)) await Task.Delay(wait, ct);
+                    // Sleep until about 1 ms before the due time, then yield the last stretch away
+                    // (timer granularity is about 1 ms; never issue early).
+                    while (due - Stopwatch.GetElapsedTime(_start) is var wait && wait > TimeSpan.Zero)
+                    {
+                        if (wait > TimeSpan.FromMilliseconds(2)) await Task.Delay(wait - TimeSpan.FromMilliseconds(1), ct);
+                        else Thread.Yield();
+                    }
                 }
                 await WaitForSlotAsync(request, index, ct);
                 Issue(request, index);

@@ -53,10 +53,17 @@ internal static class ReplayCommand
         var cmd = new Command("replay", "replay a request trace through emulated frontends and a chain (IOPS, throughput, latency percentiles, optional verification)");
         cmd.Arguments.Add(trace);
         foreach (var o in new Option[] { format, taps, plugins, timing, qd, verify, json, frontends, deterministic, seed }) cmd.Options.Add(o);
-        cmd.SetAction((parse, ct) => RunAsync(new Settings(
-            parse.GetValue(trace)!, parse.GetValue(format)!, parse.GetValue(taps)!, parse.GetValue(plugins), parse.GetValue(timing)!,
-            parse.GetValue(qd), parse.GetValue(verify), parse.GetValue(json), parse.GetValue(frontends), parse.GetValue(deterministic),
-            parse.GetValue(seed)), io, ct));
+        cmd.SetAction(async (parse, ct) =>
+        {
+            try
+            {
+                return await RunAsync(new Settings(
+                    parse.GetValue(trace)!, parse.GetValue(format)!, parse.GetValue(taps)!, parse.GetValue(plugins), parse.GetValue(timing)!,
+                    parse.GetValue(qd), parse.GetValue(verify), parse.GetValue(json), parse.GetValue(frontends), parse.GetValue(deterministic),
+                    parse.GetValue(seed)), io, ct);
+            }
+            catch (ChainSpecException ex) { return io.BadInput(ex.Message); } // async actions do not reach CliApp's handler
+        });
         return cmd;
     }
 

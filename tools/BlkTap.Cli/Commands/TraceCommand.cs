@@ -50,6 +50,7 @@ internal static class TraceCommand
                 return io.BadInput($"--target '{tgt}': fio iolog file names must be 1 to 256 characters without blanks");
             var inFormat = ReplayCommand.ParseFormat(parse.GetValue(input)!);
             if (!File.Exists(path)) return io.BadInput($"{path}: file not found");
+            if (Directory.Exists(outPath)) return io.BadInput($"{outPath}: is a directory");
             TraceFormat detected;
             try
             {
