@@ -29,6 +29,8 @@ public static class CliApp
         root.Subcommands.Add(ShmCommand.Create(io));
         root.Subcommands.Add(XenCommand.Create(io));
         root.Subcommands.Add(NbdCommand.Create(io));
+        root.Subcommands.Add(ReplayCommand.Create(io));
+        root.Subcommands.Add(TraceCommand.Create(io));
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using BlkTap.Examples.Trace;
 
 namespace BlkTap.Examples;
 
@@ -18,6 +19,9 @@ public sealed class DumpTapFactory : ITapFactory
     [
         new("file", "write to this file instead of standard output"),
         new("quiet", "count only, print nothing per request (default false)"),
+        new("trace", "also record every request into this binary trace file (docs/trace-format.md; replay it with 'blktap replay')"),
+        new("hash", "with trace: record the XxHash64 of each write's data and each read's returned data (default false)"),
+        new("trace-full", "with trace: when the disk falls behind, 'block' the tap (default, no record lost) or 'drop' records (counted in the trailer)"),
     ];
 
     /// <inheritdoc/>
@@ -32,24 +36,65 @@ public sealed class DumpTapFactory : ITapFactory
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or DirectoryNotFoundException)
             { throw new ChainSpecException($"tap 'dump': cannot write '{file}': {ex.Message}"); }
         }
-        return new DumpTap(output, own, spec.GetBool("quiet", false));
+        bool hash = spec.GetBool("hash", false);
+        var full = spec.Get("trace-full") switch
+        {
+            null or "block" => TraceFullMode.Block,
+            "drop" => TraceFullMode.DropNewest,
+            var v => throw new ChainSpecException($"tap 'dump': option 'trace-full={v}' must be 'block' or 'drop'"),
+        };
+        var tracePath = spec.Get("trace");
+        if (tracePath == null && (spec.Options.ContainsKey("hash") || spec.Options.ContainsKey("trace-full")))
+            throw new ChainSpecException("tap 'dump': options 'hash' and 'trace-full' need 'trace=FILE'");
+        TraceCapture? capture = null;
+        if (tracePath != null)
+        {
+            if (tracePath.Length == 0) throw new ChainSpecException("tap 'dump': option 'trace=' needs a file name");
+            try
+            {
+                capture = new TraceCapture(TraceWriter.Create(tracePath, new TraceWriterOptions
+                {
+                    Description = $"blktap dump tap capture: {spec.Text}",
+                    FullMode = full,
+                }), hash);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                if (own) output.Dispose();
+                throw new ChainSpecException($"tap 'dump': cannot write trace '{tracePath}': {ex.Message}");
+            }
+        }
+        return new DumpTap(output, own, spec.GetBool("quiet", false), capture);
     }
 }
 
-/// <summary>The <c>dump</c> tap. Loop thread only. Lines: <c>&gt; session id op sector+count segs</c> and <c>&lt; session id op status latency</c>.</summary>
+/// <summary>
+/// The <c>dump</c> tap. Loop thread only. Lines: <c>&gt; session id op sector+count segs</c> and
+/// <c>&lt; session id op status latency</c>. With a <see cref="TraceCapture"/> it also records every
+/// request into a binary trace (only an in-memory append on the loop; the file is written by the
+/// trace writer's own thread and completed when the tap is disposed).
+/// </summary>
 public sealed class DumpTap : TapBase, IRequestHook, IResponseHook, IControlHook
 {
     private readonly TextWriter _out;
     private readonly bool _own;
     private readonly bool _quiet;
+    private readonly TraceCapture? _capture;
 
     /// <summary>Creates the tap.</summary>
-    public DumpTap(TextWriter output, bool ownsOutput, bool quiet) : base("dump")
+    public DumpTap(TextWriter output, bool ownsOutput, bool quiet) : this(output, ownsOutput, quiet, null) { }
+
+    /// <summary>Creates the tap; it owns <paramref name="capture"/> and completes it on <see cref="Dispose"/>.</summary>
+    public DumpTap(TextWriter output, bool ownsOutput, bool quiet, TraceCapture? capture) : base("dump")
     {
         _out = output;
         _own = ownsOutput;
         _quiet = quiet;
+        _capture = capture;
     }
+
+    /// <summary>The trace capture, when the tap records one.</summary>
+    public TraceCapture? Capture => _capture;
 
     /// <summary>Requests seen.</summary>
     public long Requests { get; private set; }
@@ -61,6 +106,7 @@ public sealed class DumpTap : TapBase, IRequestHook, IResponseHook, IControlHook
     {
         Requests++;
         r.SetTag(this, 1);
+        _capture?.OnRequest(r);
         if (!_quiet)
             _out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"> {r.Session.Name} id={r.Id} {r.Operation} sector={r.Sector}+{r.SectorCount} segs={r.SegmentCount}"));
         return HookResult.Pass;
@@ -70,6 +116,7 @@ public sealed class DumpTap : TapBase, IRequestHook, IResponseHook, IControlHook
     public void OnResponse(TapRequest r)
     {
         Responses++;
+        _capture?.OnResponse(r);
         if (_quiet) return;
         double us = Stopwatch.GetElapsedTime(r.SubmitTimestamp).TotalMicroseconds;
         string via = r.TryGetTag(this, out _) ? "" : " (answered before dump)";
@@ -85,6 +132,12 @@ public sealed class DumpTap : TapBase, IRequestHook, IResponseHook, IControlHook
 
     /// <inheritdoc/>
     public override void Dispose()
+    {
+        try { _capture?.Complete(); }
+        finally { DisposeOutput(); }
+    }
+
+    private void DisposeOutput()
     {
         _out.Flush();
         if (_own) _out.Dispose();

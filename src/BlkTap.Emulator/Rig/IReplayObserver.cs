@@ -1,0 +1,27 @@
+namespace BlkTap.Emulator;
+
+/// <summary>
+/// Provides a <see cref="ReplayDriver"/>'s write data and sees every completion (statistics,
+/// verification).
+/// </summary>
+/// <remarks>
+/// Threading: the driver never calls the observer concurrently: <see cref="FillWrite"/> and
+/// <see cref="OnCompleted"/> run under the driver's lock, on whatever thread issues or completes
+/// (the emulator's scheduler in deterministic mode). Keep them short and never block.
+/// </remarks>
+public interface IReplayObserver
+{
+    /// <summary>Fills the data of a write-like request before it is issued.</summary>
+    /// <param name="request">The request.</param>
+    /// <param name="writeSequence">Its write sequence number (1, 2, ... in issue order).</param>
+    /// <param name="data">The buffer to fill, exactly <see cref="ReplayRequest.Length"/> bytes.</param>
+    void FillWrite(in ReplayRequest request, ulong writeSequence, Span<byte> data);
+
+    /// <summary>
+    /// A request completed. <paramref name="readData"/> holds what a successful read returned (empty
+    /// otherwise). No request that overlaps it on the same disk, where either modifies the disk, was
+    /// in flight at the same time, so the content a read returned is exactly determined by the
+    /// modifications completed before it.
+    /// </summary>
+    void OnCompleted(in ReplayCompletion completion, ReadOnlySpan<byte> readData);
+}

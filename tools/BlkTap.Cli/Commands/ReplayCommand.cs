@@ -1,0 +1,352 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using BlkTap.Emulator;
+using BlkTap.Examples;
+using BlkTap.Examples.Trace;
+using HdrHistogram;
+using Spectre.Console;
+
+namespace BlkTap.Cli.Commands;
+
+/// <summary>
+/// <c>blktap replay TRACE</c>: drives a trace through emulated frontends and a chain, with timing,
+/// queue depth, optional verification of every read, and latency percentiles.
+/// </summary>
+/// <remarks>
+/// <para>Bad input: the whole trace is read and checked once before anything is issued (format,
+/// CRCs, every line, lengths, the disk size); any problem is one stderr line naming the file and
+/// the byte offset, line or record, exit 2, and nothing is replayed. If the file changes between
+/// that pass and the replay and turns out bad, the replay stops before issuing the bad record,
+/// drains what is in flight and says how many requests were issued (exit 2).</para>
+/// <para>Sessions: trace sessions map to guest domains in order of first appearance; with
+/// <c>--frontends N</c> smaller than the number of sessions, session k goes to frontend k mod N.</para>
+/// <para>Disk size: when the chain is just <c>mem</c> without <c>size=</c>, the disk is sized to the
+/// trace (its highest sector rounded up to 1 MiB, at least 64 MiB); otherwise a disk smaller than
+/// the trace's highest sector is an error (exit 2) telling the user the size needed.</para>
+/// <para>Verification (<c>--verify</c>): writes carry <see cref="ReplayData"/> content; each read is
+/// checked against <see cref="ReplayVerifier"/>. Sectors never written by the trace must read as zeros
+/// only when the terminator is <c>mem</c> (a fresh disk); on any other terminator (an image with
+/// content) they are not checked. One model for all sessions when they share a disk (<c>mem</c>
+/// unless <c>shared=false</c>, <c>img</c> with <c>path=</c>, anything else), one per session otherwise.</para>
+/// <para>Deterministic mode (<c>--deterministic</c>) runs on one thread with seeded scheduling and
+/// ignores --timing (it has no clock): same seed, same order of requests at the tap.</para>
+/// </remarks>
+internal static class ReplayCommand
+{
+    private static readonly string[] OpNames = ["read", "write", "barrier", "flush", "discard"];
+
+    public static Command Create(CliIo io)
+    {
+        var trace = new Argument<string>("TRACE") { Description = "the trace file (native, text, blkparse output, MSR Cambridge CSV, fio iolog v2/v3)" };
+        var format = new Option<string>("--format") { Description = "auto (default), native, text, blkparse, msr or fio", DefaultValueFactory = _ => "auto" };
+        var taps = ChainOptions.Tap();
+        var plugins = ChainOptions.Plugins();
+        var timing = new Option<string>("--timing") { Description = "original (default: each request at its submit time), fast (as fast as --qd allows) or scale=X (times multiplied by X)", DefaultValueFactory = _ => "original" };
+        var qd = new Option<int>("--qd") { Description = "requests in flight per frontend at most (default 32)", DefaultValueFactory = _ => 32 };
+        var verify = new Option<bool>("--verify") { Description = "fill writes with verifiable data and check every read against the trace's own earlier writes" };
+        var json = new Option<bool>("--json") { Description = "print exactly one JSON object on stdout" };
+        var frontends = new Option<int?>("--frontends") { Description = "number of guest domains (default: one per trace session)" };
+        var deterministic = new Option<bool>("--deterministic") { Description = "one thread, seeded scheduling, reproducible; implies fast timing" };
+        var seed = new Option<int>("--seed") { Description = "seed of deterministic scheduling (default 1)", DefaultValueFactory = _ => 1 };
+        var cmd = new Command("replay", "replay a request trace through emulated frontends and a chain (IOPS, throughput, latency percentiles, optional verification)");
+        cmd.Arguments.Add(trace);
+        foreach (var o in new Option[] { format, taps, plugins, timing, qd, verify, json, frontends, deterministic, seed }) cmd.Options.Add(o);
+        cmd.SetAction(async (parse, ct) =>
+        {
+            try
+            {
+                return await RunAsync(new Settings(
+                    parse.GetValue(trace)!, parse.GetValue(format)!, parse.GetValue(taps)!, parse.GetValue(plugins), parse.GetValue(timing)!,
+                    parse.GetValue(qd), parse.GetValue(verify), parse.GetValue(json), parse.GetValue(frontends), parse.GetValue(deterministic),
+                    parse.GetValue(seed)), io, ct);
+            }
+            catch (ChainSpecException ex) { return io.BadInput(ex.Message); } // async actions do not reach CliApp's handler
+        });
+        return cmd;
+    }
+
+    private sealed record Settings(string Trace, string Format, string[] Taps, string[]? Plugins, string Timing, int QueueDepth,
+        bool Verify, bool Json, int? Frontends, bool Deterministic, int Seed);
+
+    internal static TraceFormat? ParseFormat(string text) => text switch
+    {
+        "auto" => null,
+        "native" => TraceFormat.Native,
+        "text" => TraceFormat.Text,
+        "blkparse" => TraceFormat.Blkparse,
+        "msr" => TraceFormat.Msr,
+        "fio" => TraceFormat.Fio,
+        _ => throw new ChainSpecException($"--format '{text}': use auto, native, text, blkparse, msr or fio"),
+    };
+
+    private static double? ParseTiming(string text)
+    {
+        if (text == "original") return 1.0;
+        if (text == "fast") return null;
+        if (text.StartsWith("scale=", StringComparison.Ordinal)
+            && double.TryParse(text.AsSpan(6), NumberStyles.Float, CultureInfo.InvariantCulture, out var x) && double.IsFinite(x) && x >= 0)
+            return x;
+        throw new ChainSpecException($"--timing '{text}': use original, fast or scale=X (X a number ≥ 0)");
+    }
+
+    private static async Task<int> RunAsync(Settings s, CliIo io, CancellationToken ct)
+    {
+        var format = ParseFormat(s.Format);
+        var scale = ParseTiming(s.Timing);
+        if (s.QueueDepth is < 1 or > 4096) return io.BadInput($"--qd {s.QueueDepth}: must be 1 to 4096");
+        if (s.Frontends is { } fe && fe is < 1 or > 64) return io.BadInput($"--frontends {fe}: must be 1 to 64");
+        if (!File.Exists(s.Trace)) return io.BadInput($"{s.Trace}: file not found");
+
+        // Pass 1: read and check the whole trace before issuing anything.
+        TraceFormat detected;
+        TraceSummary summary;
+        try
+        {
+            detected = format ?? TraceFormats.Detect(s.Trace);
+            summary = TraceSummary.Scan(TraceFormats.Read(s.Trace, detected));
+        }
+        catch (TraceFormatException ex) { return io.BadInput(ex.Message + " (nothing was replayed)"); }
+        catch (IOException ex) { return io.BadInput($"{s.Trace}: {ex.Message}"); }
+        if (summary.FirstUnreplayable is { } bad)
+            return io.BadInput($"{s.Trace}: record {bad.Index}: {bad.Problem} (nothing was replayed)");
+
+        var specs = ChainOptions.Specs(s.Taps).ToList();
+        bool autoSized = false;
+        long diskBytes = 0;
+        if (specs.Count == 1 && specs[0].Name == "mem" && !specs[0].Options.ContainsKey("size"))
+        {
+            diskBytes = Math.Max(64L << 20, (long)((summary.EndSector * 512 + (1UL << 20) - 1) & ~((1UL << 20) - 1)));
+            specs[0] = TapSpec.Parse(specs[0].Text.Contains(':') ? $"{specs[0].Text},size={diskBytes}" : $"mem:size={diskBytes}");
+            autoSized = true;
+        }
+        var terminator = specs.Count > 0 ? specs[^1] : null;
+        bool sharedDisk = terminator?.Name switch
+        {
+            "mem" => terminator.GetBool("shared", true),
+            "img" => terminator.Get("path") != null,
+            _ => true,
+        };
+        bool initiallyZero = terminator?.Name == "mem";
+
+        int sessions = Math.Max(1, summary.Sessions.Count);
+        int frontendCount = s.Frontends ?? sessions;
+        var registry = ChainOptions.Registry(s.Plugins);
+        var tapOutput = s.Json ? io.Err : io.Out;
+        var chain = registry.Build(specs, new TapContext { Output = tapOutput, Seed = s.Seed });
+        var diagnostics = new List<string>();
+        EmulatorRig? rig = null;
+        var observer = new Observer(s.Verify, sharedDisk, initiallyZero, frontendCount);
+        long issued = 0;
+        TimeSpan elapsed;
+        List<string> duringReplay = [];
+        try
+        {
+            rig = await EmulatorRig.StartAsync(new EmulatorRigOptions
+            {
+                Frontends = frontendCount,
+                Deterministic = s.Deterministic,
+                Seed = s.Seed,
+                RandomFirstSector = false,
+                Diagnostics = d => { lock (diagnostics) diagnostics.Add(d.ToString()); },
+            }, runtime => TapChain.Register(runtime, chain));
+            ulong smallest = rig.Frontends.Min(f => f.Sectors);
+            if (summary.EndSector > smallest)
+                return io.BadInput($"{s.Trace}: the trace reaches sector {summary.EndSector} ({summary.EndSector * 512} bytes) but the disk has {smallest} sectors: give the terminator at least that size (for example mem:size={(summary.EndSector * 512 + (1UL << 20) - 1) >> 20}M) (nothing was replayed)");
+
+            var driver = new ReplayDriver(rig, new ReplayDriverOptions { QueueDepth = s.QueueDepth, TimeScale = scale, SharedDisk = sharedDisk }, observer);
+            var requests = Requests(s.Trace, detected, summary, frontendCount);
+            bool progress = !s.Json && !s.Deterministic && io.Out == Console.Out && !Console.IsOutputRedirected;
+            try
+            {
+                if (progress)
+                {
+                    elapsed = default;
+                    await AnsiConsole.Progress().AutoClear(false).StartAsync(async ctx =>
+                    {
+                        var task = ctx.AddTask($"replay {Markup.Escape(Path.GetFileName(s.Trace))}", maxValue: Math.Max(1, summary.Records));
+                        var run = driver.RunAsync(requests, ct);
+                        while (!run.IsCompleted)
+                        {
+                            task.Value = driver.Completed;
+                            await Task.WhenAny(run, Task.Delay(100, CancellationToken.None));
+                        }
+                        task.Value = driver.Completed;
+                        elapsed = await run;
+                    });
+                }
+                else elapsed = await driver.RunAsync(requests, ct);
+            }
+            catch (TimeoutException ex)
+            {
+                io.Err.WriteLine($"blktap: replay stuck after issuing {driver.Issued} of {summary.Records} requests: {ex.Message}");
+                return CliApp.Failure;
+            }
+            catch (TraceFormatException ex)
+            {
+                return io.BadInput($"{ex.Message} (the file changed during the replay: stopped after issuing {driver.Issued} of {summary.Records} requests)");
+            }
+            issued = driver.Issued;
+            lock (diagnostics) duringReplay = diagnostics.ToList(); // not the shutdown's session-closed lines
+        }
+        finally
+        {
+            if (rig != null) await rig.DisposeAsync();
+            foreach (var t in chain) t.Dispose();
+        }
+
+        bool ok = observer.Errors == 0 && observer.Mismatches == 0;
+        if (s.Json) WriteJson(io, s, detected, summary, frontendCount, elapsed, issued, observer, ok, autoSized, diskBytes);
+        else WriteText(io, s, detected, summary, frontendCount, elapsed, issued, observer, ok, autoSized, diskBytes, duringReplay);
+        return ok ? CliApp.Ok : CliApp.Failure;
+    }
+
+    private static IEnumerable<ReplayRequest> Requests(string path, TraceFormat format, TraceSummary summary, int frontends)
+    {
+        foreach (var r in TraceFormats.Read(path, format))
+        {
+            int index = summary.SessionIndex(r.Session);
+            if (index < 0) throw TraceFormatException.ForFile(path, $"session {r.Session} did not appear when the trace was first read");
+            uint length = r.Operation == BlkifOperation.Discard ? r.Length : (uint)((r.Length + 511UL) & ~511UL);
+            yield return new ReplayRequest(index % frontends, r.Operation, r.Sector, length, r.SubmitNs - Math.Min(r.SubmitNs, summary.FirstSubmitNs), r.Status);
+        }
+    }
+
+    private static int OpIndex(BlkifOperation op) => op switch
+    {
+        BlkifOperation.Read => 0,
+        BlkifOperation.Write => 1,
+        BlkifOperation.WriteBarrier => 2,
+        BlkifOperation.FlushDiskCache => 3,
+        _ => 4,
+    };
+
+    /// <summary>Statistics and verification; called under the driver's lock (never concurrently).</summary>
+    private sealed class Observer : IReplayObserver
+    {
+        private readonly bool _verify;
+        private readonly bool _shared;
+        private readonly ReplayVerifier[] _models;
+        public readonly LongHistogram[] Latency = new LongHistogram[5];
+        public readonly long[] Count = new long[5], Bytes = new long[5], Failed = new long[5], Skipped = new long[5];
+        public long Errors, Mismatches, ReadsChecked;
+        public readonly List<string> FirstMismatches = new();
+        public readonly List<string> FirstErrors = new();
+
+        public Observer(bool verify, bool shared, bool initiallyZero, int frontends)
+        {
+            _verify = verify;
+            _shared = shared;
+            _models = new ReplayVerifier[shared ? 1 : frontends];
+            for (int i = 0; i < _models.Length; i++) _models[i] = new ReplayVerifier(initiallyZero);
+            for (int i = 0; i < Latency.Length; i++) Latency[i] = new LongHistogram(3_600_000_000_000L, 3);
+        }
+
+        public void FillWrite(in ReplayRequest request, ulong writeSequence, Span<byte> data) => ReplayData.Fill(data, request.Sector, writeSequence);
+
+        public void OnCompleted(in ReplayCompletion c, ReadOnlySpan<byte> readData)
+        {
+            int op = OpIndex(c.Request.Operation);
+            var r = c.Request;
+            if (c.Skipped || c.Status == BlkifStatus.NotSupported) { Skipped[op]++; return; }
+            Count[op]++;
+            Bytes[op] += r.Length;
+            Latency[op].RecordValue(Math.Max(0, (long)(c.LatencyTicks * (1e9 / Stopwatch.Frequency))));
+            if (c.Status != BlkifStatus.Okay)
+            {
+                Failed[op]++;
+                if (r.ExpectedStatus == BlkifStatus.Okay)
+                {
+                    Errors++;
+                    if (FirstErrors.Count < 10) FirstErrors.Add($"request #{c.Index} ({OpNames[op]} sector {r.Sector}+{r.SectorCount} on frontend {r.Frontend}): {c.Status}");
+                }
+                return;
+            }
+            var model = _models[_shared ? 0 : r.Frontend];
+            if (c.WriteSequence != 0) model.RecordWrite(r.Sector, r.SectorCount, c.WriteSequence);
+            else if (r.Operation == BlkifOperation.Discard) model.RecordDiscard(r.Sector, r.SectorCount);
+            else if (_verify && r.Operation == BlkifOperation.Read && !readData.IsEmpty)
+            {
+                ReadsChecked++;
+                if (model.Verify(r.Sector, readData) is { } m)
+                {
+                    Mismatches++;
+                    if (FirstMismatches.Count < 10) FirstMismatches.Add($"request #{c.Index} (read sector {r.Sector}+{r.SectorCount} on frontend {r.Frontend}): {m}");
+                }
+            }
+        }
+    }
+
+    private static double Us(LongHistogram h, double percentile) => h.TotalCount == 0 ? 0 : h.GetValueAtPercentile(percentile) / 1000.0;
+    private static double MaxUs(LongHistogram h) => h.TotalCount == 0 ? 0 : h.GetMaxValue() / 1000.0;
+
+    private static void WriteJson(CliIo io, Settings s, TraceFormat format, TraceSummary summary, int frontends, TimeSpan elapsed, long issued,
+        Observer o, bool ok, bool autoSized, long diskBytes)
+    {
+        double secs = Math.Max(elapsed.TotalSeconds, 1e-9);
+        long done = o.Count.Sum();
+        var ops = new Dictionary<string, object>();
+        for (int i = 0; i < OpNames.Length; i++)
+        {
+            ops[OpNames[i]] = new
+            {
+                count = o.Count[i], bytes = o.Bytes[i], errors = o.Failed[i], skipped = o.Skipped[i],
+                latency_us = new { p50 = Us(o.Latency[i], 50), p90 = Us(o.Latency[i], 90), p99 = Us(o.Latency[i], 99), p99_9 = Us(o.Latency[i], 99.9), max = MaxUs(o.Latency[i]) },
+            };
+        }
+        var obj = new
+        {
+            trace = s.Trace,
+            format = format.ToString().ToLowerInvariant(),
+            records = summary.Records,
+            sessions = summary.Sessions.Count,
+            frontends,
+            chain = s.Taps,
+            disk_bytes = autoSized ? diskBytes : (long?)null,
+            timing = s.Deterministic ? "fast" : s.Timing,
+            qd = s.QueueDepth,
+            deterministic = s.Deterministic,
+            issued,
+            completed = done,
+            skipped = o.Skipped.Sum(),
+            errors = o.Errors,
+            elapsed_s = elapsed.TotalSeconds,
+            iops = done / secs,
+            throughput_mib_s = (o.Bytes[0] + o.Bytes[1] + o.Bytes[2] + o.Bytes[3]) / 1048576.0 / secs,
+            read_mib_s = o.Bytes[0] / 1048576.0 / secs,
+            write_mib_s = (o.Bytes[1] + o.Bytes[2] + o.Bytes[3]) / 1048576.0 / secs,
+            ops,
+            verify = new { enabled = s.Verify, reads_checked = o.ReadsChecked, mismatches = o.Mismatches, first_mismatches = o.FirstMismatches },
+            first_errors = o.FirstErrors,
+            ok,
+        };
+        io.Out.WriteLine(JsonSerializer.Serialize(obj));
+    }
+
+    private static void WriteText(CliIo io, Settings s, TraceFormat format, TraceSummary summary, int frontends, TimeSpan elapsed, long issued,
+        Observer o, bool ok, bool autoSized, long diskBytes, List<string> diagnostics)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        double secs = Math.Max(elapsed.TotalSeconds, 1e-9);
+        long done = o.Count.Sum();
+        var w = io.Out;
+        w.WriteLine(string.Create(ci, $"replay {s.Trace} ({format.ToString().ToLowerInvariant()}, {summary.Records} records, {summary.Sessions.Count} session(s) on {frontends} frontend(s)), chain {string.Join(" -> ", s.Taps)}, timing {(s.Deterministic ? "fast (deterministic)" : s.Timing)}, qd {s.QueueDepth}"));
+        if (autoSized) w.WriteLine(string.Create(ci, $"  mem sized to the trace: {diskBytes >> 20} MiB"));
+        w.WriteLine(string.Create(ci, $"  {issued} issued, {done} completed, {o.Skipped.Sum()} skipped in {elapsed.TotalSeconds:F3} s: {done / secs:F0} IOPS, {(o.Bytes[0] + o.Bytes[1] + o.Bytes[2] + o.Bytes[3]) / 1048576.0 / secs:F2} MiB/s"));
+        w.WriteLine("  op          count     MiB  errors skipped    p50 us    p90 us    p99 us  p99.9 us    max us");
+        for (int i = 0; i < OpNames.Length; i++)
+        {
+            if (o.Count[i] == 0 && o.Skipped[i] == 0) continue;
+            var h = o.Latency[i];
+            w.WriteLine(string.Create(ci, $"  {OpNames[i],-8} {o.Count[i],8} {o.Bytes[i] / 1048576.0,7:F2} {o.Failed[i],7} {o.Skipped[i],7} {Us(h, 50),9:F1} {Us(h, 90),9:F1} {Us(h, 99),9:F1} {Us(h, 99.9),9:F1} {MaxUs(h),9:F1}"));
+        }
+        foreach (var d in diagnostics.Take(20)) w.WriteLine($"  diagnostic: {d}");
+        foreach (var e in o.FirstErrors) w.WriteLine($"  error: {e}");
+        foreach (var m in o.FirstMismatches) w.WriteLine($"  MISMATCH: {m}");
+        if (s.Verify)
+            w.WriteLine(ok ? $"verified: {o.ReadsChecked} reads matched the trace's writes" : $"FAILED: {o.Mismatches} mismatching reads, {o.Errors} failed requests");
+        else
+            w.WriteLine(ok ? "ok" : $"FAILED: {o.Errors} failed requests");
+    }
+}
