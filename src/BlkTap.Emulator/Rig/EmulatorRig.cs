@@ -184,6 +184,18 @@ public sealed class EmulatorRig : IAsyncDisposable
         Backend.Dispose();
         _tapFront?.Dispose();
         _blkbackXenbus?.Dispose();
+        if (!Options.Deterministic)
+        {
+            // The backends close their sessions on the loops (taps see Disconnect, images flush):
+            // wait for that before stopping the loops.
+            foreach (var rt in new[] { Runtime, _blkback })
+            {
+                if (rt == null) continue;
+                var closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                rt.Post(closed.SetResult);
+                await Task.WhenAny(closed.Task, Task.Delay(TimeSpan.FromSeconds(10)));
+            }
+        }
         if (Options.Deterministic) { try { Emulator.RunUntilIdle(); } catch (Exception) { } }
         _cts.Cancel();
         foreach (var loop in _loops) await loop.WaitAsync(TimeSpan.FromSeconds(10));

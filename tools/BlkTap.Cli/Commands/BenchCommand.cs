@@ -32,8 +32,7 @@ internal static class BenchCommand
                 io.Out.WriteLine(JsonSerializer.Serialize(obj));
                 return CliApp.Ok;
             }
-            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(io.Out) });
-            if (Console.IsOutputRedirected || io.Out != Console.Out) console.Profile.Width = 160;
+            var console = CliConsole.Create(io, 160);
             var table = new Table().AddColumns("benchmark", "ours", "theirs", "unit", "ratio", "baseline");
             foreach (var r in results)
                 table.AddRow(Markup.Escape(r.Name), r.Ours.ToString("N1"), r.Theirs?.ToString("N1") ?? "-", r.Unit, r.Ratio?.ToString("F2") ?? "-", Markup.Escape(r.Baseline + (r.Note != null ? $" ({r.Note})" : "")));

@@ -33,8 +33,7 @@ internal static class ChainRun
                 runtime.RegisterControlHook("cli", Hook.Control(e => { lock (control) control.Add($"{e.Kind,-10} {e.Session.Name,-14} image={e.Session.ImageId} sectors={e.Session.Sectors}"); }));
                 TapChain.Register(runtime, taps);
             });
-            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(io.Out) });
-            if (Console.IsOutputRedirected || io.Out != Console.Out) console.Profile.Width = 120;
+            var console = CliConsole.Create(io, 120);
             console.MarkupLine($"[bold]blktap[/]: {rig.Frontends.Count} guest domain(s) connected to dom0's tap, chain [green]{Markup.Escape(string.Join(" → ", settings.Specs.Select(s => s.Text)))}[/] ({(settings.Deterministic ? $"deterministic, seed {settings.Seed}" : "threaded")}, {settings.Protocol.ToName()})");
             foreach (var line in control) console.MarkupLine($"  [grey]{Markup.Escape(line)}[/]");
             var results = await new VerifiedWorkload(settings.Workload).RunAsync(rig);
