@@ -89,10 +89,11 @@ public sealed class XenbusBlockBackend : IDisposable
             return;
         }
         var frontend = _store.Read($"{path}/frontend");
-        if (string.IsNullOrEmpty(frontend) || !frontend.StartsWith('/'))
+        // NOTE: a toolstack that does not use a transaction writes the backend directory node by node;
+        // its 'state' (Initialising) comes last, so wait for it before reading params and mode.
+        if (string.IsNullOrEmpty(frontend) || !frontend.StartsWith('/') || _store.Read($"{path}/state") == null)
         {
-            // The toolstack writes 'frontend' together with the directory; wait for it.
-            _devices.Remove(path);
+            _devices.Remove(path); // not ready: the watch brings us back when the next node is written
             return;
         }
         device.Start(feDomid, frontend);
