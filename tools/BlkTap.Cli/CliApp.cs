@@ -24,6 +24,7 @@ public static class CliApp
         root.Subcommands.Add(DemoCommand.Create(io));
         root.Subcommands.Add(RunCommand.Create(io));
         root.Subcommands.Add(TapsCommand.Create(io));
+        root.Subcommands.Add(CowCommand.Create(io));
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
