@@ -59,6 +59,8 @@ internal sealed class CowHeader
         if (version != CurrentVersion) throw new CowFormatException($"cow overlay '{path}' has version {version}; this build reads version {CurrentVersion}");
         uint crc = BinaryPrimitives.ReadUInt32LittleEndian(block[56..]);
         if (crc != Crc32C(block[..56])) throw new CowFormatException($"cow overlay '{path}': header checksum mismatch (the header is corrupt)");
+        if (block.Length >= Size && block[60..Size].IndexOfAnyExcept((byte)0) >= 0)
+            throw new CowFormatException($"cow overlay '{path}': reserved header bytes are not zero (the header is corrupt)");
         uint headerSize = BinaryPrimitives.ReadUInt32LittleEndian(block[12..]);
         long baseSize = BinaryPrimitives.ReadInt64LittleEndian(block[16..]);
         int cluster = BinaryPrimitives.ReadInt32LittleEndian(block[24..]);
