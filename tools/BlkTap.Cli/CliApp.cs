@@ -31,6 +31,7 @@ public static class CliApp
         root.Subcommands.Add(NbdCommand.Create(io));
         root.Subcommands.Add(ReplayCommand.Create(io));
         root.Subcommands.Add(TraceCommand.Create(io));
+        root.Subcommands.Add(CowCommand.Create(io));
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {

@@ -1,0 +1,248 @@
+using BlkTap.Examples.Internal;
+using Microsoft.Win32.SafeHandles;
+
+namespace BlkTap.Examples;
+
+/// <summary>Which part of a sector range an overlay holds.</summary>
+public enum CowCoverage
+{
+    /// <summary>No sector of the range is in the overlay: the base serves it.</summary>
+    None,
+    /// <summary>Some sectors are in the overlay, some in the base.</summary>
+    Mixed,
+    /// <summary>Every sector of the range is in the overlay.</summary>
+    All,
+}
+
+/// <summary>
+/// A persistent copy-on-write overlay file (format: docs/cow-format.md): a checksummed header, a
+/// bitmap with one bit per 512-byte sector of the base, and an identity-mapped sparse data area.
+/// Writes land in the data area and set bits in memory; <see cref="Flush"/> makes them durable in
+/// the crash-safe order (data fsync, then map pages, then fsync).
+/// </summary>
+/// <remarks>
+/// Threading: not thread-safe; one owner thread (the tap's loop). The file is opened exclusively
+/// (an advisory lock), so a second process or a <c>cow commit</c> cannot use it at the same time.
+/// I/O errors surface as <see cref="IOException"/>; a bad file as <see cref="CowFormatException"/>.
+/// </remarks>
+public sealed class CowOverlay : IDisposable
+{
+    private readonly SafeFileHandle _handle;
+    private readonly FileStream _syncer;
+    private readonly CowHeader _header;
+    private readonly SectorBitmap _map;
+    private bool _disposed;
+
+    private CowOverlay(string path, SafeFileHandle handle, CowHeader header, SectorBitmap map)
+    {
+        Path = path;
+        _handle = handle;
+        _syncer = new FileStream(handle, FileAccess.ReadWrite, bufferSize: 0);
+        _header = header;
+        _map = map;
+    }
+
+    /// <summary>The overlay file.</summary>
+    public string Path { get; }
+    /// <summary>Size of the base (and of the virtual disk) in bytes.</summary>
+    public long BaseSize => _header.BaseSize;
+    /// <summary>The cluster size recorded in the header (4096 or 65536).</summary>
+    public int ClusterSize => _header.ClusterSize;
+    /// <summary>Sectors of the virtual disk.</summary>
+    public ulong SectorCount => _map.Sectors;
+    /// <summary>Sectors currently held by the overlay (written, flushed or not).</summary>
+    public ulong AllocatedSectors => _map.PopCount();
+
+    /// <summary>
+    /// Opens an existing overlay, or creates one for a base of <paramref name="baseSize"/> bytes.
+    /// An existing overlay whose base size differs is refused with <see cref="CowFormatException"/>.
+    /// Creation is atomic: the file is built under a temporary name, synced, then renamed.
+    /// </summary>
+    public static CowOverlay OpenOrCreate(string path, long baseSize, int clusterSize)
+    {
+        if (!File.Exists(path))
+        {
+            var header = CowHeader.Create(baseSize, clusterSize);
+            string tmp = $"{path}.creating-{Environment.ProcessId}";
+            using (var h = File.OpenHandle(tmp, FileMode.Create, FileAccess.ReadWrite, FileShare.None))
+            {
+                var block = new byte[CowHeader.Size];
+                header.Write(block);
+                RandomAccess.SetLength(h, header.FileLength); // sparse: the map and data area read as zero
+                RandomAccess.Write(h, block, 0);
+                using var fs = new FileStream(h, FileAccess.ReadWrite, bufferSize: 0);
+                fs.Flush(flushToDisk: true);
+            }
+            // NOTE: rename(2) is atomic: a crash leaves either no overlay or a complete empty one.
+            try { File.Move(tmp, path, overwrite: false); }
+            catch (IOException) { File.Delete(tmp); if (!File.Exists(path)) throw; }
+        }
+        var o = Open(path);
+        if (o.BaseSize != baseSize)
+        {
+            long had = o.BaseSize;
+            o.Dispose();
+            throw new CowFormatException($"cow overlay '{path}' was made for a base of {had} bytes, but this base is {baseSize} bytes");
+        }
+        return o;
+    }
+
+    /// <summary>Opens an existing overlay; throws <see cref="CowFormatException"/> (missing or corrupt) naming the problem.</summary>
+    public static CowOverlay Open(string path)
+    {
+        if (!File.Exists(path)) throw new CowFormatException($"cow overlay '{path}' does not exist");
+        SafeFileHandle handle;
+        try { handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None); }
+        catch (IOException ex) { throw new CowFormatException($"cow overlay '{path}' cannot be opened (in use by another tap or commit?): {ex.Message}"); }
+        catch (UnauthorizedAccessException ex) { throw new CowFormatException($"cow overlay '{path}' cannot be opened: {ex.Message}"); }
+        try
+        {
+            long length = RandomAccess.GetLength(handle);
+            var block = new byte[CowHeader.Size];
+            int got = ReadFully(handle, block, 0);
+            var header = CowHeader.Parse(block.AsSpan(0, got), length, path);
+            var map = new SectorBitmap(header.MapLength, (ulong)header.BaseSize / 512);
+            ReadFully(handle, map.Bytes, header.MapOffset);
+            // Bits past the last sector mean nothing; drop them so counts are exact.
+            ulong sectors = map.Sectors;
+            for (ulong s = sectors; s < (ulong)map.Bytes.Length * 8 && (s & 7) != 0; s++) map.Bytes[(int)(s >> 3)] &= (byte)~(1 << (int)(s & 7));
+            map.Bytes[(int)((sectors + 7) / 8)..].Clear();
+            return new CowOverlay(path, handle, header, map);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>How much of [sector, sector+count) the overlay holds.</summary>
+    public CowCoverage Coverage(ulong sector, ulong count)
+    {
+        ulong n = _map.CountSet(sector, count);
+        return n == 0 ? CowCoverage.None : n == count ? CowCoverage.All : CowCoverage.Mixed;
+    }
+
+    /// <summary>Reads whole sectors from the data area into <paramref name="buffer"/> (whether or not the overlay holds them).</summary>
+    public void Read(ulong sector, Span<byte> buffer) => ReadFully(_handle, buffer, DataPosition(sector));
+
+    /// <summary>Overwrites, in <paramref name="buffer"/> (sectors from <paramref name="sector"/> on), only the sectors the overlay holds.</summary>
+    public void ReadHeld(ulong sector, Span<byte> buffer)
+    {
+        ulong count = (ulong)buffer.Length / 512, at = 0;
+        while (at < count)
+        {
+            ulong skip = _map.Run(sector + at, count - at, set: false);
+            at += skip;
+            if (at >= count) break;
+            ulong run = _map.Run(sector + at, count - at, set: true);
+            ReadFully(_handle, buffer.Slice((int)at * 512, (int)run * 512), DataPosition(sector + at));
+            at += run;
+        }
+    }
+
+    /// <summary>
+    /// Writes whole sectors into the data area and marks them held (in memory; durable at the next
+    /// <see cref="Flush"/>).
+    /// </summary>
+    public void Write(ulong sector, ReadOnlySpan<byte> data)
+    {
+        CheckRange(sector, data.Length);
+        // NOTE: data before map (docs/cow-format.md, "ordering"): the map bit is only persisted by a
+        // later Flush, after the data has been synced.
+        RandomAccess.Write(_handle, data, DataPosition(sector));
+        _map.SetRange(sector, (ulong)data.Length / 512);
+    }
+
+    /// <summary>
+    /// Makes every write so far durable: fsync (data), write the map pages changed since the last
+    /// flush, fsync again. After it returns, a crash at any moment cannot lose those writes.
+    /// </summary>
+    public void Flush()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _syncer.Flush(flushToDisk: true);
+        if (!_map.HasDirty) return;
+        foreach (int page in _map.DirtyPages)
+        {
+            var bytes = _map.Bytes.Slice(page * CowHeader.MapPage, CowHeader.MapPage);
+            RandomAccess.Write(_handle, bytes, _header.MapOffset + (long)page * CowHeader.MapPage);
+        }
+        _syncer.Flush(flushToDisk: true);
+        _map.ClearDirty();
+    }
+
+    /// <summary>
+    /// Folds the overlay into its base image file (which must be exactly <see cref="BaseSize"/>
+    /// bytes), syncs the base, then empties the overlay (clears the map, syncs, drops the data).
+    /// <paramref name="progress"/> is called with (sectors done, sectors to do). Returns the sectors
+    /// copied. Crash-safe at every step: the overlay's view of the disk never changes.
+    /// </summary>
+    public ulong CommitInto(string basePath, Action<ulong, ulong>? progress = null)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Flush();
+        if (!File.Exists(basePath)) throw new CowFormatException($"base image '{basePath}' does not exist");
+        using var baseHandle = File.OpenHandle(basePath, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+        long baseLength = RandomAccess.GetLength(baseHandle);
+        if (baseLength != BaseSize)
+            throw new CowFormatException($"base image '{basePath}' is {baseLength} bytes, but overlay '{Path}' was made for a base of {BaseSize} bytes");
+        ulong total = _map.PopCount(), done = 0, sectors = SectorCount;
+        var buffer = new byte[1 << 20];
+        for (ulong s = 0; s < sectors;)
+        {
+            ulong free = _map.Run(s, sectors - s, set: false);
+            s += free;
+            if (s >= sectors) break;
+            ulong run = _map.Run(s, Math.Min(sectors - s, (ulong)buffer.Length / 512), set: true);
+            var span = buffer.AsSpan(0, (int)run * 512);
+            ReadFully(_handle, span, DataPosition(s));
+            RandomAccess.Write(baseHandle, span, (long)s * 512);
+            s += run;
+            done += run;
+            progress?.Invoke(done, total);
+        }
+        using (var fs = new FileStream(baseHandle, FileAccess.ReadWrite, bufferSize: 0)) fs.Flush(flushToDisk: true);
+        // NOTE: the base now holds every overlay sector, so any mix of cleared and uncleared map bits
+        // (a crash mid-clear) shows the same disk. Clear the map, sync, and only then drop the data.
+        _map.ClearAll();
+        RandomAccess.Write(_handle, _map.Bytes, _header.MapOffset);
+        _syncer.Flush(flushToDisk: true);
+        RandomAccess.SetLength(_handle, _header.DataOffset);
+        RandomAccess.SetLength(_handle, _header.FileLength);
+        _syncer.Flush(flushToDisk: true);
+        return done;
+    }
+
+    private long DataPosition(ulong sector) => _header.DataOffset + (long)sector * 512;
+
+    private void CheckRange(ulong sector, int bytes)
+    {
+        if (bytes % 512 != 0 || sector > SectorCount || (ulong)bytes / 512 > SectorCount - sector)
+            throw new ArgumentOutOfRangeException(nameof(sector), $"sectors {sector}+{bytes / 512} are outside the {SectorCount}-sector disk");
+    }
+
+    private static int ReadFully(SafeFileHandle h, Span<byte> buffer, long offset)
+    {
+        int total = 0;
+        while (!buffer.IsEmpty)
+        {
+            int n = RandomAccess.Read(h, buffer, offset);
+            if (n <= 0) { buffer.Clear(); break; }
+            buffer = buffer[n..];
+            offset += n;
+            total += n;
+        }
+        return total;
+    }
+
+    /// <summary>Persists the map (a clean close loses nothing) and closes the file. Errors while flushing are swallowed.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        try { Flush(); } catch (IOException) { }
+        _disposed = true;
+        _syncer.Dispose();
+        _handle.Dispose();
+    }
+}

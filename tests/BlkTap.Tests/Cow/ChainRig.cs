@@ -1,0 +1,127 @@
+using BlkTap.Emulator;
+using BlkTap.Examples;
+using NUnit.Framework;
+
+namespace BlkTap.Tests.Cow;
+
+/// <summary>An emulator rig running a chain built from specs, disposing the taps with it; plus temp files and model helpers.</summary>
+internal sealed class ChainRig : IAsyncDisposable
+{
+    private ChainRig(EmulatorRig rig, IReadOnlyList<ITap> taps, List<string> diagnostics)
+    {
+        Rig = rig;
+        Taps = taps;
+        Diagnostics = diagnostics;
+    }
+
+    public EmulatorRig Rig { get; }
+    public IReadOnlyList<ITap> Taps { get; }
+    public List<string> Diagnostics { get; }
+    public BlkFront Front => Rig.Frontends[0];
+
+    public static async Task<ChainRig> StartAsync(IEnumerable<string> specs, bool deterministic, int seed = 1, int frontends = 1)
+    {
+        var taps = TapRegistry.CreateDefault().Build(specs.Select(TapSpec.Parse).ToList(), new TapContext { Output = TextWriter.Null, Seed = seed });
+        var diagnostics = new List<string>();
+        try
+        {
+            var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions
+            {
+                Frontends = frontends, Deterministic = deterministic, Seed = seed,
+                Diagnostics = d => { lock (diagnostics) diagnostics.Add(d.ToString()); },
+            }, runtime => TapChain.Register(runtime, taps));
+            return new ChainRig(rig, taps, diagnostics);
+        }
+        catch
+        {
+            foreach (var t in taps) t.Dispose();
+            throw;
+        }
+    }
+
+    public Task Execute(Func<Task> work) => Rig.Execute(work);
+
+    /// <summary>Reads the whole disk of the first frontend.</summary>
+    public async Task<byte[]> ReadAllAsync()
+    {
+        var all = new byte[(int)Front.Sectors * 512];
+        await Execute(async () =>
+        {
+            for (int at = 0; at < all.Length; at += 64 * 1024)
+            {
+                var s = await Front.ReadAsync((ulong)at / 512, all.AsMemory(at, Math.Min(64 * 1024, all.Length - at)));
+                if (s != BlkifStatus.Okay) throw new InvalidOperationException($"read at byte {at}: {s}; {string.Join("; ", Diagnostics)}");
+            }
+        });
+        return all;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Rig.DisposeAsync();
+        foreach (var t in Taps) t.Dispose();
+    }
+}
+
+/// <summary>A temporary directory deleted at dispose.</summary>
+internal sealed class TempDir : IDisposable
+{
+    public TempDir() => Directory.CreateDirectory(Path);
+    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "blktap-cow-" + Guid.NewGuid().ToString("N")[..12]);
+    public string File(string name) => System.IO.Path.Combine(Path, name);
+
+    /// <summary>Creates a base image of <paramref name="bytes"/> random bytes from <paramref name="seed"/>; returns its contents.</summary>
+    public byte[] RandomImage(string name, int bytes, int seed)
+    {
+        var data = new byte[bytes];
+        new Random(seed).NextBytes(data);
+        System.IO.File.WriteAllBytes(File(name), data);
+        return data;
+    }
+
+    public void Dispose()
+    {
+        try { Directory.Delete(Path, recursive: true); } catch (IOException) { }
+    }
+}
+
+/// <summary>Random writes and flushes through a frontend, applied to a model.</summary>
+internal static class ModelWrites
+{
+    public static async Task RunAsync(ChainRig rig, byte[] model, int seed, int writes, int maxSectors, int queueDepth)
+    {
+        var rng = new Random(seed);
+        ulong sectors = (ulong)model.Length / 512;
+        await rig.Execute(async () =>
+        {
+            var inflight = new List<(ulong At, ulong Count, Task<BlkifStatus> Task)>();
+            for (int i = 0; i < writes; i++)
+            {
+                if (rng.Next(10) == 0)
+                {
+                    Assert.That(await rig.Front.FlushAsync(), Is.EqualTo(BlkifStatus.Okay), "flush");
+                    continue;
+                }
+                ulong count = (ulong)rng.Next(1, maxSectors + 1);
+                ulong at = (ulong)rng.NextInt64((long)(sectors - count + 1));
+                foreach (var f in inflight.Where(f => at < f.At + f.Count && f.At < at + count).ToList())
+                    Assert.That(await f.Task, Is.EqualTo(BlkifStatus.Okay));
+                inflight.RemoveAll(f => f.Task.IsCompleted);
+                while (inflight.Count >= queueDepth) { await Task.WhenAny(inflight.Select(f => f.Task)); inflight.RemoveAll(f => f.Task.IsCompleted); }
+                var data = new byte[(int)count * 512];
+                rng.NextBytes(data);
+                data.CopyTo(model, (int)at * 512);
+                inflight.Add((at, count, rig.Front.WriteAsync(at, data)));
+            }
+            foreach (var f in inflight) Assert.That(await f.Task, Is.EqualTo(BlkifStatus.Okay), "write");
+            Assert.That(await rig.Front.FlushAsync(), Is.EqualTo(BlkifStatus.Okay), "final flush");
+        });
+    }
+
+    public static string? FirstDifference(byte[] expected, byte[] actual)
+    {
+        if (expected.Length != actual.Length) return $"length {actual.Length}, expected {expected.Length}";
+        int first = expected.AsSpan().CommonPrefixLength(actual);
+        return first == expected.Length ? null : $"differs at byte {first} (sector {first / 512})";
+    }
+}
