@@ -10,17 +10,30 @@ internal static class DemoCommand
     public static Command Create(CliIo io)
     {
         var seed = new Option<int>("--seed") { Description = "seed of the workload (default 1)", DefaultValueFactory = _ => 1 };
-        var cmd = new Command("demo", "the main job: the emulator with two guest domains, a dump → mem chain in dom0, a verified random workload, and a summary");
+        var cmd = new Command("demo", "the main job: the emulator with two guest domains, a dump → cow → mem chain in dom0, a verified random workload, and a summary");
         cmd.Options.Add(seed);
-        cmd.SetAction((parse, ct) => ChainRun.RunAsync(new ChainRun.Settings(
-            Specs: [TapSpec.Parse("dump:quiet=true"), TapSpec.Parse("mem:size=64M")],
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var dir = Directory.CreateTempSubdirectory("blktap-demo-");
+            try
+            {
+                return await Run(parse, dir.FullName);
+            }
+            finally
+            {
+                dir.Delete(recursive: true);
+            }
+        });
+        return cmd;
+
+        Task<int> Run(ParseResult parse, string dir) => ChainRun.RunAsync(new ChainRun.Settings(
+            Specs: [TapSpec.Parse("dump:quiet=true"), TapSpec.Parse($"cow:overlay={Path.Combine(dir, "demo.cow")}"), TapSpec.Parse("mem:size=64M")],
             Registry: TapRegistry.CreateDefault(),
             Frontends: 2,
             Workload: new WorkloadOptions { OperationsPerFrontend = 2000, QueueDepth = 16, Seed = parse.GetValue(seed) },
             Deterministic: false,
             Seed: parse.GetValue(seed),
             Protocol: BlkifProtocol.X86_64,
-            ShowDump: false), io));
-        return cmd;
+            ShowDump: false), io);
     }
 }
