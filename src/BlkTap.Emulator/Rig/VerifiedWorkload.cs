@@ -29,6 +29,11 @@ public sealed class WorkloadOptions
     /// </summary>
     public bool TolerateErrors { get; set; }
     /// <summary>
+    /// Whether a discarded sector reads back as zeroes (mem, img hole punching) or, like NBD TRIM on
+    /// some servers, as anything until it is written again (then its reads are not compared).
+    /// </summary>
+    public bool DiscardZeroesData { get; set; } = true;
+    /// <summary>
     /// With <see cref="SharedDisk"/>: how many equal slices to cut the disk into (default: one per
     /// frontend). More slices than frontends leave the last ones to other users of the disk.
     /// </summary>
@@ -102,10 +107,10 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
     {
         var rng = new Random(seed);
         if (length == 0) { result.Problems.Add("the disk slice is empty"); return; }
-        var model = new byte[checked((int)Math.Min(length, 1UL << 22) * BlkifConstants.SectorSize)];
-        length = (ulong)model.Length / BlkifConstants.SectorSize;
+        var model = new DiskModel(new byte[checked((int)Math.Min(length, 1UL << 22) * BlkifConstants.SectorSize)]);
+        length = (ulong)model.Data.Length / BlkifConstants.SectorSize;
         // The slice starts with unknown content (another run may have written it): read it first.
-        var initial = await ReadInto(front, start, model.AsMemory(), result);
+        var initial = await ReadInto(front, start, model.Data.AsMemory(), result);
         if (!initial) return;
         var inflight = new List<(ulong Start, ulong Count, Task Task)>();
         for (int n = 0; n < options.OperationsPerFrontend; n++)
@@ -151,7 +156,7 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
         return true;
     }
 
-    private async Task Read(BlkFront front, ulong start, ulong at, ulong count, byte[] model, FrontendResult result)
+    private async Task Read(BlkFront front, ulong start, ulong at, ulong count, DiskModel model, FrontendResult result)
     {
         var buffer = new byte[(int)count * BlkifConstants.SectorSize];
         var s = await front.ReadAsync(start + at, buffer);
@@ -163,7 +168,13 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
             {
                 result.Reads++;
                 result.BytesRead += buffer.Length;
-                var expected = model.AsSpan((int)at * BlkifConstants.SectorSize, buffer.Length);
+                var expected = model.Data.AsSpan((int)at * BlkifConstants.SectorSize, buffer.Length);
+                if (model.Unknown != null)
+                {
+                    // Sectors discarded on a disk whose discard does not zero read back as anything until rewritten.
+                    for (int i = 0; i < (int)count; i++)
+                        if (model.Unknown[(int)at + i]) buffer.AsSpan(i * BlkifConstants.SectorSize, BlkifConstants.SectorSize).CopyTo(expected.Slice(i * BlkifConstants.SectorSize));
+                }
                 if (!expected.SequenceEqual(buffer))
                 {
                     result.Mismatches++;
@@ -175,7 +186,7 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
         options.Progress?.Invoke();
     }
 
-    private async Task Write(BlkFront front, ulong start, ulong at, ulong count, byte[] model, Random rng, FrontendResult result)
+    private async Task Write(BlkFront front, ulong start, ulong at, ulong count, DiskModel model, Random rng, FrontendResult result)
     {
         var data = new byte[(int)count * BlkifConstants.SectorSize];
         rng.NextBytes(data);
@@ -188,7 +199,8 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
             {
                 result.Writes++;
                 result.BytesWritten += data.Length;
-                data.CopyTo(model.AsSpan((int)at * BlkifConstants.SectorSize));
+                data.CopyTo(model.Data.AsSpan((int)at * BlkifConstants.SectorSize));
+                if (model.Unknown != null) model.Unknown.AsSpan((int)at, (int)count).Clear();
             }
         }
         options.Progress?.Invoke();
@@ -206,7 +218,7 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
         options.Progress?.Invoke();
     }
 
-    private async Task Discard(BlkFront front, ulong start, ulong at, ulong count, byte[] model, FrontendResult result)
+    private async Task Discard(BlkFront front, ulong start, ulong at, ulong count, DiskModel model, FrontendResult result)
     {
         var s = await front.DiscardAsync(start + at, count);
         lock (result)
@@ -215,7 +227,8 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
             if (s == BlkifStatus.Okay)
             {
                 result.Discards++;
-                model.AsSpan((int)at * BlkifConstants.SectorSize, (int)count * BlkifConstants.SectorSize).Clear();
+                model.Data.AsSpan((int)at * BlkifConstants.SectorSize, (int)count * BlkifConstants.SectorSize).Clear();
+                if (!options.DiscardZeroesData) (model.Unknown ??= new bool[model.Data.Length / BlkifConstants.SectorSize]).AsSpan((int)at, (int)count).Fill(true);
             }
             else if (s != BlkifStatus.NotSupported) { result.Errors++; Problem(result, $"discard sector {start + at}+{count}: {s}"); }
         }
@@ -226,4 +239,11 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
     {
         if (r.Problems.Count < 10) r.Problems.Add(what);
     }
+}
+
+/// <summary>The model of one frontend's slice: its bytes, and which sectors are undefined after a discard.</summary>
+internal sealed class DiskModel(byte[] data)
+{
+    public byte[] Data { get; } = data;
+    public bool[]? Unknown;
 }

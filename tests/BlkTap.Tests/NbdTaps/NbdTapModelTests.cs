@@ -79,6 +79,54 @@ public class NbdTapModelTests
     }
 
     [Test]
+    public async Task ModelWorkload_NbdServer_EveryReadMatchesTheModel()
+    {
+        var nbdServer = Peers.Require("nbd-server", "apt-get install nbd-server");
+        var file = Path.Combine(_dir, "n.raw");
+        using (var f = File.Create(file)) f.SetLength(16 << 20);
+        int port = NbdTestUtil.FreeTcpPort();
+        var config = Path.Combine(_dir, "config");
+        File.WriteAllText(config, $"[generic]\nlistenaddr = 127.0.0.1\nport = {port}\n[disk]\nexportname = {file}\nflush = true\nfua = true\ntrim = true\n");
+        var pidFile = Path.Combine(_dir, "pid");
+        // nbd-server daemonizes; it is killed through its pid file.
+        Peers.Run(nbdServer, ["-C", config, "-p", pidFile]).EnsureSuccess("nbd-server");
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!File.Exists(pidFile) || File.ReadAllText(pidFile).Trim().Length == 0)
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail("nbd-server wrote no pid file");
+            await Task.Delay(20);
+        }
+        int pid = int.Parse(File.ReadAllText(pidFile).Trim());
+        try
+        {
+            var uri = NbdUri.Parse($"nbd://127.0.0.1:{port}/disk");
+            while (true)
+            {
+                try { using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp); probe.Connect(uri.ToEndPoint()); break; }
+                catch (System.Net.Sockets.SocketException) when (DateTime.UtcNow < deadline) { await Task.Delay(20); }
+            }
+            var (rig, taps, diags) = await RigAsync([$"nbd:uri={uri}"]);
+            try
+            {
+                Assert.That(rig.Frontends[0].Sectors, Is.EqualTo(16UL * 2048), "the session is sized from nbd-server's export");
+                // NOTE: nbd-server's TRIM only punches whole file-system blocks: a trimmed range reads as
+                // zeroes or as its old data (the NBD protocol leaves it undefined), so trimmed sectors are not compared.
+                var w = Workload(11, 300);
+                w.DiscardZeroesData = false;
+                var results = await new VerifiedWorkload(w).RunAsync(rig);
+                Assert.That(results.Sum(r => r.Errors + r.Mismatches), Is.Zero, Describe(results, diags));
+            }
+            finally { await NbdTapTestSupport.DisposeAsync(rig, taps); }
+        }
+        finally
+        {
+            try { using var p = System.Diagnostics.Process.GetProcessById(pid); p.Kill(entireProcessTree: true); p.WaitForExit(5000); }
+            catch (ArgumentException) { }
+            catch (InvalidOperationException) { }
+        }
+    }
+
+    [Test]
     public async Task ModelWorkload_ErrorFilter_SomeRequestsFailWithErrorAndTheRestMatchTheModel()
     {
         var uri = NbdUri.ForUnix(Path.Combine(_dir, "e.sock"));
