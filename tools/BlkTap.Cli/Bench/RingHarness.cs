@@ -3,66 +3,93 @@ using System.Runtime.InteropServices;
 namespace BlkTap.Cli.Bench;
 
 /// <summary>
-/// A frontend and a tap in one thread, with no thread hops: a front ring over native pages, a
-/// <see cref="RingSession"/> served by a <see cref="TapRuntime"/> driven with RunOnce. Measures the
-/// runtime's own cost per request (decode, validate, map, hooks, respond, publish).
+/// Frontends and a tap in one thread, with no thread hops: N front rings over native pages, each a
+/// <see cref="RingSession"/> of one <see cref="TapRuntime"/> driven with RunOnce. Measures the
+/// runtime's own cost per request (decode, validate, map, hooks, respond, publish). With several
+/// frontends each round fills every ring, signals every session, then runs one loop pass
+/// (round-robin over the sessions, as the runtime serves them).
 /// </summary>
+/// <remarks>Threading: one thread (the caller drives the loop).</remarks>
 internal sealed unsafe class RingHarness : IDisposable
 {
     private const int DataPages = 64;
-    private readonly nint _ring;
-    private readonly nint[] _pages = new nint[DataPages + 1];
-    public readonly FrontRing Front;
+    private readonly Frontend[] _frontends;
     public readonly TapRuntime Runtime;
-    private readonly RingSession _session;
 
-    public RingHarness(Action<TapRuntime> configure, ulong sectors = 1 << 20)
+    /// <summary>One emulated frontend: its ring page, its data pages, its front ring and the tap's session.</summary>
+    private sealed class Frontend
     {
-        _ring = (nint)NativeMemory.AlignedAlloc(4096, 4096);
-        new Span<byte>((void*)_ring, 4096).Clear();
-        for (int i = 1; i <= DataPages; i++) { _pages[i] = (nint)NativeMemory.AlignedAlloc(4096, 4096); new Span<byte>((void*)_pages[i], 4096).Clear(); }
-        _pages[0] = _ring;
-        Front = new FrontRing(_ring, 4096, BlkifLayout.X86_64, initialiseShared: true);
+        public readonly nint[] Pages = new nint[DataPages + 1];
+        public FrontRing Front = null!;
+        public RingSession Session = null!;
+    }
+
+    public RingHarness(Action<TapRuntime> configure, ulong sectors = 1 << 20, int frontends = 1, string? imageId = null)
+    {
         Runtime = new TapRuntime(new TapRuntimeOptions { Name = "bench" });
         configure(Runtime);
         Runtime.UseExternalDriver(static () => { });
-        _session = new RingSession("bench", 1, null, new LocalMapper(_pages));
-        Runtime.AttachSession(_session);
-        if (_session.Sectors == 0) _session.Sectors = sectors;
-        var error = _session.ConnectRing([0u], BlkifProtocol.X86_64, new NullChannel());
-        if (error != null) throw new InvalidOperationException(error);
-        Runtime.ConnectSession(_session);
+        _frontends = new Frontend[frontends];
+        for (int f = 0; f < frontends; f++)
+        {
+            var fe = _frontends[f] = new Frontend();
+            for (int i = 0; i <= DataPages; i++) { fe.Pages[i] = (nint)NativeMemory.AlignedAlloc(4096, 4096); new Span<byte>((void*)fe.Pages[i], 4096).Clear(); }
+            fe.Front = new FrontRing(fe.Pages[0], 4096, BlkifLayout.X86_64, initialiseShared: true);
+            fe.Session = new RingSession($"bench{f}", (ushort)(1 + f), imageId, new LocalMapper(fe.Pages));
+            Runtime.AttachSession(fe.Session);
+            if (fe.Session.Sectors == 0) fe.Session.Sectors = sectors;
+            var error = fe.Session.ConnectRing([0u], BlkifProtocol.X86_64, new NullChannel());
+            if (error != null) throw new InvalidOperationException(error);
+            Runtime.ConnectSession(fe.Session);
+        }
         Runtime.RunOnce();
     }
 
-    /// <summary>Runs <paramref name="batches"/> rounds of <c>ring size</c> one-page requests through the tap.</summary>
-    public long Run(int batches, BlkifOperation op)
+    /// <summary>The first frontend's ring.</summary>
+    public FrontRing Front => _frontends[0].Front;
+
+    /// <summary>Sectors of the disk the first session sees.</summary>
+    public ulong Sectors => _frontends[0].Session.Sectors;
+
+    /// <summary>
+    /// Runs <paramref name="batches"/> rounds; each round queues <c>ring size</c> one-page requests
+    /// (4 KiB, at random 4 KiB-aligned sectors) on every frontend. Returns the requests completed.
+    /// Throws if a response is missing or not OKAY.
+    /// </summary>
+    public long Run(int batches, BlkifOperation op, ulong seed = 12345UL)
     {
         long done = 0;
-        uint size = Front.Size;
         var req = new BlkifRequest { Operation = op, SegmentCount = 1 };
-        var rng = 12345UL;
+        var rng = seed;
         for (int b = 0; b < batches; b++)
         {
-            for (uint i = 0; i < size; i++)
+            foreach (var fe in _frontends)
             {
-                rng = rng * 6364136223846793005UL + 1442695040888963407UL;
-                req.Id = (ulong)(done + i);
-                req.Sector = (rng >> 20) % ((_session.Sectors - 8) / 8) * 8;
-                req.Segments[0] = new BlkifSegment(1 + (i % DataPages), 0, 7);
-                Front.EnqueueRequest(req);
+                uint size = fe.Front.Size;
+                ulong slots = (fe.Session.Sectors - 8) / 8;
+                for (uint i = 0; i < size; i++)
+                {
+                    rng = rng * 6364136223846793005UL + 1442695040888963407UL;
+                    req.Id = (ulong)(done + i);
+                    req.Sector = (rng >> 20) % slots * 8;
+                    req.Segments[0] = new BlkifSegment(1 + (i % DataPages), 0, 7);
+                    fe.Front.EnqueueRequest(req);
+                }
+                fe.Front.PushRequestsAndCheckNotify();
+                fe.Session.Signal();
             }
-            Front.PushRequestsAndCheckNotify();
-            _session.Signal();
             Runtime.RunOnce();
-            long n = Front.UnconsumedResponses();
-            if (n != size) throw new InvalidOperationException($"expected {size} responses, got {n}");
-            for (long i = 0; i < n; i++)
+            foreach (var fe in _frontends)
             {
-                var r = Front.TakeResponse();
-                if (r.Status != BlkifStatus.Okay) throw new InvalidOperationException($"request {r.Id} failed: {r.Status}");
+                long n = fe.Front.UnconsumedResponses();
+                if (n != fe.Front.Size) throw new InvalidOperationException($"{fe.Session.Name}: expected {fe.Front.Size} responses, got {n}");
+                for (long i = 0; i < n; i++)
+                {
+                    var r = fe.Front.TakeResponse();
+                    if (r.Status != BlkifStatus.Okay) throw new InvalidOperationException($"{fe.Session.Name}: request {r.Id} failed: {r.Status}");
+                }
+                done += n;
             }
-            done += n;
         }
         return done;
     }
@@ -100,9 +127,10 @@ internal sealed unsafe class RingHarness : IDisposable
 
     public void Dispose()
     {
-        Runtime.CloseSession(_session);
+        foreach (var fe in _frontends) Runtime.CloseSession(fe.Session);
         Runtime.Dispose();
-        foreach (var p in _pages) NativeMemory.AlignedFree((void*)p);
+        foreach (var fe in _frontends)
+            foreach (var p in fe.Pages) NativeMemory.AlignedFree((void*)p);
     }
 
     private sealed class LocalMapper(nint[] pages) : IGrantMapper

@@ -2,25 +2,38 @@ using System.Diagnostics;
 
 namespace BlkTap.Cli.Bench;
 
-/// <summary>Requests per second through the runtime on one core, and bytes allocated per request.</summary>
+/// <summary>Requests per second through the runtime on one core (1 and 4 frontends), and bytes allocated per request.</summary>
 internal static class RuntimeBenchmarks
 {
-    public static IEnumerable<BenchResult> Run(bool quick)
+    public static IEnumerable<BenchResult> Run(BenchContext ctx)
     {
-        int batches = quick ? 2_000 : 60_000;
+        int batches = ctx.Quick ? 500 : 60_000;
+        ctx.Progress("runtime: bare ring echo baseline");
         // Baseline: bare ring echo.
-        RingHarness.RunBareEcho(batches / 10);
+        RingHarness.RunBareEcho(Math.Max(10, batches / 10));
         var sw = Stopwatch.StartNew();
         long bare = RingHarness.RunBareEcho(batches);
         double bareRate = bare / sw.Elapsed.TotalSeconds;
 
         var nullHook = Hook.Request(static r => { r.Status = BlkifStatus.Okay; return HookResult.Respond; });
+        ctx.Progress("runtime: null terminator, 1 frontend");
+        double oneFrontend;
         using (var h = new RingHarness(rt => rt.RegisterRequestHook("null", nullHook)))
         {
             var (rate, bytesPer) = Measure(h, batches, BlkifOperation.Read);
-            yield return new BenchResult("runtime: null terminator, 1 frontend, qd 32, 4 KiB reads", rate, bareRate, "req/s", "bare ring echo (no runtime)");
+            oneFrontend = rate;
+            ctx.NullTerminatorRate = rate;
+            yield return new BenchResult("runtime: null terminator, 1 frontend, qd 32, 4 KiB reads", rate, bareRate, "req/s", "bare ring echo (no runtime), goal >= 1M req/s");
             yield return new BenchResult("runtime: bytes allocated per request (steady state)", bytesPer, null, "B/req", "goal 0", HigherIsBetter: false);
         }
+        ctx.Progress("runtime: null terminator, 4 frontends");
+        using (var h = new RingHarness(rt => rt.RegisterRequestHook("null", nullHook), frontends: 4))
+        {
+            var (rate, bytesPer) = Measure(h, batches / 4, BlkifOperation.Read);
+            yield return new BenchResult("runtime: null terminator, 4 frontends round-robin, qd 32 each", rate, oneFrontend, "req/s", "the same runtime with 1 frontend",
+                Note: $"{bytesPer:F1} B/req allocated");
+        }
+        ctx.Progress("runtime: mem terminator");
         using (var h = new RingHarness(rt =>
         {
             var mem = new BlockDeviceHook(new MemoryBlockDevice(512L << 20));
@@ -35,7 +48,7 @@ internal static class RuntimeBenchmarks
         }
     }
 
-    private static (double Rate, double BytesPerRequest) Measure(RingHarness h, int batches, BlkifOperation op)
+    internal static (double Rate, double BytesPerRequest) Measure(RingHarness h, int batches, BlkifOperation op)
     {
         h.Run(Math.Max(10, batches / 10), op); // warm up: pools, JIT tiering
         long before = GC.GetAllocatedBytesForCurrentThread();

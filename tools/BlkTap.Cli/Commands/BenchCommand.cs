@@ -1,45 +1,90 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Text.Json;
 using BlkTap.Cli.Bench;
 using Spectre.Console;
 
 namespace BlkTap.Cli.Commands;
 
-/// <summary><c>blktap bench</c>: benchmarks, each printed as ours, the baseline's, and the ratio, all measured in this run.</summary>
+/// <summary>
+/// <c>blktap bench [--json] [--quick] [--results PATH]</c>: benchmarks, each printed as ours, the
+/// baseline's, and the ratio, all measured in this run. Exit 0, or 1 when a benchmark failed to run
+/// (its line says why); progress goes to stderr only when stderr is a terminal.
+/// </summary>
 internal static class BenchCommand
 {
     public static Command Create(CliIo io)
     {
         var json = new Option<bool>("--json") { Description = "print exactly one JSON object on stdout" };
-        var quick = new Option<bool>("--quick") { Description = "short runs (a smoke test of every benchmark; the figures mean little)" };
-        var cmd = new Command("bench", "benchmarks with ratios against baselines measured in the same run");
+        var quick = new Option<bool>("--quick") { Description = "tiny runs of everything (a smoke test: correctness only; the figures mean little)" };
+        var resultsPath = new Option<string?>("--results") { Description = "also write the results page (markdown) to this path, e.g. bench/RESULTS.md" };
+        var cmd = new Command("bench", "benchmarks with ratios against baselines measured in the same run (images in /dev/shm)");
         cmd.Options.Add(json);
         cmd.Options.Add(quick);
+        cmd.Options.Add(resultsPath);
         cmd.SetAction(parse =>
         {
             bool q = parse.GetValue(quick);
+            var page = parse.GetValue(resultsPath);
+            if (page != null && Path.GetDirectoryName(Path.GetFullPath(page)) is { } dir && !Directory.Exists(dir))
+                return io.BadInput($"bench: the directory of --results '{page}' does not exist");
+            bool progressToTerminal = io.Err == Console.Error && !Console.IsErrorRedirected;
+            var sw = Stopwatch.StartNew();
+            var started = DateTime.UtcNow;
             var results = new List<BenchResult>();
-            results.AddRange(RuntimeBenchmarks.Run(q));
+            var failures = new List<string>();
+            using (var ctx = new BenchContext(q, m => { if (progressToTerminal) io.Err.WriteLine($"blktap bench: {m}"); }))
+            {
+                Group(ctx, RuntimeBenchmarks.Run, "runtime", results, failures);
+                Group(ctx, ImgBenchmarks.Run, "img vs raw", results, failures);
+                Group(ctx, NbdBenchmarks.Run, "nbd export", results, failures);
+                Group(ctx, NbdBenchmarks.RunCow, "cow", results, failures);
+                Group(ctx, ReplayBenchmarks.Run, "replay", results, failures);
+            }
+            sw.Stop();
+            var machine = BenchMachine.Current();
+            if (page != null)
+                ResultsPage.Write(page, results, machine, started, $"blktap bench{(q ? " --quick" : "")} --results {page}", q, sw.Elapsed);
+            int exit = failures.Count == 0 ? CliApp.Ok : CliApp.Failure;
             if (parse.GetValue(json))
             {
                 var obj = new
                 {
-                    machine = new { cores = Environment.ProcessorCount, os = System.Runtime.InteropServices.RuntimeInformation.OSDescription, runtime = Environment.Version.ToString() },
-                    date = DateTime.UtcNow.ToString("u"),
+                    machine = new { cores = machine.Cores, cpu = machine.Cpu, memory_bytes = machine.MemoryBytes, kernel = machine.Kernel, os = machine.Os, runtime = machine.Runtime, build = machine.Build },
+                    date = started.ToString("u"),
                     quick = q,
+                    elapsed_s = sw.Elapsed.TotalSeconds,
                     results = results.Select(r => new { name = r.Name, ours = r.Ours, theirs = r.Theirs, unit = r.Unit, baseline = r.Baseline, ratio = r.Ratio, higher_is_better = r.HigherIsBetter, note = r.Note }),
+                    failures,
                 };
                 io.Out.WriteLine(JsonSerializer.Serialize(obj));
-                return CliApp.Ok;
+                return exit;
             }
-            var console = CliConsole.Create(io, 160);
+            var console = CliConsole.Create(io, 200);
             var table = new Table().AddColumns("benchmark", "ours", "theirs", "unit", "ratio", "baseline");
             foreach (var r in results)
-                table.AddRow(Markup.Escape(r.Name), r.Ours.ToString("N1"), r.Theirs?.ToString("N1") ?? "-", r.Unit, r.Ratio?.ToString("F2") ?? "-", Markup.Escape(r.Baseline + (r.Note != null ? $" ({r.Note})" : "")));
+                table.AddRow(Markup.Escape(r.Name), ResultsPage.Format(r.Ours), r.Theirs is { } t ? ResultsPage.Format(t) : "n/a", r.Unit, r.Ratio?.ToString("F2") ?? "n/a",
+                    Markup.Escape(r.Baseline + (r.Note != null ? $" ({r.Note})" : "")));
             console.Write(table);
+            foreach (var f in failures) console.MarkupLine($"[red]failed[/]: {Markup.Escape(f)}");
+            console.MarkupLine($"[grey]{Markup.Escape(machine.Runtime)}, {Markup.Escape(machine.Build)} build, {machine.Cores} cores[/]");
             if (q) console.MarkupLine("[grey]--quick: figures from short runs, for smoke testing only[/]");
-            return CliApp.Ok;
+            if (page != null) console.MarkupLine($"results page written to {Markup.Escape(page)}");
+            return exit;
         });
         return cmd;
+    }
+
+    /// <summary>Runs one group; a group that throws is a failure named in the output, and the others still run.</summary>
+    private static void Group(BenchContext ctx, Func<BenchContext, IEnumerable<BenchResult>> run, string name, List<BenchResult> results, List<string> failures)
+    {
+        try
+        {
+            foreach (var r in run(ctx)) results.Add(r);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException or JsonException or System.ComponentModel.Win32Exception)
+        {
+            failures.Add($"{name}: {ex.Message}");
+        }
     }
 }
