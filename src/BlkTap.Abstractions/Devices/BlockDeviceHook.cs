@@ -9,6 +9,8 @@ namespace BlkTap;
 public sealed class BlockDeviceHook : IRequestHook, IControlHook
 {
     private readonly Func<TapSession, IBlockDevice?> _deviceFor;
+    private TapSession? _lastSession;
+    private IBlockDevice? _lastDevice;
 
     /// <summary>Serves every session from one device.</summary>
     public BlockDeviceHook(IBlockDevice device) : this(_ => device) { }
@@ -32,14 +34,21 @@ public sealed class BlockDeviceHook : IRequestHook, IControlHook
         else if (e.Kind == ControlEventKind.Disconnect)
         {
             e.Session.Items.Remove(this);
+            if (ReferenceEquals(_lastSession, e.Session)) { _lastSession = null; _lastDevice = null; }
         }
     }
 
     /// <inheritdoc/>
     public HookResult OnRequest(TapRequest request)
     {
-        if (!request.Session.Items.TryGetValue(this, out var d)) { request.Status = BlkifStatus.Error; return HookResult.Respond; }
-        request.Status = Serve((IBlockDevice)d, request);
+        var session = request.Session;
+        if (!ReferenceEquals(session, _lastSession))
+        {
+            if (!session.Items.TryGetValue(this, out var d)) { request.Status = BlkifStatus.Error; return HookResult.Respond; }
+            _lastSession = session;
+            _lastDevice = (IBlockDevice)d;
+        }
+        request.Status = Serve(_lastDevice!, request);
         return HookResult.Respond;
     }
 

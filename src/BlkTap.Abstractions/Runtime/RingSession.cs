@@ -97,6 +97,8 @@ public sealed class RingSession : TapSession
         }
     }
 
+    // The stackalloc'd descriptor, reference and address arrays are always written before they are read.
+    [System.Runtime.CompilerServices.SkipLocalsInit]
     private void Accept(in BlkifRequest wire)
     {
         var runtime = Runtime;
