@@ -117,7 +117,8 @@ public sealed class EmulatorRig : IAsyncDisposable
             for (int i = 0; i < options.Frontends; i++)
             {
                 var dom = emulator.CreateDomain($"guest{i + 1}");
-                XenbusDevices.CreateVbd(emulator.Store, dom.Id, emulator.Dom0.Id, options.DeviceId, options.ImageId(i));
+                // The guests connect to the tap (in dom0, or in its own domain in the interposition placement).
+                XenbusDevices.CreateVbd(emulator.Store, dom.Id, tapDomain.Id, options.DeviceId, options.ImageId(i));
                 var front = new BlkFront(emulator, dom, options.DeviceId, new BlkFrontOptions
                 {
                     Protocol = options.Protocol,

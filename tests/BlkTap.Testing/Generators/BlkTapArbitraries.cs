@@ -13,6 +13,9 @@ namespace BlkTap.Testing;
 /// <item><see cref="EncodableRequest"/>: any form and ABI, every field fits the wire.</item>
 /// <item><see cref="RingSlot"/>: raw slot bytes; <see cref="RingGeometry"/>: ring size and a start index near 2^32.</item>
 /// <item><see cref="BlkifProtocol"/>: either ABI.</item>
+/// <item><see cref="ControlScenario"/>: guests' connect and end orders, image ids (<see cref="ControlGenerators"/>).</item>
+/// <item><see cref="ChainCase"/>: a valid or invalid chain of built-in taps (<see cref="ChainGenerators"/>).</item>
+/// <item><see cref="NbdHeaderCase"/>, <see cref="NbdHandshakeScript"/>: NBD bytes and the verdict (<see cref="NbdGenerators"/>).</item>
 /// </list>
 /// Nothing shrinks: counterexamples print in full through the types' <c>ToString</c>. Thread-safe.
 /// </summary>
@@ -41,4 +44,16 @@ public static class BlkTapArbitraries
 
     /// <summary>Ring geometries with start indices near the 32-bit wrap.</summary>
     public static Arbitrary<RingGeometry> Geometry() => Arb.From(BlkifGenerators.Geometry);
+
+    /// <summary>Control-event scenarios with up to four guests.</summary>
+    public static Arbitrary<ControlScenario> Control() => Arb.From(ControlGenerators.Scenario());
+
+    /// <summary>Valid and invalid chains of the built-in taps.</summary>
+    public static Arbitrary<ChainCase> Chain() => Arb.From(ChainGenerators.Any(BlkTap.Examples.TapRegistry.CreateDefault()));
+
+    /// <summary>NBD transmission request headers, valid and malformed.</summary>
+    public static Arbitrary<NbdHeaderCase> NbdHeader() => Arb.From(NbdGenerators.HeaderCase);
+
+    /// <summary>NBD option haggling scripts with the server's expected answers.</summary>
+    public static Arbitrary<NbdHandshakeScript> NbdHandshake() => Arb.From(NbdGenerators.Handshake);
 }

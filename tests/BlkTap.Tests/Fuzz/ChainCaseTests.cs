@@ -1,0 +1,38 @@
+using BlkTap.Cli;
+using BlkTap.Examples;
+using BlkTap.Testing;
+using NUnit.Framework;
+
+namespace BlkTap.Tests.Fuzz;
+
+/// <summary>Generated chains through <c>blktap run</c>: valid ones run a verified workload, invalid ones exit 2 naming the problem.</summary>
+public class ChainCaseTests
+{
+    [FsCheck.NUnit.Property(Arbitrary = [typeof(BlkTapArbitraries)], MaxTest = 40)]
+    public void BlktapRun_GeneratedChain_RunsVerifiedOrExitsTwoNamingTheProblem(ChainCase chain)
+    {
+        if (chain.Specs.Count == 0)
+        {
+            // `--tap` is required by the command line; the registry is what names the empty chain.
+            var ex = Assert.Throws<ChainSpecException>(() => TapRegistry.CreateDefault().Build([], new TapContext()));
+            Assert.That(ex!.Message, Does.Contain(chain.ExpectedError));
+            return;
+        }
+        var args = new List<string> { "run", "--frontends", "1", "--workload", "random:ops=20", "--deterministic", "--seed", "3" };
+        foreach (var s in chain.Specs) { args.Add("--tap"); args.Add(s); }
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int rc = CliApp.Run([.. args], stdout, stderr);
+        if (chain.IsValid)
+        {
+            Assert.That(rc, Is.EqualTo(0), $"{chain}\n{stdout}\n{stderr}");
+        }
+        else
+        {
+            Assert.That(rc, Is.EqualTo(2), $"{chain}\n{stdout}\n{stderr}");
+            var lines = stderr.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.That(lines, Has.Length.EqualTo(1), stderr.ToString());
+            Assert.That(lines[0], Does.StartWith("blktap: ").And.Contain(chain.ExpectedError));
+        }
+    }
+}
