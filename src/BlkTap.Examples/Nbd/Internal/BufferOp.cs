@@ -5,14 +5,15 @@ namespace BlkTap.Examples.Nbd.Internal;
 
 /// <summary>
 /// One pooled <see cref="BufferRequest"/> awaited as a <see cref="ValueTask{TResult}"/>: no allocation per NBD
-/// command once warm. Submitted from any thread; completed on the loop thread, whose continuation is moved off the
-/// loop (RunContinuationsAsynchronously) so NBD code never runs on, or blocks, the tap's loop.
+/// command once warm. Submitted from any thread; completed on the loop thread, where the continuation runs inline:
+/// it only queues the reply on the socket (asynchronous sends and lock waits return at once if they cannot finish),
+/// so the loop is never blocked, and a thread-pool hop per request is saved.
 /// </summary>
 internal sealed class BufferOp : IValueTaskSource<BlkifStatus>
 {
     private static readonly ConcurrentQueue<BufferOp> Pool = new();
 
-    private ManualResetValueTaskSourceCore<BlkifStatus> _core = new() { RunContinuationsAsynchronously = true };
+    private ManualResetValueTaskSourceCore<BlkifStatus> _core = new() { RunContinuationsAsynchronously = false };
     private readonly BufferRequest _request = new();
     private readonly Action<BufferRequest> _completed;
 
