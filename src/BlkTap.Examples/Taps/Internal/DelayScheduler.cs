@@ -56,20 +56,17 @@ internal sealed class DelayScheduler : IDisposable
     }
 
     /// <summary>
-    /// Resumes a request, waiting briefly for its hook to have returned Stolen.
-    /// NOTE: TapRuntime.Resume only succeeds once the runtime has marked the request Stolen, which it does
-    /// after the hook returns (TapRuntime.cs, HookResult.Stolen case); a very short delay can fire
-    /// before that, so spin until the state flips rather than lose the request.
+    /// Resumes a request. TapRuntime.Resume accepts it even when the timer fires before the stealing hook
+    /// has returned (the runtime then continues the chain as soon as the hook returns Stolen).
     /// </summary>
     private static void ResumeWhenStolen(TapRequest request)
     {
-        var spin = new SpinWait();
-        for (int i = 0; i < 100_000; i++)
+        var runtime = request.Runtime;
+        if (!runtime.Resume(request))
         {
-            if (request.Runtime.Resume(request)) return;
-            spin.SpinOnce();
+            var what = request.ToString();
+            runtime.Post(() => runtime.Report(TapDiagnosticLevel.Error, null, $"delay: could not resume {what}: it is not stolen"));
         }
-        request.Runtime.Report(TapDiagnosticLevel.Error, null, $"delay: could not resume {request}: it is not stolen");
     }
 
     /// <inheritdoc/>
