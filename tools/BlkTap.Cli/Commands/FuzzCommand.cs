@@ -13,10 +13,11 @@ internal static class FuzzCommand
         var iterations = new Option<int>("--iterations") { Description = "requests to generate (default 10000)", DefaultValueFactory = _ => 10_000 };
         var perRound = new Option<int>("--round-size") { Description = "requests per emulated system before a fresh one starts (default 400)", DefaultValueFactory = _ => 400 };
         var round = new Option<int?>("--round") { Description = "run only the round with this seed (as printed by a failure)" };
+        var faultRounds = new Option<int>("--fault-rounds") { Description = "also run this many storage-fault / dying-blkback rounds (the tap interposed in its own domain; default 200)", DefaultValueFactory = _ => 200 };
         var taps = ChainOptions.Tap(required: false);
         var plugins = ChainOptions.Plugins();
         var cmd = new Command("fuzz", "generated request streams (honest, hostile, dying guests, injected faults) through a chain in deterministic mode, checking the invariants");
-        foreach (var o in new Option[] { seed, iterations, perRound, round, taps, plugins }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { seed, iterations, perRound, round, faultRounds, taps, plugins }) cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
             int n = parse.GetValue(iterations), size = parse.GetValue(perRound);
@@ -57,8 +58,20 @@ internal static class FuzzCommand
                 io.Out.WriteLine($"  faults: {report.Delayed} reordered, {report.InjectedFailures} injected errors, {report.SpuriousNotifications} spurious notifications, {report.ProtocolBreaks} ring-protocol breaks, {report.DomainDeaths} guests destroyed mid-flight");
                 foreach (var f in report.Failures)
                     io.Out.WriteLine($"  FAILED round seed {f.RoundSeed} (reproduce: blktap fuzz --round {f.RoundSeed} --round-size {f.Requests}): {f.Description}");
-                io.Out.WriteLine(report.Failures.Count == 0 ? "fuzz: every invariant held" : $"fuzz: {report.Failures.Count} failing round(s)");
-                return report.Failures.Count == 0 ? CliApp.Ok : CliApp.Failure;
+                int failures = report.Failures.Count;
+                int nFault = parse.GetValue(faultRounds);
+                if (nFault > 0)
+                {
+                    // Interposition rounds: the terminator's storage fails at seeded calls, or the tap domain's
+                    // blkfront to dom0's blkback dies mid-flight; guests must get ERROR, never a hang or wrong data.
+                    var faults = FaultSimulation.Run(new FaultSimulationOptions { Seed = options.Seed, Rounds = nFault });
+                    io.Out.WriteLine($"  fault simulation: {nFault} rounds in {faults.Elapsed.TotalSeconds:F1} s ({string.Join(", ", faults.Rounds.Select(k => $"{k.Key} {k.Value}"))}): {faults.Operations} operations, {faults.DeviceFailures} storage failures, {faults.DeathsWithRequestsInFlight} blkback deaths with requests in flight, {faults.CoalescedNotifications} coalesced notifications");
+                    foreach (var f in faults.Failures)
+                        io.Out.WriteLine($"  FAILED fault round seed {f.RoundSeed} ({f.Kind}): {f.Description}");
+                    failures += faults.Failures.Count;
+                }
+                io.Out.WriteLine(failures == 0 ? "fuzz: every invariant held" : $"fuzz: {failures} failing round(s)");
+                return failures == 0 ? CliApp.Ok : CliApp.Failure;
             }
             finally
             {
