@@ -7,7 +7,7 @@ namespace BlkTap.Examples.Nbd.Internal;
 
 /// <summary>
 /// One accepted client: handshake, then a reader loop that dispatches requests to the backend concurrently
-/// (bounded by <see cref="NbdServerOptions.MaxInFlightPerConnection"/>); replies are written one at a time under a lock.
+/// (bounded by <see cref="NbdServerOptions.MaxInFlightPerConnection"/>); replies are queued and written in gathered batches.
 /// </summary>
 internal sealed class NbdServerConnection
 {
@@ -317,7 +317,7 @@ internal sealed class NbdServerConnection
                         if (err != 0)
                         {
                             ArrayPool<byte>.Shared.Return(payload);
-                            await SendReplyAsync(req.Cookie, err).ConfigureAwait(false);
+                            QueueSimpleReply(req.Cookie, err, releaseSlot: false);
                             break;
                         }
                         handedOff = true;
@@ -327,7 +327,7 @@ internal sealed class NbdServerConnection
                     case NbdCommand.Read:
                         if (req.Length > NbdMagic.MaxPayload || !inRange)
                         {
-                            await SendReplyAsync(req.Cookie, NbdError.EINVAL).ConfigureAwait(false);
+                            QueueSimpleReply(req.Cookie, NbdError.EINVAL, releaseSlot: false);
                             break;
                         }
                         handedOff = true;
@@ -339,7 +339,7 @@ internal sealed class NbdServerConnection
                         if (req.Command != NbdCommand.Flush && (backend.ReadOnly || !inRange))
                         {
                             int e = backend.ReadOnly ? NbdError.EPERM : req.Command == NbdCommand.WriteZeroes ? NbdError.ENOSPC : NbdError.EINVAL;
-                            await SendReplyAsync(req.Cookie, e).ConfigureAwait(false);
+                            QueueSimpleReply(req.Cookie, e, releaseSlot: false);
                             break;
                         }
                         handedOff = true;
@@ -347,7 +347,7 @@ internal sealed class NbdServerConnection
                         break;
                     default:
                         // NOTE: proto.md: an unknown or unnegotiated command is answered EINVAL.
-                        await SendReplyAsync(req.Cookie, NbdError.EINVAL).ConfigureAwait(false);
+                        QueueSimpleReply(req.Cookie, NbdError.EINVAL, releaseSlot: false);
                         break;
                 }
             }
@@ -360,64 +360,122 @@ internal sealed class NbdServerConnection
 
     private async Task RunWriteAsync(INbdExportBackend backend, NbdRequestHeader req, byte[] payload, bool fua)
     {
-        try
-        {
-            int err;
-            try { err = Normalize(await backend.WriteAsync(req.Offset, payload.AsMemory(0, (int)req.Length), fua, CancellationToken.None).ConfigureAwait(false)); }
-            catch (Exception e) { err = BackendThrew(e, "WRITE"); }
-            await SendReplyAsync(req.Cookie, err).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException) { Kill(); }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(payload);
-            _inFlight.Release();
-        }
+        int err;
+        try { err = Normalize(await backend.WriteAsync(req.Offset, payload.AsMemory(0, (int)req.Length), fua, CancellationToken.None).ConfigureAwait(false)); }
+        catch (Exception e) { err = BackendThrew(e, "WRITE"); }
+        finally { ArrayPool<byte>.Shared.Return(payload); }
+        QueueSimpleReply(req.Cookie, err, releaseSlot: true);
     }
 
     private async Task RunReadAsync(INbdExportBackend backend, NbdRequestHeader req)
     {
         int len = (int)req.Length;
         byte[] buf = ArrayPool<byte>.Shared.Rent(NbdMagic.SimpleReplyHeaderSize + len);
-        try
-        {
-            int err;
-            try { err = Normalize(await backend.ReadAsync(req.Offset, buf.AsMemory(NbdMagic.SimpleReplyHeaderSize, len), CancellationToken.None).ConfigureAwait(false)); }
-            catch (Exception e) { err = BackendThrew(e, "READ"); }
-            if (err != 0) await SendReplyAsync(req.Cookie, err).ConfigureAwait(false);
-            else
-            {
-                new NbdSimpleReply(0, req.Cookie).Write(buf);
-                await SendLockedAsync(buf.AsMemory(0, NbdMagic.SimpleReplyHeaderSize + len)).ConfigureAwait(false);
-            }
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException) { Kill(); }
-        finally
+        int err;
+        try { err = Normalize(await backend.ReadAsync(req.Offset, buf.AsMemory(NbdMagic.SimpleReplyHeaderSize, len), CancellationToken.None).ConfigureAwait(false)); }
+        catch (Exception e) { err = BackendThrew(e, "READ"); }
+        if (err != 0)
         {
             ArrayPool<byte>.Shared.Return(buf);
-            _inFlight.Release();
+            QueueSimpleReply(req.Cookie, err, releaseSlot: true);
+            return;
         }
+        new NbdSimpleReply(0, req.Cookie).Write(buf);
+        QueueReply(buf, NbdMagic.SimpleReplyHeaderSize + len, releaseSlot: true);
     }
 
     private async Task RunOtherAsync(INbdExportBackend backend, NbdRequestHeader req, bool fua)
     {
+        int err;
         try
         {
-            int err;
+            err = Normalize(req.Command switch
+            {
+                NbdCommand.Flush => await backend.FlushAsync(CancellationToken.None).ConfigureAwait(false),
+                NbdCommand.Trim => await backend.TrimAsync(req.Offset, req.Length, fua, CancellationToken.None).ConfigureAwait(false),
+                _ => await backend.WriteZeroesAsync(req.Offset, req.Length, fua, (req.Flags & NbdCommandFlags.NoHole) == 0, CancellationToken.None).ConfigureAwait(false),
+            });
+        }
+        catch (Exception e) { err = BackendThrew(e, req.Command.ToString()); }
+        QueueSimpleReply(req.Cookie, err, releaseSlot: true);
+    }
+
+    // ---------------------------------------------------------------- replies in transmission
+    // Replies are queued and written by one sender at a time, many per system call: while a send is under
+    // way, the replies that complete meanwhile (a whole loop pass of them, typically) gather for the next.
+    // A request's in-flight slot is released once its reply has been written (or the connection died), so a
+    // client that stops reading its replies is throttled rather than buffered without bound.
+
+    private readonly object _replyGate = new();
+    private List<(byte[] Buffer, int Length, bool ReleaseSlot)> _replies = new();
+    private List<(byte[] Buffer, int Length, bool ReleaseSlot)> _replySpare = new();
+    private readonly List<ArraySegment<byte>> _segments = new();
+    private bool _senderRunning;
+
+    private void QueueSimpleReply(ulong cookie, int error, bool releaseSlot)
+    {
+        byte[] msg = ArrayPool<byte>.Shared.Rent(NbdMagic.SimpleReplyHeaderSize);
+        new NbdSimpleReply((uint)error, cookie).Write(msg);
+        QueueReply(msg, NbdMagic.SimpleReplyHeaderSize, releaseSlot);
+    }
+
+    /// <summary>Takes ownership of <paramref name="rented"/> (returned to the pool after the send).</summary>
+    private void QueueReply(byte[] rented, int length, bool releaseSlot)
+    {
+        lock (_replyGate)
+        {
+            _replies.Add((rented, length, releaseSlot));
+            if (_senderRunning) return;
+            _senderRunning = true;
+        }
+        // Off the caller's thread (often the tap loop), so the replies of the rest of its pass can gather.
+        ThreadPool.UnsafeQueueUserWorkItem(static c => _ = ((NbdServerConnection)c!).SendRepliesAsync(), this);
+    }
+
+    private async Task SendRepliesAsync()
+    {
+        while (true)
+        {
+            List<(byte[] Buffer, int Length, bool ReleaseSlot)> batch;
+            lock (_replyGate)
+            {
+                if (_replies.Count == 0) { _senderRunning = false; return; }
+                batch = _replies;
+                _replies = _replySpare;
+                _replySpare = batch;
+            }
             try
             {
-                err = Normalize(req.Command switch
-                {
-                    NbdCommand.Flush => await backend.FlushAsync(CancellationToken.None).ConfigureAwait(false),
-                    NbdCommand.Trim => await backend.TrimAsync(req.Offset, req.Length, fua, CancellationToken.None).ConfigureAwait(false),
-                    _ => await backend.WriteZeroesAsync(req.Offset, req.Length, fua, (req.Flags & NbdCommandFlags.NoHole) == 0, CancellationToken.None).ConfigureAwait(false),
-                });
+                _segments.Clear();
+                foreach (var r in batch) _segments.Add(new ArraySegment<byte>(r.Buffer, 0, r.Length));
+                await SendGatheredAsync(_segments).ConfigureAwait(false);
             }
-            catch (Exception e) { err = BackendThrew(e, req.Command.ToString()); }
-            await SendReplyAsync(req.Cookie, err).ConfigureAwait(false);
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException) { Kill(); }
+            finally
+            {
+                foreach (var r in batch)
+                {
+                    ArrayPool<byte>.Shared.Return(r.Buffer);
+                    if (r.ReleaseSlot) _inFlight.Release();
+                }
+                batch.Clear();
+            }
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException) { Kill(); }
-        finally { _inFlight.Release(); }
+    }
+
+    private async Task SendGatheredAsync(List<ArraySegment<byte>> segments)
+    {
+        if (_abortOrDead.IsCancellationRequested) throw new OperationCanceledException();
+        while (segments.Count > 0)
+        {
+            int n = await _socket.SendAsync(segments, SocketFlags.None).ConfigureAwait(false);
+            if (n <= 0) throw new SocketException((int)SocketError.ConnectionReset);
+            // Drop what was sent (a partial send leaves the rest of a segment).
+            int i = 0;
+            while (i < segments.Count && n >= segments[i].Count) { n -= segments[i].Count; i++; }
+            segments.RemoveRange(0, i);
+            if (n > 0) segments[0] = segments[0].Slice(n);
+        }
     }
 
     private static int Normalize(int err) => err < 0 ? NbdError.EIO : err;
