@@ -10,6 +10,8 @@ public enum PollEvents
     None = 0,
     /// <summary>Data can be read (or the peer closed).</summary>
     Readable = 1,
+    /// <summary>Data can be written without blocking (descriptor registrations only).</summary>
+    Writable = 2,
     /// <summary>The watched handle was signalled.</summary>
     Signalled = 4,
 }
@@ -23,16 +25,87 @@ public sealed class PollRegistration : IDisposable
     internal Socket? Socket;
     internal SocketAsyncEventArgs? Args;
     internal RegisteredWaitHandle? Wait;
+    internal int Fd = -1;
+    internal long Token;
+    internal PollEvents Interest;
     internal volatile bool Detached;
     internal PollEvents Ready;
+
+    /// <summary>
+    /// For a descriptor registration: changes what it waits for (for example Writable only while output is queued,
+    /// None while the reader is throttled). Errors and hang-ups are always reported. Safe from any thread.
+    /// </summary>
+    public void SetInterest(PollEvents interest)
+    {
+        if (Fd < 0) throw new InvalidOperationException("only a descriptor registration has an interest set");
+        if (Detached || interest == Interest) return;
+        Interest = interest;
+        Runtime.Waiter.Modify(Fd, interest, Token);
+    }
 
     /// <summary>Detaches from the loop.</summary>
     public void Dispose() => Runtime.DetachPoll(this);
 }
 
+/// <summary>Work a loop component gathers during a pass and finishes once at its end (see <see cref="TapRuntime.RunAtEndOfPass"/>).</summary>
+public interface IEndOfPassHandler
+{
+    /// <summary>Loop thread: the pass's responses have all been delivered.</summary>
+    void OnEndOfPass();
+}
+
 public sealed partial class TapRuntime
 {
     private readonly List<PollRegistration> _polls = new();
+    private readonly Dictionary<long, PollRegistration> _byToken = new();
+    private long _nextToken;
+    private int _descriptors;
+
+    internal ILoopWaiter Waiter => _waiter;
+
+    /// <summary>
+    /// Attaches a file descriptor to the loop: <paramref name="handler"/> runs on the loop thread whenever the
+    /// descriptor is ready for <paramref name="interest"/> (level-triggered: while it stays ready, every pass), or
+    /// has an error or hang-up (reported as Readable|Writable). No thread is involved: the loop thread itself waits
+    /// on the descriptor. Requires a waiter with <see cref="ILoopWaiter.SupportsDescriptors"/>
+    /// (see <see cref="SupportsDescriptors"/>). The caller owns the descriptor and must detach before closing it.
+    /// Safe from any thread.
+    /// </summary>
+    public PollRegistration AttachPoll(int fd, PollEvents interest, Action<PollEvents> handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        if (fd < 0) throw new ArgumentOutOfRangeException(nameof(fd), fd, "not a file descriptor");
+        if (!SupportsDescriptors) throw new NotSupportedException("this runtime's loop cannot watch file descriptors (TapRuntimeOptions.Waiter)");
+        var reg = new PollRegistration(this, handler) { Fd = fd, Interest = interest };
+        lock (_polls)
+        {
+            reg.Token = ++_nextToken;
+            _polls.Add(reg);
+            _byToken.Add(reg.Token, reg);
+            _descriptors++;
+        }
+        try { _waiter.Watch(fd, interest, reg.Token); }
+        catch
+        {
+            lock (_polls) { _polls.Remove(reg); _byToken.Remove(reg.Token); _descriptors--; }
+            throw;
+        }
+        return reg;
+    }
+
+    /// <summary>Loop thread: runs the handlers of the descriptors the waiter reported ready.</summary>
+    private int DispatchReady(int count)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            PollRegistration? reg;
+            lock (_polls) _byToken.TryGetValue(_ready[i].Token, out reg);
+            if (reg == null || reg.Detached) continue;
+            try { reg.Handler(_ready[i].Events); }
+            catch (Exception ex) { Report(TapDiagnosticLevel.Error, null, "poll handler threw", ex); }
+        }
+        return count;
+    }
 
     /// <summary>
     /// Attaches a socket to the loop (blktap_attach_poll): <paramref name="handler"/> runs on the loop
@@ -76,6 +149,12 @@ public sealed partial class TapRuntime
         if (registration.Detached) return;
         registration.Detached = true;
         registration.Wait?.Unregister(null);
+        if (registration.Fd >= 0)
+        {
+            try { _waiter.Unwatch(registration.Fd); }
+            catch (Exception ex) when (ex is not OutOfMemoryException) { /* the descriptor may already be closed */ }
+            lock (_polls) { _byToken.Remove(registration.Token); _descriptors--; }
+        }
         lock (_polls) _polls.Remove(registration);
     }
 

@@ -27,7 +27,10 @@ public sealed partial class TapRuntime : IDisposable
     private IControlHook[] _controlChain = Array.Empty<IControlHook>();
 
     private readonly ConcurrentQueue<WorkItem> _work = new();
-    private readonly ManualResetEventSlim _wake = new(false);
+    private readonly ILoopWaiter _waiter;
+    private readonly PollReady[] _ready = new PollReady[64];
+    private readonly List<IEndOfPassHandler> _passEnd = new();
+    private int _sleeping;
     private readonly Stack<TapRequest> _pool = new();
     private readonly List<TapSession> _sessions = new();
     private readonly List<TapSession> _dirty = new();
@@ -39,7 +42,17 @@ public sealed partial class TapRuntime : IDisposable
     private long _inFlight;
 
     /// <summary>Creates a runtime.</summary>
-    public TapRuntime(TapRuntimeOptions? options = null) => Options = options ?? new TapRuntimeOptions();
+    public TapRuntime(TapRuntimeOptions? options = null)
+    {
+        Options = options ?? new TapRuntimeOptions();
+        _waiter = Options.Waiter ?? new EventLoopWaiter();
+    }
+
+    /// <summary>True when the loop can watch file descriptors (<see cref="AttachPoll(int, PollEvents, Action{PollEvents})"/>).</summary>
+    public bool SupportsDescriptors => _waiter.SupportsDescriptors && _externalWake == null;
+
+    /// <summary>True on the thread currently running the loop.</summary>
+    public bool IsLoopThread => Volatile.Read(ref _loopThreadId) == Environment.CurrentManagedThreadId;
 
     /// <summary>The settings.</summary>
     public TapRuntimeOptions Options { get; }
@@ -353,7 +366,19 @@ public sealed partial class TapRuntime : IDisposable
         _work.Enqueue(item);
         var external = _externalWake;
         if (external != null) external();
-        else _wake.Set();
+        // Only a loop that is (about to be) asleep needs a wake-up; the exchange lets exactly one producer send it.
+        else if (Volatile.Read(ref _sleeping) == 1 && Interlocked.Exchange(ref _sleeping, 0) == 1) _waiter.Wake();
+    }
+
+    /// <summary>
+    /// Loop thread: runs <paramref name="handler"/> once at the end of the current pass, after every response of the
+    /// pass has been delivered (to gather per-pass work, such as one socket write for many replies). The caller
+    /// avoids scheduling the same handler twice in one pass.
+    /// </summary>
+    public void RunAtEndOfPass(IEndOfPassHandler handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        _passEnd.Add(handler);
     }
 
     /// <summary>
@@ -379,6 +404,7 @@ public sealed partial class TapRuntime : IDisposable
     {
         _loopThreadId = Environment.CurrentManagedThreadId;
         int done = 0;
+        if (_descriptors > 0) done += DispatchReady(_waiter.Wait(0, _ready));
         int budget = _work.Count;
         while (budget-- > 0 && _work.TryDequeue(out var item))
         {
@@ -415,7 +441,20 @@ public sealed partial class TapRuntime : IDisposable
             }
         }
         FlushDirty();
+        RunPassEnd();
         return done;
+    }
+
+    private void RunPassEnd()
+    {
+        // Handlers may schedule others (or themselves, for the next pass); run what is there now.
+        int count = _passEnd.Count;
+        for (int i = 0; i < count; i++)
+        {
+            try { _passEnd[i].OnEndOfPass(); }
+            catch (Exception ex) { Report(TapDiagnosticLevel.Error, null, "end-of-pass handler threw", ex); }
+        }
+        _passEnd.RemoveRange(0, count);
     }
 
     private void FlushDirty()
@@ -450,12 +489,25 @@ public sealed partial class TapRuntime : IDisposable
     private void RunCore(CancellationToken ct)
     {
         using var reg = ct.Register(Stop);
+        Interlocked.Increment(ref _running);
+        try { Loop(); }
+        finally
+        {
+            Interlocked.Decrement(ref _running);
+            if (Volatile.Read(ref _disposed) == 1) ReleaseWaiter();
+        }
+    }
+
+    private void Loop()
+    {
         while (!_stopping)
         {
-            if (RunOnce() > 0) continue;
-            _wake.Reset();
-            if (!_work.IsEmpty || _stopping) continue;
-            _wake.Wait();
+            if (RunOnce() > 0 || _passEnd.Count > 0) continue;
+            Interlocked.Exchange(ref _sleeping, 1);
+            if (!_work.IsEmpty || _stopping) { Volatile.Write(ref _sleeping, 0); continue; }
+            int ready = _waiter.Wait(-1, _ready);
+            Volatile.Write(ref _sleeping, 0);
+            DispatchReady(ready);
         }
     }
 
@@ -463,7 +515,7 @@ public sealed partial class TapRuntime : IDisposable
     public void Stop()
     {
         _stopping = true;
-        _wake.Set();
+        _waiter.Wake();
     }
 
     /// <summary>Loop thread: reports a diagnostic to <see cref="TapRuntimeOptions.Diagnostics"/>.</summary>
@@ -485,6 +537,15 @@ public sealed partial class TapRuntime : IDisposable
     {
         Stop();
         DisposePolls();
+        // A running loop may be inside Wait: it releases the waiter when it returns.
+        if (Interlocked.Exchange(ref _disposed, 1) == 0 && Volatile.Read(ref _running) == 0) ReleaseWaiter();
+    }
+
+    private int _disposed, _running, _waiterReleased;
+
+    private void ReleaseWaiter()
+    {
+        if (Interlocked.Exchange(ref _waiterReleased, 1) == 0) _waiter.Dispose();
     }
 
     private enum WorkKind : byte { Complete, Resume, Signal, Action, Poll }

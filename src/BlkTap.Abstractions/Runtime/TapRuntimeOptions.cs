@@ -14,6 +14,13 @@ public sealed class TapRuntimeOptions
 
     /// <summary>Segments an indirect request may carry (feature-max-indirect-segments); 0 disables indirect requests.</summary>
     public int MaxIndirectSegments { get; set; } = 256;
+
+    /// <summary>
+    /// How the loop sleeps (null: an <see cref="EventLoopWaiter"/>). Give an epoll waiter (BlkTap.Xen's
+    /// <c>EpollLoopWaiter</c>) to let the loop watch descriptors itself (<see cref="TapRuntime.AttachPoll(int, PollEvents, Action{PollEvents})"/>),
+    /// which the NBD server uses to serve its sockets without thread hand-offs. The runtime disposes it.
+    /// </summary>
+    public ILoopWaiter? Waiter { get; set; }
 }
 
 /// <summary>Severity of a diagnostic.</summary>
