@@ -36,6 +36,9 @@ public sealed class NbdExportProvider : INbdExportProvider
     /// <inheritdoc/>
     public IReadOnlyList<string> ExportNames { get; }
 
+    /// <summary>The runtime whose chain is served (an <see cref="NbdServer"/> serves its sockets on this loop when it can watch descriptors).</summary>
+    public TapRuntime Runtime => _runtime;
+
     /// <summary>
     /// Attaches a throw-away session to learn what a client would see (for the "serving ... (SIZE bytes)" line and to
     /// find a broken chain before any client comes), then closes it.

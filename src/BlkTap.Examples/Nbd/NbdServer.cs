@@ -23,6 +23,9 @@ public sealed class NbdServer : IAsyncDisposable
     private Task? _acceptLoop;
     private string? _unixPath;
     private long _nextId;
+    private readonly TapRuntime _loop;
+    private readonly bool _ownsLoop;
+    private Task? _loopTask;
 
     /// <summary>Creates a server over a provider.</summary>
     public NbdServer(INbdExportProvider provider, NbdServerOptions? options = null)
@@ -30,7 +33,18 @@ public sealed class NbdServer : IAsyncDisposable
         _provider = provider ?? throw new ArgumentNullException(nameof(provider));
         _options = options ?? new NbdServerOptions();
         if (_options.MaxInFlightPerConnection < 1) throw new ArgumentOutOfRangeException(nameof(options), "MaxInFlightPerConnection must be at least 1");
+        // Connections are served on a loop that watches their sockets: the chain's own loop when it can (then reads,
+        // writes, hooks and replies all run on one thread), else a private loop with an epoll waiter.
+        if (provider is NbdExportProvider p && p.Runtime.SupportsDescriptors) _loop = p.Runtime;
+        else
+        {
+            _loop = new TapRuntime(new TapRuntimeOptions { Name = "nbd-server", Waiter = new BlkTap.Xen.EpollLoopWaiter() });
+            _ownsLoop = true;
+        }
     }
+
+    /// <summary>True when connections run on the chain's own loop (no thread hand-off per request).</summary>
+    public bool ServesOnChainLoop => !_ownsLoop;
 
     /// <summary>Creates a server exporting one backend under any export name.</summary>
     public NbdServer(INbdExportBackend backend, NbdServerOptions? options = null)
@@ -72,6 +86,7 @@ public sealed class NbdServer : IAsyncDisposable
             catch { socket.Dispose(); throw; }
             _listener = socket;
         }
+        if (_ownsLoop) _loopTask = _loop.RunAsync();
         _acceptLoop = Task.Run(AcceptLoopAsync);
     }
 
@@ -93,19 +108,22 @@ public sealed class NbdServer : IAsyncDisposable
             }
             if (client.AddressFamily != AddressFamily.Unix) client.NoDelay = true;
             long id = Interlocked.Increment(ref _nextId);
-            var conn = new NbdServerConnection(client, id, _provider, _options, _stop.Token, _abort.Token);
+            var conn = new NbdServerConnection(client, id, _provider, _options, _loop, _stop.Token, _abort.Token);
             lock (_lock)
             {
+                // The tracked task ends after the connection has left the set, so StopAsync sees none left.
                 Task t = null!;
-                t = Task.Run(async () =>
-                {
-                    try { await conn.RunAsync().ConfigureAwait(false); }
-                    catch (Exception e) { _options.Log?.Invoke($"nbd server: connection {id} ended with {e.GetType().Name}: {e.Message}"); }
-                    finally { lock (_lock) _connections.Remove(t); }
-                });
+                t = Track(conn.Run(), () => t);
                 _connections.Add(t);
             }
         }
+    }
+
+    private async Task Track(Task connection, Func<Task> self)
+    {
+        await connection.ConfigureAwait(false); // never faults
+        await Task.Yield(); // let the caller add this task to the set first
+        lock (_lock) _connections.Remove(self());
     }
 
     /// <summary>
@@ -138,6 +156,14 @@ public sealed class NbdServer : IAsyncDisposable
         {
             if (_unixPath != null) { try { File.Delete(_unixPath); } catch (IOException) { } }
         }
+        StopOwnLoop();
+    }
+
+    private void StopOwnLoop()
+    {
+        if (!_ownsLoop) return;
+        lock (_lock) if (_connections.Count > 0) return; // abandoned connections still use it
+        _loop.Dispose();
     }
 
     /// <summary>Same as <see cref="StopAsync"/>.</summary>

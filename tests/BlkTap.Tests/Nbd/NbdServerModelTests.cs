@@ -11,13 +11,14 @@ namespace BlkTap.Tests.Nbd;
 /// Random well-formed requests (any command code, ranges in and out of bounds) against the server with the memory
 /// backend, compared with a byte-array model: every reply carries the error the spec asks for, and reads see the model.
 /// </summary>
-[TestFixture]
+[TestFixture(NbdServerKind.Memory)]
+[TestFixture(NbdServerKind.Chain)]
 [NonParallelizable]
-public class NbdServerModelTests
+public class NbdServerModelTests(NbdServerKind kind)
 {
     private const int Size = 256 * 1024;
     private string _dir = null!;
-    private NbdServer _server = null!;
+    private NbdServerHost _host = null!;
     private string _sock = null!;
     private MemoryNbdExportBackend _backend = null!;
 
@@ -26,15 +27,15 @@ public class NbdServerModelTests
     {
         _dir = NbdTestUtil.TempDir();
         _backend = new MemoryNbdExportBackend(Size);
-        _server = new NbdServer(_backend);
+        _host = new NbdServerHost(kind, _backend);
         _sock = Path.Combine(_dir, "m.sock");
-        _server.ListenUnix(_sock);
+        _host.Server.ListenUnix(_sock);
     }
 
     [OneTimeTearDown]
     public async Task Stop()
     {
-        await _server.DisposeAsync();
+        await _host.DisposeAsync();
         try { Directory.Delete(_dir, true); } catch (IOException) { }
     }
 
@@ -97,6 +98,13 @@ public class NbdServerModelTests
                     case NbdCommand.Write:
                         payload!.CopyTo(model, (int)r.Offset);
                         break;
+                    case NbdCommand.Trim when kind == NbdServerKind.Chain:
+                    {
+                        // A chain discards whole sectors only (blkif DISCARD): the sectors inside the range.
+                        long first = ((long)r.Offset + 511) / 512 * 512, end = ((long)r.Offset + r.Length) / 512 * 512;
+                        if (end > first) Array.Clear(model, (int)first, (int)(end - first));
+                        break;
+                    }
                     case NbdCommand.Trim:
                     case NbdCommand.WriteZeroes:
                         Array.Clear(model, (int)r.Offset, (int)r.Length);

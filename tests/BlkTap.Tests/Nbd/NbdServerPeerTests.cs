@@ -8,13 +8,18 @@ using static BlkTap.Tests.Nbd.RawNbd;
 
 namespace BlkTap.Tests.Nbd;
 
-/// <summary>Our NbdServer with the memory backend, driven by real NBD clients (libnbd tools, qemu, fio).</summary>
-[TestFixture]
+/// <summary>
+/// Our NbdServer driven by real NBD clients (libnbd tools, qemu, fio): the same suite against the memory backend on
+/// the server's own loop, and against a tap chain served on the chain's loop (the direct path).
+/// </summary>
+[TestFixture(NbdServerKind.Memory)]
+[TestFixture(NbdServerKind.Chain)]
 [NonParallelizable]
-public class NbdServerPeerTests
+public class NbdServerPeerTests(NbdServerKind kind)
 {
     private string _dir = null!;
-    private NbdServer? _server;
+    private NbdServerHost? _host;
+    private NbdServer? _server => _host?.Server;
     private readonly List<string> _log = [];
 
     [SetUp]
@@ -23,17 +28,17 @@ public class NbdServerPeerTests
     [TearDown]
     public async Task TearDown()
     {
-        if (_server != null) await _server.DisposeAsync();
-        _server = null;
+        if (_host != null) await _host.DisposeAsync();
+        _host = null;
         try { Directory.Delete(_dir, true); } catch (IOException) { }
         lock (_log) _log.Clear();
     }
 
     private string Serve(MemoryNbdExportBackend backend, int maxInFlight = 64)
     {
-        _server = new NbdServer(backend, new NbdServerOptions { MaxInFlightPerConnection = maxInFlight, Log = m => { lock (_log) _log.Add(m); } });
+        _host = new NbdServerHost(kind, backend, new NbdServerOptions { MaxInFlightPerConnection = maxInFlight, Log = m => { lock (_log) _log.Add(m); } });
         var sock = Path.Combine(_dir, "s.sock");
-        _server.ListenUnix(sock);
+        _host.Server.ListenUnix(sock);
         return sock;
     }
 
@@ -56,7 +61,8 @@ public class NbdServerPeerTests
         Assert.That(export.GetProperty("can_fua").GetBoolean(), Is.True);
         Assert.That(export.GetProperty("can_trim").GetBoolean(), Is.True);
         Assert.That(export.GetProperty("can_zero").GetBoolean(), Is.True);
-        Assert.That(export.GetProperty("can_multi_conn").GetBoolean(), Is.True);
+        // A chain's sessions may have different disks, so it never promises multi-conn.
+        Assert.That(export.GetProperty("can_multi_conn").GetBoolean(), Is.EqualTo(kind == NbdServerKind.Memory));
         Assert.That(export.GetProperty("block_size_maximum").GetUInt32(), Is.EqualTo(NbdMagic.MaxPayload));
     }
 
@@ -76,9 +82,9 @@ public class NbdServerPeerTests
     public void NbdinfoList_Server_ListsTheExport()
     {
         var nbdinfo = Peers.Require("nbdinfo");
-        _server = new NbdServer(new NbdSingleExportProvider(new MemoryNbdExportBackend(1 << 20), "disk0"));
+        _host = new NbdServerHost(kind, new MemoryNbdExportBackend(1 << 20), exportName: "disk0");
         var sock = Path.Combine(_dir, "l.sock");
-        _server.ListenUnix(sock);
+        _server!.ListenUnix(sock);
         var r = Peers.Run(nbdinfo, ["--list", "--json", $"nbd+unix:///?socket={sock}"]).EnsureSuccess("nbdinfo --list");
         using var doc = JsonDocument.Parse(r.StdOut);
         Assert.That(doc.RootElement.GetProperty("exports")[0].GetProperty("export-name").GetString(), Is.EqualTo("disk0"));

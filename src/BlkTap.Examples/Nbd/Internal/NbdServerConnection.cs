@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Text;
@@ -6,8 +5,10 @@ using System.Text;
 namespace BlkTap.Examples.Nbd.Internal;
 
 /// <summary>
-/// One accepted client: handshake, then a reader loop that dispatches requests to the backend concurrently
-/// (bounded by <see cref="NbdServerOptions.MaxInFlightPerConnection"/>); replies are queued and written in gathered batches.
+/// One accepted client. The handshake runs with blocking socket calls on a thread of its own (it is short, and a
+/// socket the .NET async engine has never seen can then be watched by the loop alone); transmission then moves to
+/// the server's loop (<see cref="NbdLoopTransmission"/>). <see cref="Run"/>'s task completes once the connection is
+/// fully closed: requests finished, final flush done, export closed, socket closed.
 /// </summary>
 internal sealed class NbdServerConnection
 {
@@ -19,91 +20,137 @@ internal sealed class NbdServerConnection
     private readonly long _id;
     private readonly INbdExportProvider _provider;
     private readonly NbdServerOptions _options;
+    private readonly TapRuntime _loop;
     private readonly CancellationToken _serverStop;
     private readonly CancellationToken _abort;
-    private readonly CancellationTokenSource _abortOrDead;
-    private readonly CancellationTokenRegistration _closeOnAbort;
-    private readonly SocketReader _reader;
-    private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private readonly SemaphoreSlim _inFlight;
-    private readonly CancellationTokenSource _dead = new();
     private readonly string _remote;
+    private readonly Lock _gate = new();
+    private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private SocketReader _reader = null!;
+    private DateTime _deadline;
     private INbdExportBackend? _backend;
     private NbdClientInfo? _info;
+    private NbdLoopTransmission? _transmission;
+    private bool _stopRequested, _aborted;
+    private CancellationTokenRegistration _onStop, _onAbort;
 
     // serverStop: stop reading new requests and options (graceful stop).
     // abort: abandon pending replies (a stop that ran out of patience).
-    public NbdServerConnection(Socket socket, long id, INbdExportProvider provider, NbdServerOptions options, CancellationToken serverStop, CancellationToken abort)
+    public NbdServerConnection(Socket socket, long id, INbdExportProvider provider, NbdServerOptions options, TapRuntime loop,
+        CancellationToken serverStop, CancellationToken abort)
     {
-        _abort = abort;
         _socket = socket;
         _id = id;
         _provider = provider;
         _options = options;
+        _loop = loop;
         _serverStop = serverStop;
-        _reader = new SocketReader(socket);
-        _inFlight = new SemaphoreSlim(options.MaxInFlightPerConnection, options.MaxInFlightPerConnection);
-        _abortOrDead = CancellationTokenSource.CreateLinkedTokenSource(abort, _dead.Token);
-        // Abort or a dead connection closes the socket at once: that wakes the reader and any send blocked on a
-        // client that does not read its replies, so the connection can finish closing.
-        _closeOnAbort = _abortOrDead.Token.Register(static s => ((Socket)s!).Dispose(), socket);
+        _abort = abort;
         _remote = socket.RemoteEndPoint?.ToString() is { Length: > 0 } r ? r : "unix";
     }
 
     private void Log(string message) => _options.Log?.Invoke($"nbd server: connection {_id} ({_remote}): {message}");
 
-    public async Task RunAsync()
+    /// <summary>Starts the connection; the task completes when it is fully closed (it never faults).</summary>
+    public Task Run()
     {
-        using var stopOrDead = CancellationTokenSource.CreateLinkedTokenSource(_serverStop, _dead.Token);
+        var thread = new Thread(Body) { IsBackground = true, Name = $"nbd-handshake:{_id}" };
+        thread.Start();
+        return _done.Task;
+    }
+
+    private void Body()
+    {
+        _onStop = _serverStop.Register(static c => ((NbdServerConnection)c!).OnStop(aborted: false), this);
+        _onAbort = _abort.Register(static c => ((NbdServerConnection)c!).OnStop(aborted: true), this);
+        NbdLoopTransmission? tx = null;
         try
         {
-            bool go;
-            using (var hs = CancellationTokenSource.CreateLinkedTokenSource(stopOrDead.Token))
+            _deadline = DateTime.UtcNow + _options.HandshakeTimeout;
+            _socket.SendTimeout = (int)Math.Clamp(_options.HandshakeTimeout.TotalMilliseconds, 1, int.MaxValue);
+            _reader = new SocketReader(_socket, _deadline);
+            if (Handshake())
             {
-                hs.CancelAfter(_options.HandshakeTimeout);
-                go = await HandshakeAsync(hs.Token).ConfigureAwait(false);
-            }
-            if (go) await TransmissionAsync(stopOrDead.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) { }
-        catch (EndOfStreamException e) { Log(e.Message); }
-        catch (SocketException e) { Log($"socket error {e.SocketErrorCode}"); }
-        catch (ObjectDisposedException) { }
-        catch (NbdProtocolException e) { Log(e.Message); }
-        catch (Exception e) { Log($"unexpected {e.GetType().Name}: {e.Message}"); }
-        finally
-        {
-            await CloseAsync().ConfigureAwait(false);
-        }
-    }
-
-    private async Task CloseAsync()
-    {
-        // Let every in-flight request finish (its reply may or may not still reach the client).
-        // On abort, replies stop (sends are cancelled) but backend calls still finish, so no buffer is freed early.
-        for (int i = 0; i < _options.MaxInFlightPerConnection; i++) await _inFlight.WaitAsync().ConfigureAwait(false);
-        if (_backend != null)
-        {
-            try
-            {
-                if (!_backend.ReadOnly)
+                _socket.Blocking = false;
+                tx = new NbdLoopTransmission(_loop, (int)_socket.Handle, _backend!, _options.MaxInFlightPerConnection,
+                    _reader.Leftover, Log, _abort);
+                lock (_gate)
                 {
-                    int err = await _backend.FlushAsync(_abort).ConfigureAwait(false);
-                    if (err != 0) Log($"final flush failed: {NbdError.Name(err)}");
+                    _transmission = tx;
+                    bool stop = _stopRequested, abort = _aborted;
+                    // Posted under the gate, so a stop arriving later is posted after the start.
+                    _loop.Post(() =>
+                    {
+                        tx.Start();
+                        if (abort) tx.Abort();
+                        else if (stop) tx.RequestStop();
+                    });
                 }
             }
-            catch (Exception e) { Log($"final flush threw {e.GetType().Name}: {e.Message}"); }
-            try { await _provider.CloseAsync(_backend, _info!).ConfigureAwait(false); }
-            catch (Exception e) { Log($"close threw {e.GetType().Name}: {e.Message}"); }
         }
-        try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
-        _socket.Dispose();
-        _closeOnAbort.Dispose();
-        _abortOrDead.Dispose();
-        _dead.Dispose();
+        catch (TimeoutException e) { Log(e.Message); }
+        catch (EndOfStreamException e) { Log(e.Message); }
+        catch (SocketException e) { if (!_serverStop.IsCancellationRequested) Log($"socket error {e.SocketErrorCode}"); }
+        catch (ObjectDisposedException) { }
+        catch (OperationCanceledException) { }
+        catch (NbdProtocolException e) { Log(e.Message); }
+        catch (Exception e) { Log($"unexpected {e.GetType().Name}: {e.Message}"); }
+        if (tx == null) _ = CloseAsync(null);
+        else _ = CloseAsync(tx.Completion);
     }
 
-    // ---------------------------------------------------------------- handshake
+    private void OnStop(bool aborted)
+    {
+        NbdLoopTransmission? tx;
+        lock (_gate)
+        {
+            if (aborted) _aborted = true; else _stopRequested = true;
+            tx = _transmission;
+            if (tx != null)
+            {
+                if (aborted) _loop.Post(tx.Abort);
+                else _loop.Post(tx.RequestStop);
+                return;
+            }
+        }
+        // Still negotiating: end the handshake's blocking read.
+        try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
+    }
+
+    private async Task CloseAsync(Task? transmission)
+    {
+        try
+        {
+            if (transmission != null) await transmission.ConfigureAwait(false);
+            if (_backend != null)
+            {
+                try { await _provider.CloseAsync(_backend, _info!).ConfigureAwait(false); }
+                catch (Exception e) { Log($"close threw {e.GetType().Name}: {e.Message}"); }
+            }
+        }
+        finally
+        {
+            _onStop.Dispose();
+            _onAbort.Dispose();
+            try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
+            _socket.Dispose();
+            _done.TrySetResult();
+        }
+    }
+
+    private void SendAll(ReadOnlySpan<byte> data)
+    {
+        while (data.Length > 0)
+        {
+            int n = _socket.Send(data, SocketFlags.None, out var error);
+            if (error == SocketError.TimedOut || error == SocketError.WouldBlock) throw new TimeoutException("the client did not read the handshake in time");
+            if (error != SocketError.Success) throw new SocketException((int)error);
+            if (n <= 0) throw new SocketException((int)SocketError.ConnectionReset);
+            data = data[n..];
+        }
+    }
+
+// ---------------------------------------------------------------- handshake
 
     private NbdTransmissionFlags FlagsFor(INbdExportBackend b) =>
         NbdTransmissionFlags.HasFlags | NbdTransmissionFlags.SendFlush | NbdTransmissionFlags.SendFua
@@ -112,16 +159,16 @@ internal sealed class NbdServerConnection
         | (b.CanMultiConn ? NbdTransmissionFlags.CanMultiConn : 0);
 
     /// <summary>Returns true when the client entered transmission with <see cref="_backend"/> open.</summary>
-    private async Task<bool> HandshakeAsync(CancellationToken ct)
+    private bool Handshake()
     {
         byte[] greet = new byte[18];
         BinaryPrimitives.WriteUInt64BigEndian(greet, NbdMagic.NbdMagicValue);
         BinaryPrimitives.WriteUInt64BigEndian(greet.AsSpan(8), NbdMagic.IHaveOpt);
         BinaryPrimitives.WriteUInt16BigEndian(greet.AsSpan(16), (ushort)(NbdHandshakeFlags.FixedNewstyle | NbdHandshakeFlags.NoZeroes));
-        await SendAllAsync(greet, ct).ConfigureAwait(false);
+        SendAll(greet);
 
         byte[] buf = new byte[NbdMagic.OptionHeaderSize];
-        if (!await _reader.ReadExactAsync(buf.AsMemory(0, 4), true, ct).ConfigureAwait(false)) return false;
+        if (!_reader.ReadExact(buf.AsSpan(0, 4), true)) return false;
         var clientFlags = (NbdClientFlags)BinaryPrimitives.ReadUInt32BigEndian(buf);
         // NOTE: proto.md "Client flags": the server MUST drop the connection on an unknown client flag.
         if ((clientFlags & ~(NbdClientFlags.FixedNewstyle | NbdClientFlags.NoZeroes)) != 0)
@@ -132,14 +179,14 @@ internal sealed class NbdServerConnection
         for (int count = 0; ; count++)
         {
             if (count >= _options.MaxOptionsPerHandshake) throw new NbdProtocolException($"more than {_options.MaxOptionsPerHandshake} options; disconnecting");
-            if (!await _reader.ReadExactAsync(buf, true, ct).ConfigureAwait(false)) return false;
+            if (!_reader.ReadExact(buf, true)) return false;
             ulong magic = BinaryPrimitives.ReadUInt64BigEndian(buf);
             uint option = BinaryPrimitives.ReadUInt32BigEndian(buf.AsSpan(8));
             uint len = BinaryPrimitives.ReadUInt32BigEndian(buf.AsSpan(12));
             if (magic != NbdMagic.IHaveOpt) throw new NbdProtocolException($"bad option magic 0x{magic:x16}; disconnecting");
             if (len > MaxOptionData) throw new NbdProtocolException($"option {option} with {len} bytes of data; disconnecting");
             byte[] data = new byte[len];
-            await _reader.ReadExactAsync(data, false, ct).ConfigureAwait(false);
+            _reader.ReadExact(data, false);
 
             // NOTE: proto.md "Newstyle negotiation": without fixed newstyle only NBD_OPT_EXPORT_NAME is valid
             // and the server can only close the connection on anything else.
@@ -151,21 +198,21 @@ internal sealed class NbdServerConnection
                 case NbdOption.ExportName:
                 {
                     string name = DecodeName(data);
-                    if (!await OpenAsync(name, ct).ConfigureAwait(false))
+                    if (!Open(name))
                         throw new NbdProtocolException($"NBD_OPT_EXPORT_NAME for unknown export '{name}'; disconnecting (the only refusal this option allows)");
                     byte[] answer = new byte[10 + (noZeroes ? 0 : NbdMagic.ExportNameZeroPad)];
                     BinaryPrimitives.WriteUInt64BigEndian(answer, _backend!.Size);
                     BinaryPrimitives.WriteUInt16BigEndian(answer.AsSpan(8), (ushort)FlagsFor(_backend));
-                    await SendAllAsync(answer, ct).ConfigureAwait(false);
+                    SendAll(answer);
                     return true;
                 }
                 case NbdOption.Abort:
-                    await SendOptionReplyAsync(option, NbdOptionReplyType.Ack, default, ct).ConfigureAwait(false);
+                    SendOptionReply(option, NbdOptionReplyType.Ack, default);
                     return false;
                 case NbdOption.List:
                     if (len != 0)
                     {
-                        await SendErrorAsync(option, NbdOptionReplyType.ErrInvalid, "NBD_OPT_LIST takes no data", ct).ConfigureAwait(false);
+                        SendError(option, NbdOptionReplyType.ErrInvalid, "NBD_OPT_LIST takes no data");
                         break;
                     }
                     foreach (var exportName in _provider.ExportNames)
@@ -174,18 +221,18 @@ internal sealed class NbdServerConnection
                         byte[] rep = new byte[4 + n.Length];
                         BinaryPrimitives.WriteUInt32BigEndian(rep, (uint)n.Length);
                         n.CopyTo(rep, 4);
-                        await SendOptionReplyAsync(option, NbdOptionReplyType.Server, rep, ct).ConfigureAwait(false);
+                        SendOptionReply(option, NbdOptionReplyType.Server, rep);
                     }
-                    await SendOptionReplyAsync(option, NbdOptionReplyType.Ack, default, ct).ConfigureAwait(false);
+                    SendOptionReply(option, NbdOptionReplyType.Ack, default);
                     break;
                 case NbdOption.Info:
                 case NbdOption.Go:
-                    if (await InfoOrGoAsync(option, data, ct).ConfigureAwait(false)) return true;
+                    if (InfoOrGo(option, data)) return true;
                     break;
                 default:
                     // NOTE: proto.md: unknown options (and STRUCTURED_REPLY, STARTTLS, meta contexts, which this
                     // server does not implement) are answered NBD_REP_ERR_UNSUP and negotiation continues.
-                    await SendErrorAsync(option, NbdOptionReplyType.ErrUnsup, $"option {option} is not supported by this server", ct).ConfigureAwait(false);
+                    SendError(option, NbdOptionReplyType.ErrUnsup, $"option {option} is not supported by this server");
                     break;
             }
         }
@@ -198,21 +245,21 @@ internal sealed class NbdServerConnection
     }
 
     /// <summary>Answers NBD_OPT_INFO or NBD_OPT_GO; returns true when GO succeeded.</summary>
-    private async Task<bool> InfoOrGoAsync(uint option, byte[] data, CancellationToken ct)
+    private bool InfoOrGo(uint option, byte[] data)
     {
         // NOTE: proto.md NBD_OPT_INFO/GO data: u32 name length, name, u16 request count, u16 each.
-        if (data.Length < 6) { await SendErrorAsync(option, NbdOptionReplyType.ErrInvalid, "option data shorter than 6 bytes", ct).ConfigureAwait(false); return false; }
+        if (data.Length < 6) { SendError(option, NbdOptionReplyType.ErrInvalid, "option data shorter than 6 bytes"); return false; }
         uint nameLen = BinaryPrimitives.ReadUInt32BigEndian(data);
         if (nameLen > NbdMagic.MaxString || 4 + nameLen + 2 > data.Length)
         {
-            await SendErrorAsync(option, NbdOptionReplyType.ErrInvalid, "export name length does not fit the option data", ct).ConfigureAwait(false);
+            SendError(option, NbdOptionReplyType.ErrInvalid, "export name length does not fit the option data");
             return false;
         }
         int pos = 4 + (int)nameLen;
         int nreq = BinaryPrimitives.ReadUInt16BigEndian(data.AsSpan(pos));
         if (pos + 2 + 2 * nreq != data.Length)
         {
-            await SendErrorAsync(option, NbdOptionReplyType.ErrInvalid, "information request count does not match the option length", ct).ConfigureAwait(false);
+            SendError(option, NbdOptionReplyType.ErrInvalid, "information request count does not match the option length");
             return false;
         }
         bool wantName = false, wantDescription = false;
@@ -223,9 +270,9 @@ internal sealed class NbdServerConnection
             if (t == NbdInfoType.Description) wantDescription = true;
         }
         string name = Encoding.UTF8.GetString(data, 4, (int)nameLen);
-        if (!await OpenAsync(name, ct).ConfigureAwait(false))
+        if (!Open(name))
         {
-            await SendErrorAsync(option, NbdOptionReplyType.ErrUnknown, $"export '{name}' not found", ct).ConfigureAwait(false);
+            SendError(option, NbdOptionReplyType.ErrUnknown, $"export '{name}' not found");
             return false;
         }
         var backend = _backend!;
@@ -233,14 +280,14 @@ internal sealed class NbdServerConnection
         BinaryPrimitives.WriteUInt16BigEndian(exp, (ushort)NbdInfoType.Export);
         BinaryPrimitives.WriteUInt64BigEndian(exp.AsSpan(2), backend.Size);
         BinaryPrimitives.WriteUInt16BigEndian(exp.AsSpan(10), (ushort)FlagsFor(backend));
-        await SendOptionReplyAsync(option, NbdOptionReplyType.Info, exp, ct).ConfigureAwait(false);
+        SendOptionReply(option, NbdOptionReplyType.Info, exp);
         if (wantName || wantDescription)
         {
             byte[] n = Encoding.UTF8.GetBytes(name);
             byte[] rep = new byte[2 + n.Length];
             BinaryPrimitives.WriteUInt16BigEndian(rep, (ushort)(wantName ? NbdInfoType.Name : NbdInfoType.Description));
             n.CopyTo(rep, 2);
-            if (wantName) await SendOptionReplyAsync(option, NbdOptionReplyType.Info, rep, ct).ConfigureAwait(false);
+            if (wantName) SendOptionReply(option, NbdOptionReplyType.Info, rep);
         }
         // NOTE: proto.md NBD_INFO_BLOCK_SIZE: min 1 (no alignment needed), preferred 4096, max = 32 MiB payload limit.
         byte[] bs = new byte[14];
@@ -248,274 +295,37 @@ internal sealed class NbdServerConnection
         BinaryPrimitives.WriteUInt32BigEndian(bs.AsSpan(2), 1);
         BinaryPrimitives.WriteUInt32BigEndian(bs.AsSpan(6), 4096);
         BinaryPrimitives.WriteUInt32BigEndian(bs.AsSpan(10), NbdMagic.MaxPayload);
-        await SendOptionReplyAsync(option, NbdOptionReplyType.Info, bs, ct).ConfigureAwait(false);
-        await SendOptionReplyAsync(option, NbdOptionReplyType.Ack, default, ct).ConfigureAwait(false);
+        SendOptionReply(option, NbdOptionReplyType.Info, bs);
+        SendOptionReply(option, NbdOptionReplyType.Ack, default);
         if (option == (uint)NbdOption.Go) return true;
         // INFO: the export is not used; close what we opened.
         _backend = null;
-        await _provider.CloseAsync(backend, _info!).ConfigureAwait(false);
+        _provider.CloseAsync(backend, _info!).AsTask().GetAwaiter().GetResult();
         return false;
     }
 
-    private async Task<bool> OpenAsync(string name, CancellationToken ct)
+    private bool Open(string name)
     {
-        if (_backend != null) { await _provider.CloseAsync(_backend, _info!).ConfigureAwait(false); _backend = null; }
+        if (_backend != null) { _provider.CloseAsync(_backend, _info!).AsTask().GetAwaiter().GetResult(); _backend = null; }
         var info = new NbdClientInfo(_id, _remote, name);
-        var backend = await _provider.OpenAsync(info, ct).ConfigureAwait(false);
+        var backend = _provider.OpenAsync(info, _serverStop).AsTask().GetAwaiter().GetResult();
         if (backend == null) return false;
         _backend = backend;
         _info = info;
         return true;
     }
 
-    private Task SendErrorAsync(uint option, NbdOptionReplyType type, string message, CancellationToken ct) =>
-        SendOptionReplyAsync(option, type, Encoding.UTF8.GetBytes(message), ct);
+    private void SendError(uint option, NbdOptionReplyType type, string message) =>
+        SendOptionReply(option, type, Encoding.UTF8.GetBytes(message));
 
-    private async Task SendOptionReplyAsync(uint option, NbdOptionReplyType type, ReadOnlyMemory<byte> data, CancellationToken ct)
+    private void SendOptionReply(uint option, NbdOptionReplyType type, ReadOnlySpan<byte> data)
     {
         byte[] msg = new byte[NbdMagic.OptionReplyHeaderSize + data.Length];
         BinaryPrimitives.WriteUInt64BigEndian(msg, NbdMagic.OptionReply);
         BinaryPrimitives.WriteUInt32BigEndian(msg.AsSpan(8), option);
         BinaryPrimitives.WriteUInt32BigEndian(msg.AsSpan(12), (uint)type);
         BinaryPrimitives.WriteUInt32BigEndian(msg.AsSpan(16), (uint)data.Length);
-        data.CopyTo(msg.AsMemory(20));
-        await SendAllAsync(msg, ct).ConfigureAwait(false);
-    }
-
-    // ---------------------------------------------------------------- transmission
-
-    private async Task TransmissionAsync(CancellationToken ct)
-    {
-        var backend = _backend!;
-        ulong size = backend.Size;
-        byte[] hdr = new byte[NbdMagic.RequestHeaderSize];
-        while (true)
-        {
-            await _inFlight.WaitAsync(ct).ConfigureAwait(false);
-            bool handedOff = false;
-            try
-            {
-                if (!await _reader.ReadExactAsync(hdr, true, ct).ConfigureAwait(false)) return; // clean EOF
-                if (!NbdRequestHeader.TryRead(hdr, out var req, out var error))
-                    throw new NbdProtocolException(error + "; disconnecting");
-                bool fua = (req.Flags & NbdCommandFlags.Fua) != 0;
-                bool inRange = req.Offset <= size && req.Length <= size - req.Offset;
-                switch (req.Command)
-                {
-                    case NbdCommand.Disconnect:
-                        return; // NOTE: proto.md NBD_CMD_DISC: finish outstanding requests, then close; no reply.
-                    case NbdCommand.Write:
-                    {
-                        // NOTE: proto.md "Block size constraints": a write payload beyond the maximum may be met
-                        // with a hard disconnect, since the payload cannot be trusted or skipped cheaply.
-                        if (req.Length > NbdMagic.MaxPayload)
-                            throw new NbdProtocolException($"WRITE of {req.Length} bytes exceeds the 32 MiB limit; disconnecting");
-                        byte[] payload = ArrayPool<byte>.Shared.Rent((int)req.Length);
-                        try { await _reader.ReadExactAsync(payload.AsMemory(0, (int)req.Length), false, ct).ConfigureAwait(false); }
-                        catch { ArrayPool<byte>.Shared.Return(payload); throw; }
-                        int err = backend.ReadOnly ? NbdError.EPERM : !inRange ? NbdError.ENOSPC : 0; // NOTE: proto.md "Error values": ENOSPC for writes past the end.
-                        if (err != 0)
-                        {
-                            ArrayPool<byte>.Shared.Return(payload);
-                            QueueSimpleReply(req.Cookie, err, releaseSlot: false);
-                            break;
-                        }
-                        handedOff = true;
-                        _ = RunWriteAsync(backend, req, payload, fua);
-                        break;
-                    }
-                    case NbdCommand.Read:
-                        if (req.Length > NbdMagic.MaxPayload || !inRange)
-                        {
-                            QueueSimpleReply(req.Cookie, NbdError.EINVAL, releaseSlot: false);
-                            break;
-                        }
-                        handedOff = true;
-                        _ = RunReadAsync(backend, req);
-                        break;
-                    case NbdCommand.Flush:
-                    case NbdCommand.Trim:
-                    case NbdCommand.WriteZeroes:
-                        if (req.Command != NbdCommand.Flush && (backend.ReadOnly || !inRange))
-                        {
-                            int e = backend.ReadOnly ? NbdError.EPERM : req.Command == NbdCommand.WriteZeroes ? NbdError.ENOSPC : NbdError.EINVAL;
-                            QueueSimpleReply(req.Cookie, e, releaseSlot: false);
-                            break;
-                        }
-                        handedOff = true;
-                        _ = RunOtherAsync(backend, req, fua);
-                        break;
-                    default:
-                        // NOTE: proto.md: an unknown or unnegotiated command is answered EINVAL.
-                        QueueSimpleReply(req.Cookie, NbdError.EINVAL, releaseSlot: false);
-                        break;
-                }
-            }
-            finally
-            {
-                if (!handedOff) _inFlight.Release();
-            }
-        }
-    }
-
-    private async Task RunWriteAsync(INbdExportBackend backend, NbdRequestHeader req, byte[] payload, bool fua)
-    {
-        int err;
-        try { err = Normalize(await backend.WriteAsync(req.Offset, payload.AsMemory(0, (int)req.Length), fua, CancellationToken.None).ConfigureAwait(false)); }
-        catch (Exception e) { err = BackendThrew(e, "WRITE"); }
-        finally { ArrayPool<byte>.Shared.Return(payload); }
-        QueueSimpleReply(req.Cookie, err, releaseSlot: true);
-    }
-
-    private async Task RunReadAsync(INbdExportBackend backend, NbdRequestHeader req)
-    {
-        int len = (int)req.Length;
-        byte[] buf = ArrayPool<byte>.Shared.Rent(NbdMagic.SimpleReplyHeaderSize + len);
-        int err;
-        try { err = Normalize(await backend.ReadAsync(req.Offset, buf.AsMemory(NbdMagic.SimpleReplyHeaderSize, len), CancellationToken.None).ConfigureAwait(false)); }
-        catch (Exception e) { err = BackendThrew(e, "READ"); }
-        if (err != 0)
-        {
-            ArrayPool<byte>.Shared.Return(buf);
-            QueueSimpleReply(req.Cookie, err, releaseSlot: true);
-            return;
-        }
-        new NbdSimpleReply(0, req.Cookie).Write(buf);
-        QueueReply(buf, NbdMagic.SimpleReplyHeaderSize + len, releaseSlot: true);
-    }
-
-    private async Task RunOtherAsync(INbdExportBackend backend, NbdRequestHeader req, bool fua)
-    {
-        int err;
-        try
-        {
-            err = Normalize(req.Command switch
-            {
-                NbdCommand.Flush => await backend.FlushAsync(CancellationToken.None).ConfigureAwait(false),
-                NbdCommand.Trim => await backend.TrimAsync(req.Offset, req.Length, fua, CancellationToken.None).ConfigureAwait(false),
-                _ => await backend.WriteZeroesAsync(req.Offset, req.Length, fua, (req.Flags & NbdCommandFlags.NoHole) == 0, CancellationToken.None).ConfigureAwait(false),
-            });
-        }
-        catch (Exception e) { err = BackendThrew(e, req.Command.ToString()); }
-        QueueSimpleReply(req.Cookie, err, releaseSlot: true);
-    }
-
-    // ---------------------------------------------------------------- replies in transmission
-    // Replies are queued and written by one sender at a time, many per system call: while a send is under
-    // way, the replies that complete meanwhile (a whole loop pass of them, typically) gather for the next.
-    // A request's in-flight slot is released once its reply has been written (or the connection died), so a
-    // client that stops reading its replies is throttled rather than buffered without bound.
-
-    private readonly object _replyGate = new();
-    private List<(byte[] Buffer, int Length, bool ReleaseSlot)> _replies = new();
-    private List<(byte[] Buffer, int Length, bool ReleaseSlot)> _replySpare = new();
-    private readonly List<ArraySegment<byte>> _segments = new();
-    private bool _senderRunning;
-
-    private void QueueSimpleReply(ulong cookie, int error, bool releaseSlot)
-    {
-        byte[] msg = ArrayPool<byte>.Shared.Rent(NbdMagic.SimpleReplyHeaderSize);
-        new NbdSimpleReply((uint)error, cookie).Write(msg);
-        QueueReply(msg, NbdMagic.SimpleReplyHeaderSize, releaseSlot);
-    }
-
-    /// <summary>Takes ownership of <paramref name="rented"/> (returned to the pool after the send).</summary>
-    private void QueueReply(byte[] rented, int length, bool releaseSlot)
-    {
-        lock (_replyGate)
-        {
-            _replies.Add((rented, length, releaseSlot));
-            if (_senderRunning) return;
-            _senderRunning = true;
-        }
-        // Off the caller's thread (often the tap loop), so the replies of the rest of its pass can gather.
-        ThreadPool.UnsafeQueueUserWorkItem(static c => _ = ((NbdServerConnection)c!).SendRepliesAsync(), this);
-    }
-
-    private async Task SendRepliesAsync()
-    {
-        while (true)
-        {
-            List<(byte[] Buffer, int Length, bool ReleaseSlot)> batch;
-            lock (_replyGate)
-            {
-                if (_replies.Count == 0) { _senderRunning = false; return; }
-                batch = _replies;
-                _replies = _replySpare;
-                _replySpare = batch;
-            }
-            try
-            {
-                _segments.Clear();
-                foreach (var r in batch) _segments.Add(new ArraySegment<byte>(r.Buffer, 0, r.Length));
-                await SendGatheredAsync(_segments).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException) { Kill(); }
-            finally
-            {
-                foreach (var r in batch)
-                {
-                    ArrayPool<byte>.Shared.Return(r.Buffer);
-                    if (r.ReleaseSlot) _inFlight.Release();
-                }
-                batch.Clear();
-            }
-        }
-    }
-
-    private async Task SendGatheredAsync(List<ArraySegment<byte>> segments)
-    {
-        if (_abortOrDead.IsCancellationRequested) throw new OperationCanceledException();
-        while (segments.Count > 0)
-        {
-            int n = await _socket.SendAsync(segments, SocketFlags.None).ConfigureAwait(false);
-            if (n <= 0) throw new SocketException((int)SocketError.ConnectionReset);
-            // Drop what was sent (a partial send leaves the rest of a segment).
-            int i = 0;
-            while (i < segments.Count && n >= segments[i].Count) { n -= segments[i].Count; i++; }
-            segments.RemoveRange(0, i);
-            if (n > 0) segments[0] = segments[0].Slice(n);
-        }
-    }
-
-    private static int Normalize(int err) => err < 0 ? NbdError.EIO : err;
-
-    private int BackendThrew(Exception e, string what)
-    {
-        Log($"backend {what} threw {e.GetType().Name}: {e.Message}; answering EIO");
-        return NbdError.EIO;
-    }
-
-    private void Kill()
-    {
-        try { _dead.Cancel(); } catch (ObjectDisposedException) { }
-    }
-
-    private async Task SendReplyAsync(ulong cookie, int error)
-    {
-        byte[] msg = ArrayPool<byte>.Shared.Rent(NbdMagic.SimpleReplyHeaderSize);
-        try
-        {
-            new NbdSimpleReply((uint)error, cookie).Write(msg);
-            await SendLockedAsync(msg.AsMemory(0, NbdMagic.SimpleReplyHeaderSize)).ConfigureAwait(false);
-        }
-        finally { ArrayPool<byte>.Shared.Return(msg); }
-    }
-
-    private async Task SendLockedAsync(ReadOnlyMemory<byte> data)
-    {
-        await _writeLock.WaitAsync(_abortOrDead.Token).ConfigureAwait(false);
-        try { await SendAllAsync(data, _abortOrDead.Token).ConfigureAwait(false); }
-        finally { _writeLock.Release(); }
-    }
-
-    private async Task SendAllAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
-    {
-        while (data.Length > 0)
-        {
-            int n = await _socket.SendAsync(data, SocketFlags.None, ct).ConfigureAwait(false);
-            if (n <= 0) throw new SocketException((int)SocketError.ConnectionReset);
-            data = data[n..];
-        }
+        data.CopyTo(msg.AsSpan(20));
+        SendAll(msg);
     }
 }
