@@ -24,6 +24,8 @@ internal static class CProbe
         #include <poll.h>
         #include <sys/mman.h>
         #include <sys/ioctl.h>
+        #include <sys/epoll.h>
+        #include <sys/eventfd.h>
         #include <linux/falloc.h>
         #include <xen/grant_table.h>
         #include <xen/gntdev.h>

@@ -68,6 +68,39 @@ public class LibcInteropTests
     }
 
     [Test]
+    public unsafe void EpollWait_ReadyEventfd_ReturnsEventsAndAll64DataBits()
+    {
+        using var epoll = Libc.EpollCreate1();
+        using var efd = Libc.Eventfd(Libc.EFD_NONBLOCK);
+        Assert.That(epoll.IsInvalid || efd.IsInvalid, Is.False);
+        const ulong data = 0x0123_4567_89AB_CDEF;
+        Assert.That(Libc.EpollCtl(epoll, Libc.EPOLL_CTL_ADD, efd.Fd, Libc.EPOLLIN, data), Is.Zero);
+        var events = new EpollEvent[2];
+        fixed (EpollEvent* p = events)
+        {
+            Assert.That(Libc.EpollWait(epoll, p, events.Length, 0), Is.Zero, "counter is 0: not readable");
+            Assert.That(Libc.Write(efd, BitConverter.GetBytes(5UL)), Is.EqualTo(8));
+            Assert.That(Libc.EpollWait(epoll, p, events.Length, 1000), Is.EqualTo(1));
+        }
+        Assert.That(events[0].Data, Is.EqualTo(data), "the kernel wrote data at the offset EpollEvent reads it from");
+        Assert.That(events[0].Events, Is.EqualTo(Libc.EPOLLIN));
+        var counter = new byte[8];
+        Assert.That(Libc.Read(efd, counter), Is.EqualTo(8));
+        Assert.That(BitConverter.ToUInt64(counter), Is.EqualTo(5UL));
+        Assert.That(Libc.Read(efd, counter), Is.EqualTo(-1));
+        Assert.That(Errno.Last, Is.EqualTo(Errno.EAGAIN), "non-blocking, and the read reset the counter");
+    }
+
+    [Test]
+    public void EpollCtl_DeleteUnwatchedDescriptor_FailsWithENOENT()
+    {
+        using var epoll = Libc.EpollCreate1();
+        using var efd = Libc.Eventfd(0);
+        Assert.That(Libc.EpollCtl(epoll, Libc.EPOLL_CTL_DEL, efd.Fd, 0, 0), Is.EqualTo(-1));
+        Assert.That(Errno.Last, Is.EqualTo(Errno.ENOENT));
+    }
+
+    [Test]
     public unsafe void Mmap_SharedFile_SeesWritesAndUnmapsOnDispose()
     {
         var path = Path.Combine(Path.GetTempPath(), $"blktap-mmap-{Guid.NewGuid():N}");

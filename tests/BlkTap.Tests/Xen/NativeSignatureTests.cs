@@ -28,6 +28,10 @@ public class NativeSignatureTests
         ["free"] = "void (*)(void *)",
         ["pipe2"] = "int (*)(int *, int)",
         ["fallocate"] = "int (*)(int, int, off_t, off_t)",
+        ["epoll_create1"] = "int (*)(int)",
+        ["epoll_ctl"] = "int (*)(int, int, int, struct epoll_event *)",
+        ["epoll_wait"] = "int (*)(int, struct epoll_event *, int, int)",
+        ["eventfd"] = "int (*)(unsigned int, int)",
         // xenstore.h
         ["xs_open"] = "struct xs_handle *(*)(unsigned long)",
         ["xs_close"] = "void (*)(struct xs_handle *)",

@@ -51,6 +51,8 @@ public class XenStructLayoutTests
         // libxen-dev xenstore_lib.h, libc poll.h
         new("struct xs_permissions", typeof(XsPermissionsNative), F("id", "Id"), F("perms", "Perms")),
         new("struct pollfd", typeof(PollFd), F("fd", "Fd"), F("events", "Events"), F("revents", "Revents")),
+        // libc sys/epoll.h: packed on x86_64 (12 bytes, data at 4), which is the only layout EpollEvent models
+        new("struct epoll_event", typeof(EpollEvent), F("events", "Events"), F("data.u64", "Data")),
     ];
 
     private static readonly Lazy<Dictionary<string, string>> CValues = new(() =>

@@ -2,7 +2,8 @@ namespace BlkTap.Xen.Interop;
 
 /// <summary>libc constants used by the wrappers.</summary>
 /// <remarks>NOTE: values from Linux asm-generic/fcntl.h, asm-generic/mman-common.h and asm-generic/poll.h;
-/// x86_64 and aarch64 use the generic values.</remarks>
+/// x86_64 and aarch64 use the generic values. The epoll and eventfd values come from sys/epoll.h and
+/// sys/eventfd.h.</remarks>
 internal static partial class Libc
 {
     public const int O_RDONLY = 0;
@@ -27,4 +28,20 @@ internal static partial class Libc
     public const short POLLERR = 0x8;
     public const short POLLHUP = 0x10;
     public const short POLLNVAL = 0x20;
+
+    // NOTE: sys/epoll.h (enum EPOLL_EVENTS, uint32_t like struct epoll_event's events; the same values as the
+    // kernel's uapi linux/eventpoll.h). EPOLL_CLOEXEC is O_CLOEXEC.
+    public const uint EPOLLIN = 0x001;
+    public const uint EPOLLOUT = 0x004;
+    public const uint EPOLLERR = 0x008;
+    public const uint EPOLLHUP = 0x010;
+    public const uint EPOLLRDHUP = 0x2000;
+    public const int EPOLL_CTL_ADD = 1;
+    public const int EPOLL_CTL_DEL = 2;
+    public const int EPOLL_CTL_MOD = 3;
+    public const int EPOLL_CLOEXEC = 0x80000;
+
+    // NOTE: sys/eventfd.h (bits/eventfd.h): EFD_CLOEXEC is O_CLOEXEC, EFD_NONBLOCK is O_NONBLOCK.
+    public const int EFD_CLOEXEC = 0x80000;
+    public const int EFD_NONBLOCK = 0x800;
 }
