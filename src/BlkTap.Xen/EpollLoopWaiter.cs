@@ -21,7 +21,7 @@ namespace BlkTap.Xen;
 /// </para>
 /// <para>
 /// Registrations are level-triggered: a descriptor is reported by every <see cref="Wait"/> while it stays ready.
-/// Errors and hang-ups (EPOLLERR, EPOLLHUP, and EPOLLRDHUP, the peer shut its side down) are always watched and are
+/// Errors and hang-ups (EPOLLERR; EPOLLHUP, both directions shut) are always watched and are
 /// reported as <see cref="PollEvents.Readable"/>|<see cref="PollEvents.Writable"/>. <see cref="Wait"/> allocates
 /// nothing. Linux on x86_64 only (<see cref="IsSupported"/>).
 /// </para>
@@ -165,7 +165,9 @@ public sealed class EpollLoopWaiter : ILoopWaiter
 
     private static uint ToEpollEvents(PollEvents interest)
     {
-        // Level-triggered (no EPOLLET). EPOLLERR and EPOLLHUP are always reported; EPOLLRDHUP must be asked for.
+        // Level-triggered (no EPOLLET). EPOLLERR and EPOLLHUP are always reported. EPOLLRDHUP (the peer shut only its
+        // sending side) is not asked for: level-triggered, it would wake the loop on every pass while a connection
+        // that has read its last request still writes replies; a reader sees that end of stream as a 0-byte read.
         uint events = 0;
         if ((interest & PollEvents.Readable) != 0) events |= Libc.EPOLLIN;
         if ((interest & PollEvents.Writable) != 0) events |= Libc.EPOLLOUT;

@@ -33,7 +33,8 @@ public sealed class PollRegistration : IDisposable
 
     /// <summary>
     /// For a descriptor registration: changes what it waits for (for example Writable only while output is queued,
-    /// None while the reader is throttled). Errors and hang-ups are always reported. Safe from any thread.
+    /// None while the reader is throttled). Errors and hang-ups are always reported. Call it from the thread that owns
+    /// the registration (normally the loop thread), never concurrently with its <see cref="Dispose"/>.
     /// </summary>
     public void SetInterest(PollEvents interest)
     {

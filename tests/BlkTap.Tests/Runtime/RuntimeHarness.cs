@@ -12,9 +12,9 @@ internal sealed unsafe class RuntimeHarness : IDisposable
     public readonly ConcurrentQueue<string> Diagnostics = new();
     private readonly List<nint> _buffers = new();
 
-    public RuntimeHarness(Action<TapRuntime> configure)
+    public RuntimeHarness(Action<TapRuntime> configure, ILoopWaiter? waiter = null)
     {
-        Runtime = new TapRuntime(new TapRuntimeOptions { Diagnostics = d => Diagnostics.Enqueue(d.ToString()) });
+        Runtime = new TapRuntime(new TapRuntimeOptions { Diagnostics = d => Diagnostics.Enqueue(d.ToString()), Waiter = waiter });
         configure(Runtime);
         _loop = Runtime.RunAsync(_cts.Token);
     }

@@ -48,7 +48,16 @@ public class TapRuntimeTests
     }
 
     [Test]
-    public async Task Submit_BackendPlacement_PassedRequestsReachBackendAndResponseHooks()
+    public Task Submit_BackendPlacement_PassedRequestsReachBackendAndResponseHooks() => BackendPlacementRoundTrip(waiter: null);
+
+    [Test]
+    public Task Submit_BackendPlacementOnEpollWaiter_PassedRequestsReachBackendAndResponseHooks()
+    {
+        if (!BlkTap.Xen.EpollLoopWaiter.IsSupported) Assert.Ignore("EpollLoopWaiter needs Linux on x86_64");
+        return BackendPlacementRoundTrip(new BlkTap.Xen.EpollLoopWaiter());
+    }
+
+    private static async Task BackendPlacementRoundTrip(ILoopWaiter? waiter)
     {
         var device = new MemoryBlockDevice(1 << 20);
         var seen = new ConcurrentQueue<ulong>();
@@ -57,7 +66,7 @@ public class TapRuntimeTests
             rt.RegisterRequestHook("pass", Hook.Request(_ => HookResult.Pass));
             rt.RegisterResponseHook("watch", Hook.Response(r => seen.Enqueue(r.Id)));
             rt.Backend = new DeviceBackend(device);
-        });
+        }, waiter);
         var s = h.Attach("s", device.SectorCount);
         var buf = h.Alloc(4096);
         unsafe { new Span<byte>((void*)buf, 4096).Fill(0x5A); }
