@@ -65,12 +65,12 @@ public class EpollLoopWaiterTests
     }
 
     [Test]
-    public void Wait_PeerClosesWhileInterestNone_ReportsReadableAndWritable()
+    public void Wait_PeerResetsWhileInterestNone_ReportsReadableAndWritable()
     {
         using var pair = new SocketPair();
         _waiter.Watch(pair.Fd, PollEvents.None, 9);
         Assert.That(Wait(0), Is.Empty);
-        pair.Peer.Close();
+        pair.PeerResets();
         Assert.That(Wait(5000), Is.EqualTo(new[] { new PollReady(9, PollEvents.Readable | PollEvents.Writable) }));
     }
 

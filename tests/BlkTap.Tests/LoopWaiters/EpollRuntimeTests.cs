@@ -48,7 +48,7 @@ public class EpollRuntimeTests
     }
 
     [Test]
-    public async Task AttachPoll_PeerClosesThenDetach_HandlerSeesHangUpAndRunsNoMore()
+    public async Task AttachPoll_PeerResetsThenDetach_HandlerSeesHangUpAndRunsNoMore()
     {
         using var pair = new SocketPair();
         int calls = 0;
@@ -60,7 +60,7 @@ public class EpollRuntimeTests
             _runtime.DetachPoll(reg!);
             hangUp.TrySetResult(events);
         });
-        pair.Peer.Close();
+        pair.PeerResets();
         Assert.That(await hangUp.Task.WaitAsync(Patience), Is.EqualTo(PollEvents.Readable | PollEvents.Writable));
         await PostAndWait(() => { });
         await PostAndWait(() => { });

@@ -30,6 +30,13 @@ internal sealed class SocketPair : IDisposable
     /// <summary>Sends <paramref name="count"/> bytes from the peer.</summary>
     public void PeerSends(int count = 1) => Peer.Send(new byte[count]);
 
+    /// <summary>The peer resets the connection (RST): a hang-up of both directions (EPOLLHUP|EPOLLERR), not a mere FIN.</summary>
+    public void PeerResets()
+    {
+        Peer.LingerState = new LingerOption(true, 0);
+        Peer.Close();
+    }
+
     public void Dispose()
     {
         Watched.Dispose();

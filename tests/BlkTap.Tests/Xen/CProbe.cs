@@ -22,6 +22,7 @@ internal static class CProbe
         #include <unistd.h>
         #include <fcntl.h>
         #include <poll.h>
+        #include <sys/uio.h>
         #include <sys/mman.h>
         #include <sys/ioctl.h>
         #include <sys/epoll.h>

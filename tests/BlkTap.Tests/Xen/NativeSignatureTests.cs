@@ -24,6 +24,7 @@ public class NativeSignatureTests
         ["munmap"] = "int (*)(void *, size_t)",
         ["poll"] = "int (*)(struct pollfd *, nfds_t, int)",
         ["read"] = "ssize_t (*)(int, void *, size_t)",
+        ["writev"] = "ssize_t (*)(int, const struct iovec *, int)",
         ["write"] = "ssize_t (*)(int, const void *, size_t)",
         ["free"] = "void (*)(void *)",
         ["pipe2"] = "int (*)(int *, int)",
@@ -82,7 +83,7 @@ public class NativeSignatureTests
     {
         var entryPoints = Bindings().Select(b => b.EntryPoint).ToList();
         Assert.That(entryPoints, Is.Not.Empty, "no [LibraryImport] found by reflection");
-        Assert.That(entryPoints, Is.EquivalentTo(Prototypes.Keys));
+        Assert.That(entryPoints.Distinct(), Is.EquivalentTo(Prototypes.Keys)); // one C function may have two bindings (read: SafeHandle and raw fd)
     }
 
     [Test]

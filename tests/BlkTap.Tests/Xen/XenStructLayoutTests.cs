@@ -51,6 +51,9 @@ public class XenStructLayoutTests
         // libxen-dev xenstore_lib.h, libc poll.h
         new("struct xs_permissions", typeof(XsPermissionsNative), F("id", "Id"), F("perms", "Perms")),
         new("struct pollfd", typeof(PollFd), F("fd", "Fd"), F("events", "Events"), F("revents", "Revents")),
+        // libc sys/uio.h (writev); BlkTap.Xen.IoSegment is passed as this struct, so it is proved too
+        new("struct iovec", typeof(IoVec), F("iov_base", "Base"), F("iov_len", "Length")),
+        new("struct iovec", typeof(BlkTap.Xen.IoSegment), F("iov_base", "Address"), F("iov_len", "Length")),
         // libc sys/epoll.h: packed on x86_64 (12 bytes, data at 4), which is the only layout EpollEvent models
         new("struct epoll_event", typeof(EpollEvent), F("events", "Events"), F("data.u64", "Data")),
     ];
