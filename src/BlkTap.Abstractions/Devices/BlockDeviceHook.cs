@@ -52,6 +52,25 @@ public sealed class BlockDeviceHook : IRequestHook, IControlHook
         return HookResult.Respond;
     }
 
+    /// <summary>
+    /// The longest run of segments from <paramref name="index"/> that is contiguous both in memory and on disk, as one
+    /// segment (a buffer transport's 1 MiB request is 256 page-sized segments in one buffer: one system call, not 256).
+    /// </summary>
+    public static TapSegment NextRun(ReadOnlySpan<TapSegment> segments, ref int index)
+    {
+        var first = segments[index++];
+        long length = first.Length;
+        while (index < segments.Length)
+        {
+            var next = segments[index];
+            if (next.Address != first.Address + (nint)length || next.Sector != first.Sector + (ulong)(length / BlkifConstants.SectorSize)
+                || length + next.Length > int.MaxValue) break;
+            length += next.Length;
+            index++;
+        }
+        return new TapSegment(first.Address, (int)length, first.Sector);
+    }
+
     /// <summary>Performs <paramref name="request"/> against <paramref name="device"/> and returns the status.</summary>
     public static BlkifStatus Serve(IBlockDevice device, TapRequest request)
     {
@@ -59,18 +78,20 @@ public sealed class BlockDeviceHook : IRequestHook, IControlHook
         switch (request.Operation)
         {
             case BlkifOperation.Read:
-                foreach (var s in request.Segments)
+                for (int i = 0; i < request.SegmentCount;)
                 {
-                    status = device.Read(s.Sector, s.Span);
+                    var run = NextRun(request.Segments, ref i);
+                    status = device.Read(run.Sector, run.Span);
                     if (status != BlkifStatus.Okay) return status;
                 }
                 return status;
             case BlkifOperation.Write:
             case BlkifOperation.WriteBarrier:
             case BlkifOperation.FlushDiskCache:
-                foreach (var s in request.Segments)
+                for (int i = 0; i < request.SegmentCount;)
                 {
-                    status = device.Write(s.Sector, s.Span);
+                    var run = NextRun(request.Segments, ref i);
+                    status = device.Write(run.Sector, run.Span);
                     if (status != BlkifStatus.Okay) return status;
                 }
                 if (request.Operation != BlkifOperation.Write || request.ForceUnitAccess) status = device.Flush();

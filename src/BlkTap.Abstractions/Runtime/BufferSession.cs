@@ -57,27 +57,41 @@ public sealed class BufferSession : TapSession
         Signal();
     }
 
+    /// <summary>
+    /// Loop thread only: starts <paramref name="request"/> at once, in the caller's pass, instead of queueing it for
+    /// the next one (a transport served on the loop itself, such as the NBD server's sockets, saves the queue and a
+    /// pass). Its completion may run before this returns (a terminator that answers synchronously).
+    /// </summary>
+    public void SubmitOnLoop(BufferRequest request)
+    {
+        if (!Runtime.IsLoopThread) throw new InvalidOperationException("SubmitOnLoop is for the loop thread; use Submit elsewhere");
+        Interlocked.Increment(ref _outstanding);
+        Start(request);
+    }
+
     /// <inheritdoc/>
     protected internal override void Process()
     {
+        while (_incoming.TryDequeue(out var b)) Start(b);
+    }
+
+    private void Start(BufferRequest b)
+    {
         var runtime = Runtime;
-        while (_incoming.TryDequeue(out var b))
+        var r = runtime.RentRequest(this, b.UserToken, b.Operation, b.Sector);
+        if (!IsOpen) { b.Status = BlkifStatus.Error; Done(b); runtime.ReturnUnsubmitted(r); return; }
+        var status = Check(b);
+        r.TransportObject = b;
+        if (status != BlkifStatus.Okay) { runtime.Reject(r, status); return; }
+        if (b.Operation == BlkifOperation.Discard) TapRuntime.SetDiscard(r, b.DiscardSectors, 0);
+        else
         {
-            var r = runtime.RentRequest(this, b.UserToken, b.Operation, b.Sector);
-            if (!IsOpen) { b.Status = BlkifStatus.Error; Done(b); runtime.ReturnUnsubmitted(r); continue; }
-            var status = Check(b);
-            r.TransportObject = b;
-            if (status != BlkifStatus.Okay) { runtime.Reject(r, status); continue; }
-            if (b.Operation == BlkifOperation.Discard) TapRuntime.SetDiscard(r, b.DiscardSectors, 0);
-            else
-            {
-                TapRuntime.SetForceUnitAccess(r, b.ForceUnitAccess);
-                // Segments of at most one page, like a ring request's, so hooks see the same shapes.
-                for (int at = 0; at < b.Length; at += BlkifConstants.PageSize)
-                    TapRuntime.AddSegment(r, b.Data + at, Math.Min(BlkifConstants.PageSize, b.Length - at));
-            }
-            runtime.Submit(r);
+            TapRuntime.SetForceUnitAccess(r, b.ForceUnitAccess);
+            // Segments of at most one page, like a ring request's, so hooks see the same shapes.
+            for (int at = 0; at < b.Length; at += BlkifConstants.PageSize)
+                TapRuntime.AddSegment(r, b.Data + at, Math.Min(BlkifConstants.PageSize, b.Length - at));
         }
+        runtime.Submit(r);
     }
 
     private BlkifStatus Check(BufferRequest b)

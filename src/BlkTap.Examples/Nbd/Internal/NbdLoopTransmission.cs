@@ -45,6 +45,10 @@ internal sealed unsafe partial class NbdLoopTransmission : IEndOfPassHandler
     private long _buffered;
     private NbdSlot? _payload;
     private PollRegistration? _reg;
+    // Replies are written after every this many requests of a batch (and at the end of the pass). Measured with fio
+    // 4 KiB random I/O at iodepth 32: 4, 8 and 32 were within noise for reads; 8 was best for writes.
+    private const int FlushEvery = 8;
+    private bool _inPump;
     private bool _passEndScheduled, _stopReading, _dead, _closing, _throttled, _writeBlocked, _freed;
 
     /// <param name="loop">The loop that runs this connection (its waiter must watch descriptors).</param>
@@ -118,7 +122,17 @@ internal sealed unsafe partial class NbdLoopTransmission : IEndOfPassHandler
     /// <summary>Reads and starts requests until the socket is drained, the connection is throttled, or reading stopped.</summary>
     private void Pump()
     {
+        if (_inPump) return;
+        _inPump = true;
+        try { PumpCore(); }
+        finally { _inPump = false; }
+        UpdateInterest();
+    }
+
+    private void PumpCore()
+    {
         bool drained = false;
+        int taken = 0;
         while (!_stopReading && !_dead && !_throttled)
         {
             if (_payload != null)
@@ -130,6 +144,9 @@ internal sealed unsafe partial class NbdLoopTransmission : IEndOfPassHandler
             if (avail >= NbdMagic.RequestHeaderSize)
             {
                 TakeRequest();
+                // Hand the client its first replies while the rest of the batch runs: it can send more meanwhile
+                // (replying only at the end of a long batch makes client and server take turns instead of overlapping).
+                if (++taken % FlushEvery == 0 && _outCount > 0 && !_writeBlocked) Send();
                 continue;
             }
             if (drained) break;
@@ -158,7 +175,6 @@ internal sealed unsafe partial class NbdLoopTransmission : IEndOfPassHandler
             Dead();
             break;
         }
-        UpdateInterest();
     }
 
     /// <summary>Feeds the pending write payload; false when the socket has nothing more now.</summary>
@@ -314,7 +330,7 @@ internal sealed unsafe partial class NbdLoopTransmission : IEndOfPassHandler
         r.ForceUnitAccess = fua;
         r.DiscardSectors = 0;
         r.Status = BlkifStatus.Okay;
-        _direct!.Submit(r);
+        _direct!.SubmitOnLoop(r);
     }
 
     /// <summary>Loop thread: a direct request was answered by the chain.</summary>
