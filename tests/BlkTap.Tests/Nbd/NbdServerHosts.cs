@@ -44,6 +44,9 @@ internal sealed class NbdServerHost : IAsyncDisposable
 
     public NbdServer Server { get; }
 
+    /// <summary>The chain's runtime (Chain kind), whose loop thread serves the sockets; null for Memory.</summary>
+    public TapRuntime? Runtime => _runtime;
+
     public async ValueTask DisposeAsync()
     {
         await Server.DisposeAsync();

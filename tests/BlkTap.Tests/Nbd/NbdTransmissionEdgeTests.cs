@@ -219,4 +219,48 @@ public class NbdTransmissionEdgeTests(NbdServerKind kind)
         while (_host!.Server.ActiveConnections > 1 && DateTime.UtcNow < deadline) Thread.Sleep(20);
         Assert.That(_host.Server.ActiveConnections, Is.EqualTo(1), "the vanished clients' connections were closed");
     }
+
+    [Test]
+    public async Task DirectPath_SteadyState_AllocatesNothingPerRequestOnTheLoop()
+    {
+        if (kind != NbdServerKind.Chain) Assert.Ignore("the loop thread of the memory kind is private to the server");
+        var sock = Serve(new MemoryNbdExportBackend(4 << 20));
+        var runtime = _host!.Runtime!;
+        using var s = RawTransmission(sock, out _);
+        var payload = NbdTestUtil.RandomBytes(4096, 2);
+        var batch = new List<byte>();
+        for (int i = 0; i < 32; i++)
+        {
+            bool write = i % 2 == 0;
+            batch.AddRange(Header(write ? NbdCommand.Write : NbdCommand.Read, (ulong)i, (ulong)(i * 7 % 1024) * 4096, 4096));
+            if (write) batch.AddRange(payload);
+        }
+        var bytes = batch.ToArray();
+        var sink = new byte[16 + 4096];
+        void Round()
+        {
+            s.Send(bytes);
+            for (int i = 0; i < 32; i++)
+            {
+                var reply = ReadReply(s);
+                Assert.That(reply.Error, Is.EqualTo(0u));
+                if (reply.Cookie % 2 == 1) ReadExact(s, sink.AsSpan(0, 4096));
+            }
+        }
+        async Task<long> LoopAllocated()
+        {
+            var tcs = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+            runtime.Post(() => tcs.SetResult(GC.GetAllocatedBytesForCurrentThread()));
+            return await tcs.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        for (int i = 0; i < 100; i++) Round(); // warm: slots, pools and tiered JIT settle
+        long before = await LoopAllocated();
+        const int rounds = 300;
+        for (int i = 0; i < rounds; i++) Round();
+        long after = await LoopAllocated();
+        double perRequest = (after - before) / (rounds * 32.0);
+        TestContext.Out.WriteLine($"loop allocated {after - before} bytes for {rounds * 32} requests");
+        // The two Posts above are the only allocations expected (a closure and a work item each).
+        Assert.That(perRequest, Is.LessThan(1.0), $"{after - before} bytes allocated on the loop for {rounds * 32} requests");
+    }
 }
