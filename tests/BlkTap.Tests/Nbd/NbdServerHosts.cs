@@ -1,5 +1,6 @@
 using BlkTap.Examples.Nbd;
 using BlkTap.Xen;
+using NUnit.Framework;
 
 namespace BlkTap.Tests.Nbd;
 
@@ -17,7 +18,7 @@ public enum NbdServerKind
 }
 
 /// <summary>An <see cref="NbdServer"/> of either kind over one <see cref="MemoryNbdExportBackend"/>; disposes what it started.</summary>
-internal sealed class NbdServerHost : IAsyncDisposable
+public sealed class NbdServerHost : IAsyncDisposable
 {
     private readonly TapRuntime? _runtime;
     private readonly CancellationTokenSource _loopStop = new();
@@ -91,5 +92,39 @@ internal sealed class NbdServerHost : IAsyncDisposable
         }
 
         public void Dispose() { }
+    }
+}
+
+/// <summary>
+/// Base of the server suites that run against both kinds: a scratch directory, a host per test, and the server's log.
+/// </summary>
+public abstract class NbdServerFixture(NbdServerKind kind)
+{
+    protected NbdServerKind Kind => kind;
+    protected string _dir = null!;
+    protected NbdServerHost? _host;
+    protected readonly List<string> _log = [];
+
+    protected NbdServer? _server => _host?.Server;
+
+    [SetUp]
+    public void CreateScratch() => _dir = NbdTestUtil.TempDir();
+
+    [TearDown]
+    public async Task DisposeHost()
+    {
+        if (_host != null) await _host.DisposeAsync();
+        _host = null;
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+        lock (_log) _log.Clear();
+    }
+
+    /// <summary>Serves <paramref name="backend"/> on a Unix socket in the scratch directory; returns its path.</summary>
+    protected string Serve(MemoryNbdExportBackend backend, int maxInFlight = 64)
+    {
+        _host = new NbdServerHost(kind, backend, new NbdServerOptions { MaxInFlightPerConnection = maxInFlight, Log = m => { lock (_log) _log.Add(m); } });
+        var sock = Path.Combine(_dir, "s.sock");
+        _host.Server.ListenUnix(sock);
+        return sock;
     }
 }

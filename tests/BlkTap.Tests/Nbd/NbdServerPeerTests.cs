@@ -15,33 +15,8 @@ namespace BlkTap.Tests.Nbd;
 [TestFixture(NbdServerKind.Memory)]
 [TestFixture(NbdServerKind.Chain)]
 [NonParallelizable]
-public class NbdServerPeerTests(NbdServerKind kind)
+public class NbdServerPeerTests(NbdServerKind kind) : NbdServerFixture(kind)
 {
-    private string _dir = null!;
-    private NbdServerHost? _host;
-    private NbdServer? _server => _host?.Server;
-    private readonly List<string> _log = [];
-
-    [SetUp]
-    public void SetUp() => _dir = NbdTestUtil.TempDir();
-
-    [TearDown]
-    public async Task TearDown()
-    {
-        if (_host != null) await _host.DisposeAsync();
-        _host = null;
-        try { Directory.Delete(_dir, true); } catch (IOException) { }
-        lock (_log) _log.Clear();
-    }
-
-    private string Serve(MemoryNbdExportBackend backend, int maxInFlight = 64)
-    {
-        _host = new NbdServerHost(kind, backend, new NbdServerOptions { MaxInFlightPerConnection = maxInFlight, Log = m => { lock (_log) _log.Add(m); } });
-        var sock = Path.Combine(_dir, "s.sock");
-        _host.Server.ListenUnix(sock);
-        return sock;
-    }
-
     [Test]
     public void NbdinfoJson_MemoryExport_ShowsSizeAndFlags()
     {
@@ -62,7 +37,7 @@ public class NbdServerPeerTests(NbdServerKind kind)
         Assert.That(export.GetProperty("can_trim").GetBoolean(), Is.True);
         Assert.That(export.GetProperty("can_zero").GetBoolean(), Is.True);
         // A chain's sessions may have different disks, so it never promises multi-conn.
-        Assert.That(export.GetProperty("can_multi_conn").GetBoolean(), Is.EqualTo(kind == NbdServerKind.Memory));
+        Assert.That(export.GetProperty("can_multi_conn").GetBoolean(), Is.EqualTo(Kind == NbdServerKind.Memory));
         Assert.That(export.GetProperty("block_size_maximum").GetUInt32(), Is.EqualTo(NbdMagic.MaxPayload));
     }
 
@@ -82,7 +57,7 @@ public class NbdServerPeerTests(NbdServerKind kind)
     public void NbdinfoList_Server_ListsTheExport()
     {
         var nbdinfo = Peers.Require("nbdinfo");
-        _host = new NbdServerHost(kind, new MemoryNbdExportBackend(1 << 20), exportName: "disk0");
+        _host = new NbdServerHost(Kind, new MemoryNbdExportBackend(1 << 20), exportName: "disk0");
         var sock = Path.Combine(_dir, "l.sock");
         _server!.ListenUnix(sock);
         var r = Peers.Run(nbdinfo, ["--list", "--json", $"nbd+unix:///?socket={sock}"]).EnsureSuccess("nbdinfo --list");

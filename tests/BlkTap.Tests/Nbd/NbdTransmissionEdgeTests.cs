@@ -14,47 +14,8 @@ namespace BlkTap.Tests.Nbd;
 [TestFixture(NbdServerKind.Memory)]
 [TestFixture(NbdServerKind.Chain)]
 [NonParallelizable]
-public class NbdTransmissionEdgeTests(NbdServerKind kind)
+public class NbdTransmissionEdgeTests(NbdServerKind kind) : NbdServerFixture(kind)
 {
-    private string _dir = null!;
-    private NbdServerHost? _host;
-    private readonly List<string> _log = [];
-
-    [SetUp]
-    public void SetUp() => _dir = NbdTestUtil.TempDir();
-
-    [TearDown]
-    public async Task TearDown()
-    {
-        if (_host != null) await _host.DisposeAsync();
-        _host = null;
-        try { Directory.Delete(_dir, true); } catch (IOException) { }
-        lock (_log) _log.Clear();
-    }
-
-    private string Serve(MemoryNbdExportBackend backend, int maxInFlight = 64)
-    {
-        _host = new NbdServerHost(kind, backend, new NbdServerOptions { MaxInFlightPerConnection = maxInFlight, Log = m => { lock (_log) _log.Add(m); } });
-        var sock = Path.Combine(_dir, "e.sock");
-        _host.Server.ListenUnix(sock);
-        return sock;
-    }
-
-    private static byte[] Header(NbdCommand cmd, ulong cookie, ulong offset, uint length, NbdCommandFlags flags = 0)
-    {
-        var h = new byte[28];
-        new NbdRequestHeader(flags, cmd, cookie, offset, length).Write(h);
-        return h;
-    }
-
-    private static NbdSimpleReply ReadReply(Socket s)
-    {
-        var r = new byte[16];
-        ReadExact(s, r);
-        Assert.That(NbdSimpleReply.TryRead(r, out var reply, out var err), Is.True, err);
-        return reply;
-    }
-
     [Test]
     public void Requests_SplitIntoRandomPieces_AllServedInOrderOfBytes()
     {
@@ -219,11 +180,16 @@ public class NbdTransmissionEdgeTests(NbdServerKind kind)
         while (_host!.Server.ActiveConnections > 1 && DateTime.UtcNow < deadline) Thread.Sleep(20);
         Assert.That(_host.Server.ActiveConnections, Is.EqualTo(1), "the vanished clients' connections were closed");
     }
+}
 
+/// <summary>The chain kind's direct path (socket, hooks and disk on the chain's loop thread), where the loop can be asked.</summary>
+[TestFixture]
+[NonParallelizable]
+public class NbdDirectPathTests() : NbdServerFixture(NbdServerKind.Chain)
+{
     [Test]
     public async Task DirectPath_SteadyState_AllocatesNothingPerRequestOnTheLoop()
     {
-        if (kind != NbdServerKind.Chain) Assert.Ignore("the loop thread of the memory kind is private to the server");
         var sock = Serve(new MemoryNbdExportBackend(4 << 20));
         var runtime = _host!.Runtime!;
         using var s = RawTransmission(sock, out _);

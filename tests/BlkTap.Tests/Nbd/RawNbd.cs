@@ -57,6 +57,23 @@ internal static class RawNbd
         }
     }
 
+    /// <summary>A request header's 28 bytes.</summary>
+    public static byte[] Header(NbdCommand cmd, ulong cookie, ulong offset, uint length, NbdCommandFlags flags = 0)
+    {
+        var h = new byte[28];
+        new NbdRequestHeader(flags, cmd, cookie, offset, length).Write(h);
+        return h;
+    }
+
+    /// <summary>Reads one simple reply header and checks its magic.</summary>
+    public static NbdSimpleReply ReadReply(Socket s)
+    {
+        var r = new byte[16];
+        ReadExact(s, r);
+        Assert.That(NbdSimpleReply.TryRead(r, out var reply, out var err), Is.True, err);
+        return reply;
+    }
+
     public static NbdSimpleReply Request(Socket s, NbdCommand cmd, ulong cookie, ulong offset, uint length, byte[]? payload = null, byte[]? readInto = null)
     {
         var h = new byte[28];

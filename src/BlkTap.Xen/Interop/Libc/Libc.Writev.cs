@@ -25,16 +25,4 @@ internal static partial class Libc
         while (rc == -1 && Errno.Last == Errno.EINTR);
         return rc;
     }
-
-    [LibraryImport(Libraries.Libc, EntryPoint = "read", SetLastError = true)]
-    private static unsafe partial nint ReadFdRaw(int fd, byte* buffer, nuint count);
-
-    /// <summary>read(2) on a descriptor the caller keeps alive, retried on EINTR. Returns the count, 0 at EOF, -1 (errno set).</summary>
-    public static unsafe nint ReadFd(int fd, byte* buffer, nuint count)
-    {
-        nint rc;
-        do rc = ReadFdRaw(fd, buffer, count);
-        while (rc == -1 && Errno.Last == Errno.EINTR);
-        return rc;
-    }
 }
