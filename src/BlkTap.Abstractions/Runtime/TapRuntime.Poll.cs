@@ -58,8 +58,11 @@ public interface IEndOfPassHandler
 public sealed partial class TapRuntime
 {
     private readonly List<PollRegistration> _polls = new();
-    private readonly Dictionary<long, PollRegistration> _byToken = new();
-    private long _nextToken;
+    // Descriptor registrations by slot, read by the loop without a lock: a token is (generation << 32 | slot), so a
+    // report for a registration that has gone (its slot reused since) does not match the slot's new token.
+    // Written under the _polls lock; grown by copy.
+    private PollRegistration?[] _slots = new PollRegistration?[8];
+    private long _generation;
     private int _descriptors;
 
     internal ILoopWaiter Waiter => _waiter;
@@ -80,28 +83,45 @@ public sealed partial class TapRuntime
         var reg = new PollRegistration(this, handler) { Fd = fd, Interest = interest };
         lock (_polls)
         {
-            reg.Token = ++_nextToken;
+            var slots = _slots;
+            int slot = Array.IndexOf(slots, null);
+            if (slot < 0)
+            {
+                slot = slots.Length;
+                Array.Resize(ref slots, slots.Length * 2);
+            }
+            reg.Token = (++_generation << 32) | (uint)slot;
+            slots[slot] = reg;
+            Volatile.Write(ref _slots, slots);
             _polls.Add(reg);
-            _byToken.Add(reg.Token, reg);
             _descriptors++;
         }
         try { _waiter.Watch(fd, interest, reg.Token); }
         catch
         {
-            lock (_polls) { _polls.Remove(reg); _byToken.Remove(reg.Token); _descriptors--; }
+            lock (_polls) { _polls.Remove(reg); ReleaseSlot(reg); }
             throw;
         }
         return reg;
     }
 
-    /// <summary>Loop thread: runs the handlers of the descriptors the waiter reported ready.</summary>
+    /// <summary>Under the _polls lock: frees the registration's slot.</summary>
+    private void ReleaseSlot(PollRegistration reg)
+    {
+        int slot = (int)(reg.Token & 0xffffffff);
+        if (ReferenceEquals(_slots[slot], reg)) { Volatile.Write(ref _slots[slot], null); _descriptors--; }
+    }
+
+    /// <summary>Loop thread: runs the handlers of the descriptors the waiter reported ready (no lock taken).</summary>
     private int DispatchReady(int count)
     {
+        var slots = Volatile.Read(ref _slots);
         for (int i = 0; i < count; i++)
         {
-            PollRegistration? reg;
-            lock (_polls) _byToken.TryGetValue(_ready[i].Token, out reg);
-            if (reg == null || reg.Detached) continue;
+            long token = _ready[i].Token;
+            int slot = (int)(token & 0xffffffff);
+            var reg = slot < slots.Length ? Volatile.Read(ref slots[slot]) : null;
+            if (reg == null || reg.Token != token || reg.Detached) continue;
             try { reg.Handler(_ready[i].Events); }
             catch (Exception ex) { Report(TapDiagnosticLevel.Error, null, "poll handler threw", ex); }
         }
@@ -154,7 +174,7 @@ public sealed partial class TapRuntime
         {
             try { _waiter.Unwatch(registration.Fd); }
             catch (Exception ex) when (ex is not OutOfMemoryException) { /* the descriptor may already be closed */ }
-            lock (_polls) { _byToken.Remove(registration.Token); _descriptors--; }
+            lock (_polls) ReleaseSlot(registration);
         }
         lock (_polls) _polls.Remove(registration);
     }

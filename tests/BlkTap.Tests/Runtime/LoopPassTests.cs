@@ -121,4 +121,48 @@ public class LoopPassTests
             int expectedRuns = 1 + Enumerable.Range(1, segs.Length - 1).Count(i => layout.Gaps[i]);
             return same && maximal && runs.Count == expectedRuns;
         });
+
+    /// <summary>A waiter that records what is watched and reports whatever the test queues.</summary>
+    private sealed class ScriptedWaiter : ILoopWaiter
+    {
+        private readonly SemaphoreSlim _wake = new(0);
+        public readonly System.Collections.Concurrent.ConcurrentQueue<PollReady> Reports = new();
+        public readonly System.Collections.Concurrent.ConcurrentDictionary<int, long> Watched = new();
+        public bool SupportsDescriptors => true;
+        public void Wake() => _wake.Release();
+        public int Wait(int timeoutMs, Span<PollReady> ready)
+        {
+            if (timeoutMs != 0 && Reports.IsEmpty) _wake.Wait(timeoutMs < 0 ? 50 : Math.Min(timeoutMs, 50));
+            int n = 0;
+            while (n < ready.Length && Reports.TryDequeue(out var r)) ready[n++] = r;
+            return n;
+        }
+        public void Watch(int fd, PollEvents interest, long token) => Watched[fd] = token;
+        public void Modify(int fd, PollEvents interest, long token) => Watched[fd] = token;
+        public void Unwatch(int fd) => Watched.TryRemove(fd, out _);
+        public void Dispose() { }
+    }
+
+    [Test]
+    public void AttachPoll_StaleReportForADetachedRegistrationWhoseSlotWasReused_Ignored()
+    {
+        var waiter = new ScriptedWaiter();
+        using var h = new RuntimeHarness(_ => { }, waiter);
+        int a = 0, b = 0;
+        var regA = h.Runtime.AttachPoll(5, PollEvents.Readable, _ => Interlocked.Increment(ref a));
+        long tokenA = waiter.Watched[5];
+        regA.Dispose();
+        h.Runtime.AttachPoll(6, PollEvents.Readable, _ => Interlocked.Increment(ref b));
+        long tokenB = waiter.Watched[6];
+        Assert.That(tokenB & 0xffffffff, Is.EqualTo(tokenA & 0xffffffff), "the slot is reused");
+        Assert.That(tokenB, Is.Not.EqualTo(tokenA), "under a new token");
+        waiter.Reports.Enqueue(new PollReady(tokenA, PollEvents.Readable));
+        waiter.Reports.Enqueue(new PollReady(tokenB, PollEvents.Readable));
+        h.Runtime.Post(() => { });
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (Volatile.Read(ref b) == 0 && DateTime.UtcNow < deadline) { waiter.Wake(); Thread.Sleep(5); }
+        h.OnLoop(() => { });
+        Assert.That(b, Is.EqualTo(1), "the live registration's report is delivered");
+        Assert.That(a, Is.EqualTo(0), "the stale report reaches nobody");
+    }
 }
