@@ -56,7 +56,7 @@ public sealed class CowOverlay : IDisposable
     /// <summary>
     /// Opens an existing overlay, or creates one for a base of <paramref name="baseSize"/> bytes.
     /// An existing overlay whose base size differs is refused with <see cref="CowFormatException"/>.
-    /// Creation is atomic: the file is built under a temporary name, synced, then renamed.
+    /// Creation is atomic and durable: the file is built under a temporary name, synced, renamed, and the directory synced.
     /// </summary>
     public static CowOverlay OpenOrCreate(string path, long baseSize, int clusterSize)
     {
@@ -76,6 +76,8 @@ public sealed class CowOverlay : IDisposable
             // NOTE: rename(2) is atomic: a crash leaves either no overlay or a complete empty one.
             try { File.Move(tmp, path, overwrite: false); }
             catch (IOException) { File.Delete(tmp); if (!File.Exists(path)) throw; }
+            // The new name lives in the directory: sync it too, or a power cut could lose the overlay just created.
+            BlkTap.Xen.FileDurability.SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
         }
         var o = Open(path);
         if (o.BaseSize != baseSize)

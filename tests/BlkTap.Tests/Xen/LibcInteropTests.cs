@@ -145,4 +145,31 @@ public class LibcInteropTests
         Assert.That(ex.ErrorText, Is.EqualTo(Marshal.GetPInvokeErrorMessage(Errno.EACCES)));
         Assert.That(ex.Message, Does.Contain("xs_read failed for /local/domain/0/name: errno 13 (Permission denied)"));
     }
+
+    [Test]
+    public void SyncDirectory_ExistingDirectory_Succeeds()
+    {
+        var dir = Directory.CreateTempSubdirectory("blktap-sync-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "f"), "x");
+            Assert.DoesNotThrow(() => BlkTap.Xen.FileDurability.SyncDirectory(dir));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Test]
+    public void SyncDirectory_MissingOrNotADirectory_ThrowsNamingIt()
+    {
+        var missing = Path.Combine(Path.GetTempPath(), $"blktap-nope-{Guid.NewGuid():N}");
+        Assert.That(() => BlkTap.Xen.FileDurability.SyncDirectory(missing),
+            Throws.InstanceOf<IOException>().With.Message.Contains(missing).And.Message.Contains("errno 2"));
+        var file = Path.GetTempFileName();
+        try
+        {
+            // O_DIRECTORY refuses a regular file (ENOTDIR = 20).
+            Assert.That(() => BlkTap.Xen.FileDurability.SyncDirectory(file), Throws.InstanceOf<IOException>().With.Message.Contains("errno 20"));
+        }
+        finally { File.Delete(file); }
+    }
 }

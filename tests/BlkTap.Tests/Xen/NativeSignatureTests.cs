@@ -29,6 +29,7 @@ public class NativeSignatureTests
         ["free"] = "void (*)(void *)",
         ["pipe2"] = "int (*)(int *, int)",
         ["fallocate"] = "int (*)(int, int, off_t, off_t)",
+        ["fsync"] = "int (*)(int)",
         ["epoll_create1"] = "int (*)(int)",
         ["epoll_ctl"] = "int (*)(int, int, int, struct epoll_event *)",
         ["epoll_wait"] = "int (*)(int, struct epoll_event *, int, int)",

@@ -73,6 +73,7 @@ public class XenConstantsTests
         new("O_RDWR", Libc.O_RDWR),
         new("O_NONBLOCK", Libc.O_NONBLOCK),
         new("O_CLOEXEC", Libc.O_CLOEXEC),
+        new("O_DIRECTORY", Libc.O_DIRECTORY),
         new("PROT_NONE", Libc.PROT_NONE),
         new("PROT_READ", Libc.PROT_READ),
         new("PROT_WRITE", Libc.PROT_WRITE),

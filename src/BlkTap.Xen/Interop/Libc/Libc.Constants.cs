@@ -10,6 +10,7 @@ internal static partial class Libc
     public const int O_RDWR = 2;
     public const int O_NONBLOCK = 0x800;
     public const int O_CLOEXEC = 0x80000;
+    public const int O_DIRECTORY = 0x10000; // NOTE: asm-generic/fcntl.h 00200000 (x86_64); arm64 uses 040000.
 
     // NOTE: linux/falloc.h.
     public const int FALLOC_FL_KEEP_SIZE = 0x01;
