@@ -51,7 +51,10 @@ public sealed class TapRequest
     /// <summary>The response status; hooks set it before Respond, or in a response hook.</summary>
     public BlkifStatus Status { get; set; }
 
-    /// <summary>Stopwatch timestamp when the request entered the runtime.</summary>
+    /// <summary>
+    /// Stopwatch timestamp when the request entered the runtime: the start of the loop pass that took it (one clock
+    /// read per pass serves all the requests that arrived together).
+    /// </summary>
     public long SubmitTimestamp { get; private set; }
 
     /// <summary>Number of data segments.</summary>
@@ -136,7 +139,7 @@ public sealed class TapRequest
     /// <summary>A transport's object for this request (the buffer request it came from).</summary>
     internal object? TransportObject;
 
-    internal void Reset(TapSession session, ulong id, BlkifOperation op, BlkifOperation wireOp, ulong sector)
+    internal void Reset(TapSession session, ulong id, BlkifOperation op, BlkifOperation wireOp, ulong sector, long timestamp)
     {
         Session = session;
         Id = id;
@@ -147,7 +150,7 @@ public sealed class TapRequest
         DiscardFlags = 0;
         ForceUnitAccess = false;
         Status = BlkifStatus.Okay;
-        SubmitTimestamp = Stopwatch.GetTimestamp();
+        SubmitTimestamp = timestamp;
         SegmentCount = 0;
         ByteCount = 0;
         NextHook = 0;

@@ -31,6 +31,7 @@ public sealed partial class TapRuntime : IDisposable
     private readonly PollReady[] _ready = new PollReady[64];
     private readonly List<IEndOfPassHandler> _passEnd = new();
     private int _sleeping;
+    private long _passTimestamp = Stopwatch.GetTimestamp();
     private readonly Stack<TapRequest> _pool = new();
     private readonly List<TapSession> _sessions = new();
     private readonly List<TapSession> _dirty = new();
@@ -159,7 +160,7 @@ public sealed partial class TapRuntime : IDisposable
     internal TapRequest RentRequest(TapSession session, ulong id, BlkifOperation operation, BlkifOperation wireOperation, ulong sector)
     {
         var r = _pool.Count > 0 ? _pool.Pop() : new TapRequest(this);
-        r.Reset(session, id, operation, wireOperation, sector);
+        r.Reset(session, id, operation, wireOperation, sector, _passTimestamp);
         r.State = RequestState.InHooks;
         return r;
     }
@@ -403,6 +404,8 @@ public sealed partial class TapRuntime : IDisposable
     public int RunOnce()
     {
         _loopThreadId = Environment.CurrentManagedThreadId;
+        // One clock read per pass serves every request the pass takes (they arrived together).
+        _passTimestamp = Stopwatch.GetTimestamp();
         int done = 0;
         if (_descriptors > 0) done += DispatchReady(_waiter.Wait(0, _ready));
         int budget = _work.Count;
@@ -507,6 +510,7 @@ public sealed partial class TapRuntime : IDisposable
             if (!_work.IsEmpty || _stopping) { Volatile.Write(ref _sleeping, 0); continue; }
             int ready = _waiter.Wait(-1, _ready);
             Volatile.Write(ref _sleeping, 0);
+            _passTimestamp = Stopwatch.GetTimestamp(); // the handlers below may take requests
             DispatchReady(ready);
         }
     }
