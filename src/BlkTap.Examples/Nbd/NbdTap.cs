@@ -40,6 +40,7 @@ public sealed class NbdTap : TapBase, IRequestHook, IControlHook
     private WritableWaiter? _writer;
     private NbdClient? _client;
     private PollRegistration? _poll;
+    private bool _pollsFd, _pollWritable;
     private NbdExportInfo? _info;
     private bool _connecting;
     private long _retryAt;
@@ -122,7 +123,13 @@ public sealed class NbdTap : TapBase, IRequestHook, IControlHook
         Connects++;
         if (old != null && old.Size != _info.Size)
             _runtime!.Report(TapDiagnosticLevel.Warning, null, $"nbd: {_uri} now has {_info.Size} bytes (was {old.Size}); sessions keep their size");
-        _poll = _runtime!.AttachPoll(client.Socket!, _onPoll);
+        // On a loop that watches descriptors (an epoll waiter, as in `blktap nbd serve`), the loop thread itself waits on
+        // the socket, for reading and, when the socket is full, for writing: no thread hand-off per reply.
+        _pollsFd = _runtime!.SupportsDescriptors;
+        _pollWritable = false;
+        _poll = _pollsFd
+            ? _runtime.AttachPoll((int)client.Socket!.Handle, PollEvents.Readable, _onPoll)
+            : _runtime.AttachPoll(client.Socket!, _onPoll);
     }
 
     // ------------------------------------------------------------------ requests
@@ -319,7 +326,7 @@ public sealed class NbdTap : TapBase, IRequestHook, IControlHook
     {
         var client = _client;
         if (client == null) return;
-        client.OnReadable();
+        if ((events & PollEvents.Readable) != 0) client.OnReadable();
         FlushClient();
     }
 
@@ -335,9 +342,19 @@ public sealed class NbdTap : TapBase, IRequestHook, IControlHook
         var client = _client;
         if (client == null) return;
         _needFlush = false;
-        if (!client.IsBroken && !client.Flush() && client.Socket is { } socket) _writer!.Arm(socket);
-        if (_needFlush && !client.IsBroken && !client.Flush() && client.Socket is { } again) _writer!.Arm(again);
-        if (client.IsBroken) Drop(client);
+        bool full = !client.IsBroken && !client.Flush();
+        if (!full && _needFlush && !client.IsBroken) full = !client.Flush();
+        if (client.IsBroken) { Drop(client); return; }
+        if (_pollsFd)
+        {
+            // Level-triggered: ask for Writable only while bytes wait, or every pass would report it.
+            if (full != _pollWritable && _poll != null)
+            {
+                _pollWritable = full;
+                _poll.SetInterest(full ? PollEvents.Readable | PollEvents.Writable : PollEvents.Readable);
+            }
+        }
+        else if (full && client.Socket is { } socket) _writer!.Arm(socket);
     }
 
     private void Drop(NbdClient client)
