@@ -152,7 +152,10 @@ static void wait_event(int timeout_ms)
 {
     struct pollfd p = { .fd = sock, .events = POLLIN };
     int r = poll(&p, 1, timeout_ms);
-    if (r == 0) fail("no event from the tap within %d ms", timeout_ms);
+    if (r == 0)
+        fail("no event from the tap within %d ms (req_prod %u req_event %u rsp_prod %u rsp_event %u rsp_cons %u req_prod_pvt %u)",
+             timeout_ms, front.sring->req_prod, front.sring->req_event, front.sring->rsp_prod, front.sring->rsp_event,
+             front.rsp_cons, front.req_prod_pvt);
     char buf[256];
     ssize_t n = read(sock, buf, sizeof buf);
     if (n == 0) fail("the tap closed the event channel");
@@ -371,7 +374,8 @@ static int workload(long ops, const char *modelout)
         n++;
         /* Push in small random batches so notification suppression is exercised both ways. */
         if (rnd() % 4 == 0) push();
-        if (harvest() == 0 && RING_FULL(&front)) wait_one();
+        /* A full ring may hold requests not pushed yet: publish them before waiting for their answers. */
+        if (harvest() == 0 && RING_FULL(&front)) { push(); wait_one(); }
     }
     push();
     drain();
