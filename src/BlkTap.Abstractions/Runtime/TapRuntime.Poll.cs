@@ -132,12 +132,17 @@ public sealed partial class TapRuntime
     /// Attaches a socket to the loop (blktap_attach_poll): <paramref name="handler"/> runs on the loop
     /// thread each time the socket becomes readable (data, or the peer closed). The handler should read
     /// what is available without blocking (e.g. with <c>Socket.Available</c> or a non-blocking socket);
-    /// the socket is re-armed after it returns. Safe from any thread.
+    /// the socket is re-armed after it returns. On a loop that watches descriptors (<see cref="SupportsDescriptors"/>)
+    /// the loop thread polls the socket itself. Detach before disposing the socket. Safe from any thread.
     /// </summary>
     public PollRegistration AttachPoll(Socket socket, Action<PollEvents> handler)
     {
         ArgumentNullException.ThrowIfNull(socket);
         ArgumentNullException.ThrowIfNull(handler);
+        // A loop that watches descriptors waits on the socket itself (level-triggered: while data is unread the
+        // handler runs every pass, which is what re-arming after each call gives too). No socket-engine thread.
+        if (SupportsDescriptors) return AttachPoll((int)socket.Handle, PollEvents.Readable, _ => handler(PollEvents.Readable));
+
         var reg = new PollRegistration(this, handler) { Socket = socket };
         var args = new SocketAsyncEventArgs();
         args.SetBuffer(Memory<byte>.Empty);

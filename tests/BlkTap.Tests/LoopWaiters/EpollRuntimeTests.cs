@@ -48,6 +48,31 @@ public class EpollRuntimeTests
     }
 
     [Test]
+    public async Task AttachPollSocket_EpollLoop_LoopThreadPollsTheSocketAndDetachStopsIt()
+    {
+        using var pair = new SocketPair();
+        pair.Watched.Blocking = false;
+        int calls = 0, bytes = 0;
+        var got = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var reg = _runtime.AttachPoll(pair.Watched, events =>
+        {
+            Interlocked.Increment(ref calls);
+            var buffer = new byte[64];
+            while (pair.Watched.Available > 0) Interlocked.Add(ref bytes, pair.Watched.Receive(buffer));
+            if (Volatile.Read(ref bytes) >= 3) got.TrySetResult(_runtime.IsLoopThread && events == PollEvents.Readable);
+        });
+        pair.PeerSends(3);
+        Assert.That(await got.Task.WaitAsync(Patience), Is.True, "the handler runs on the loop thread and sees Readable");
+        reg.Dispose();
+        int before = Volatile.Read(ref calls);
+        pair.PeerSends(2);
+        await PostAndWait(() => { });
+        await PostAndWait(() => { });
+        Assert.That(Volatile.Read(ref calls), Is.EqualTo(before), "detached: unread data runs no handler");
+        Assert.That(pair.Watched.Available, Is.EqualTo(2));
+    }
+
+    [Test]
     public async Task AttachPoll_PeerResetsThenDetach_HandlerSeesHangUpAndRunsNoMore()
     {
         using var pair = new SocketPair();
