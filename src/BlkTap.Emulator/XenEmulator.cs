@@ -23,6 +23,7 @@ public sealed class XenEmulator : IDisposable
     private readonly object _domainGate = new();
     private readonly Dictionary<ushort, EmulatedDomain> _domains = new();
     private readonly Dictionary<long, GrantMapping> _mappings = new();
+    private readonly Stack<GrantMapping> _mappingPool = new(); // unmapped GrantMappings for reuse (memory gate)
     private ushort _nextDomainId = 1;
     private long _nextHandle;
     private long _livePages;
@@ -255,17 +256,18 @@ public sealed class XenEmulator : IDisposable
                 if (entry is not { Active: true } || entry.ToDomain != mapper) return GrantStatus.NotGranted;
                 if (writable && entry.ReadOnly) return GrantStatus.ReadOnly;
             }
-            var entries = new GrantEntry[refs.Length];
+            if (!_mappingPool.TryPop(out var mapping)) mapping = new GrantMapping();
+            mapping.Reset(mapper, granter, refs.Length);
             for (int i = 0; i < refs.Length; i++)
             {
                 var entry = granter.Grants.LookupLocked(refs[i])!;
                 entry.MapCount++;
                 entry.Allocation.AddMapping(entry.PageIndex);
-                entries[i] = entry;
+                mapping.Add(entry);
                 pages[i] = entry.Page;
             }
             handle = ++_nextHandle;
-            _mappings.Add(handle, new GrantMapping(mapper, granter, entries));
+            _mappings.Add(handle, mapping);
             return GrantStatus.Okay;
         }
     }
@@ -281,6 +283,9 @@ public sealed class XenEmulator : IDisposable
                 mapping.Granter.Grants.OnUnmappedLocked(entry);
                 if (entry.Allocation.RemoveMapping(entry.PageIndex)) OnPagesFreedLocked(entry.Allocation.PageCount);
             }
+            mapping.Clear();
+            // Bounded: a pool as large as the most mappings ever held at once is enough for steady state.
+            if (_mappingPool.Count < 4096) _mappingPool.Push(mapping);
         }
     }
 }
