@@ -86,6 +86,62 @@ public class BenchCommandTests
     }
 
     [Test]
+    public void BenchJsonQuick_Emulator_EveryModeAndFrontendCountMeasuredAgainstTheHarness()
+    {
+        using var doc = JsonDocument.Parse(_stdout);
+        var results = Results(doc);
+        double ceiling = results["runtime: mem terminator, 4 KiB reads (data copied)"].GetProperty("ours").GetDouble();
+        foreach (var mode in new[] { "threaded", "deterministic, one thread" })
+        {
+            foreach (var fronts in new[] { "1 frontend", "4 frontends" })
+            {
+                var name = $"emulator ({mode}): mem terminator, {fronts}, qd 32 each, 4 KiB reads";
+                AssertMeasured(results, name);
+                Assert.That(results[name].GetProperty("theirs").GetDouble(), Is.EqualTo(ceiling), $"{name}: the baseline is the harness's mem-terminator read rate");
+            }
+        }
+        const string alloc = "emulator: bytes allocated per request on the tap's loop thread (steady state)";
+        Assert.That(results, Contains.Key(alloc));
+        Assert.That(results[alloc].GetProperty("ours").GetDouble(), Is.GreaterThanOrEqualTo(0));
+    }
+
+    [Test]
+    public void BenchOnly_UnknownGroup_ExitsTwoNamingItAndTheGroups()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = CliApp.Run(["bench", "--quick", "--only", "img,warp"], stdout, stderr);
+        Assert.That(code, Is.EqualTo(CliApp.BadInput));
+        var lines = stderr.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Has.Length.EqualTo(1));
+        Assert.That(lines[0], Does.Contain("'warp'").And.Contain("runtime, emulator, img, nbd, cow, replay"));
+        Assert.That(stdout.ToString(), Is.Empty);
+    }
+
+    [Test]
+    public void BenchOnly_WithResultsPage_ExitsTwo()
+    {
+        var stderr = new StringWriter();
+        int code = CliApp.Run(["bench", "--quick", "--only", "img", "--results", Path.Combine(_dir, "partial.md")], new StringWriter(), stderr);
+        Assert.That(code, Is.EqualTo(CliApp.BadInput));
+        Assert.That(stderr.ToString(), Does.Contain("--results"));
+        Assert.That(File.Exists(Path.Combine(_dir, "partial.md")), Is.False);
+    }
+
+    [Test]
+    public void BenchOnly_Emulator_RunsItWithItsRuntimeBaselineAndNothingElse()
+    {
+        var stdout = new StringWriter();
+        int code = CliApp.Run(["bench", "--quick", "--json", "--only", "emulator"], stdout, new StringWriter());
+        Assert.That(code, Is.EqualTo(CliApp.Ok));
+        using var doc = JsonDocument.Parse(stdout.ToString());
+        var names = Results(doc).Keys.ToList();
+        Assert.That(names.Where(n => n.StartsWith("emulator", StringComparison.Ordinal)).Count(), Is.EqualTo(5));
+        Assert.That(names.All(n => n.StartsWith("emulator", StringComparison.Ordinal) || n.StartsWith("runtime", StringComparison.Ordinal)), Is.True, string.Join("; ", names));
+        AssertMeasured(Results(doc), "emulator (threaded): mem terminator, 1 frontend, qd 32 each, 4 KiB reads");
+    }
+
+    [Test]
     public void BenchJsonQuick_NbdExport_HasALinePerPeerAndJob()
     {
         using var doc = JsonDocument.Parse(_stdout);

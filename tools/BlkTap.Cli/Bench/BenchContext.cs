@@ -29,6 +29,9 @@ internal sealed class BenchContext : IDisposable
     /// <summary>The runtime's null-terminator rate (1 frontend, req/s) once measured: the replay line's baseline.</summary>
     public double NullTerminatorRate { get; set; }
 
+    /// <summary>The ring harness's mem-terminator 4 KiB read rate (req/s) once measured: the emulator lines' baseline.</summary>
+    public double MemTerminatorReadRate { get; set; }
+
     /// <summary>Reports what is running now.</summary>
     public void Progress(string message) => _progress(message);
 

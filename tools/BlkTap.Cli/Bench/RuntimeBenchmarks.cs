@@ -43,6 +43,7 @@ internal static class RuntimeBenchmarks
         {
             var (rate, bytesPer) = Measure(h, batches / 2, BlkifOperation.Write);
             var (rrate, _) = Measure(h, batches / 2, BlkifOperation.Read);
+            ctx.MemTerminatorReadRate = rrate;
             yield return new BenchResult("runtime: mem terminator, 4 KiB writes (data copied)", rate, bareRate, "req/s", "bare ring echo (no runtime)", Note: $"{bytesPer:F1} B/req allocated");
             yield return new BenchResult("runtime: mem terminator, 4 KiB reads (data copied)", rrate, bareRate, "req/s", "bare ring echo (no runtime)");
         }

@@ -18,16 +18,27 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "print exactly one JSON object on stdout" };
         var quick = new Option<bool>("--quick") { Description = "tiny runs of everything (a smoke test: correctness only; the figures mean little)" };
         var resultsPath = new Option<string?>("--results") { Description = "also write the results page (markdown) to this path, e.g. bench/RESULTS.md" };
+        var only = new Option<string?>("--only")
+        {
+            Description = $"run only these groups, comma-separated: {string.Join(", ", Groups.Select(g => g.Name))} "
+                + "(runtime also runs when emulator or replay is chosen: it measures their baselines)",
+        };
         var cmd = new Command("bench", "benchmarks with ratios against baselines measured in the same run (images in /dev/shm)");
         cmd.Options.Add(json);
         cmd.Options.Add(quick);
         cmd.Options.Add(resultsPath);
+        cmd.Options.Add(only);
         cmd.SetAction(parse =>
         {
             bool q = parse.GetValue(quick);
             var page = parse.GetValue(resultsPath);
             if (page != null && Path.GetDirectoryName(Path.GetFullPath(page)) is { } dir && !Directory.Exists(dir))
                 return io.BadInput($"bench: the directory of --results '{page}' does not exist");
+            var selected = SelectGroups(parse.GetValue(only), out var unknown);
+            if (unknown != null)
+                return io.BadInput($"bench: --only: unknown group '{unknown}' (groups: {string.Join(", ", Groups.Select(g => g.Name))})");
+            if (page != null && selected.Count != Groups.Length)
+                return io.BadInput("bench: --results writes the whole page: run every group (no --only)");
             bool progressToTerminal = io.Err == Console.Error && !Console.IsErrorRedirected;
             var sw = Stopwatch.StartNew();
             var started = DateTime.UtcNow;
@@ -35,11 +46,7 @@ internal static class BenchCommand
             var failures = new List<string>();
             using (var ctx = new BenchContext(q, m => { if (progressToTerminal) io.Err.WriteLine($"blktap bench: {m}"); }))
             {
-                Group(ctx, RuntimeBenchmarks.Run, "runtime", results, failures);
-                Group(ctx, ImgBenchmarks.Run, "img vs raw", results, failures);
-                Group(ctx, NbdBenchmarks.Run, "nbd export", results, failures);
-                Group(ctx, NbdBenchmarks.RunCow, "cow", results, failures);
-                Group(ctx, ReplayBenchmarks.Run, "replay", results, failures);
+                foreach (var g in selected) Group(ctx, g.Run, g.Title, results, failures);
             }
             sw.Stop();
             var machine = BenchMachine.Current();
@@ -73,6 +80,33 @@ internal static class BenchCommand
             return exit;
         });
         return cmd;
+    }
+
+    private sealed record BenchGroup(string Name, string Title, Func<BenchContext, IEnumerable<BenchResult>> Run, bool NeedsRuntimeBaselines = false);
+
+    /// <summary>Every group, in the order they run (and appear on the results page).</summary>
+    private static readonly BenchGroup[] Groups =
+    [
+        new("runtime", "runtime", RuntimeBenchmarks.Run),
+        new("emulator", "emulator", EmulatorBenchmarks.Run, NeedsRuntimeBaselines: true),
+        new("img", "img vs raw", ImgBenchmarks.Run),
+        new("nbd", "nbd export", NbdBenchmarks.Run),
+        new("cow", "cow", NbdBenchmarks.RunCow),
+        new("replay", "replay", ReplayBenchmarks.Run, NeedsRuntimeBaselines: true),
+    ];
+
+    /// <summary>The groups <paramref name="only"/> names (all when null), in run order; <paramref name="unknown"/> names a bad one.</summary>
+    private static List<BenchGroup> SelectGroups(string? only, out string? unknown)
+    {
+        unknown = null;
+        if (only == null) return [.. Groups];
+        var names = only.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (names.Length == 0) { unknown = only; return []; }
+        foreach (var n in names)
+            if (!Groups.Any(g => g.Name.Equals(n, StringComparison.OrdinalIgnoreCase))) { unknown = n; return []; }
+        bool wanted(BenchGroup g) => names.Any(n => n.Equals(g.Name, StringComparison.OrdinalIgnoreCase));
+        bool needsRuntime = Groups.Any(g => wanted(g) && g.NeedsRuntimeBaselines);
+        return Groups.Where(g => wanted(g) || (needsRuntime && g.Name == "runtime")).ToList();
     }
 
     /// <summary>Runs one group; a group that throws is a failure named in the output, and the others still run.</summary>
