@@ -189,7 +189,7 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
     private async Task Write(BlkFront front, ulong start, ulong at, ulong count, DiskModel model, Random rng, FrontendResult result)
     {
         var data = new byte[(int)count * BlkifConstants.SectorSize];
-        rng.NextBytes(data);
+        FillPattern(data, (ulong)rng.NextInt64());
         var s = await front.WriteAsync(start + at, data);
         lock (result)
         {
@@ -233,6 +233,23 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
             else if (s != BlkifStatus.NotSupported) { result.Errors++; Problem(result, $"discard sector {start + at}+{count}: {s}"); }
         }
         options.Progress?.Invoke();
+    }
+
+    /// <summary>
+    /// Fills <paramref name="data"/> (a multiple of 8 bytes) with a pseudo-random pattern from <paramref name="seed"/>
+    /// (splitmix64): every write carries data no other write has, so a misplaced or stale sector shows. Several times
+    /// faster than a seeded <see cref="Random.NextBytes(byte[])"/>, which dominated the workload's own cost.
+    /// </summary>
+    internal static void FillPattern(Span<byte> data, ulong seed)
+    {
+        var words = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(data);
+        for (int i = 0; i < words.Length; i++)
+        {
+            ulong z = seed += 0x9E3779B97F4A7C15UL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            words[i] = z ^ (z >> 31);
+        }
     }
 
     private static void Problem(FrontendResult r, string what)
