@@ -14,7 +14,8 @@ internal static class NbdBenchmarks
 
     public static IEnumerable<BenchResult> Run(BenchContext ctx)
     {
-        int seconds = ctx.Quick ? 1 : 10;
+        int seconds = ctx.Quick ? 1 : 4;
+        int reps = ctx.Quick ? 1 : 3;
         long bytes = ctx.Quick ? 32L << 20 : 1L << 30;
         var fio = PeerPrograms.Find("fio");
         var results = new List<BenchResult>();
@@ -29,7 +30,7 @@ internal static class NbdBenchmarks
         }
         ctx.Progress("nbd: creating the image");
         var image = ctx.CreateImage("nbd.raw", bytes);
-        var where = $"{bytes >> 20} MiB raw image in {ctx.ScratchDirectory}, fio {seconds} s per job";
+        var where = $"{bytes >> 20} MiB raw image in {ctx.ScratchDirectory}, fio {seconds} s per job and server, median of {reps} repetition(s) in alternating order";
         var servers = new List<NbdServerProcess>();
         try
         {
@@ -47,14 +48,25 @@ internal static class NbdBenchmarks
 
             foreach (var job in FioJob.Standard)
             {
-                ctx.Progress($"nbd: {job.Label}: blktap");
-                double our = job.Run(fio, ours.Uri, seconds, ctx.ScratchDirectory);
-                ctx.Progress($"nbd: {job.Label}: nbdkit");
-                double? kit = nbdkit != null ? job.Run(fio, nbdkit.Uri, seconds, ctx.ScratchDirectory) : null;
-                ctx.Progress($"nbd: {job.Label}: qemu-nbd");
-                double? qem = qemu != null ? job.Run(fio, qemu.Uri, seconds, ctx.ScratchDirectory) : null;
-                results.Add(new BenchResult($"nbd export vs nbdkit: {job.Label}", our, kit, job.Unit, "nbdkit -U S file IMAGE; goal >= 1.0", Note: nbdkitNote ?? where));
-                results.Add(new BenchResult($"nbd export vs qemu-nbd: {job.Label}", our, qem, job.Unit, $"qemu-nbd -k S {QemuOptions} IMAGE", Note: qemuNote ?? where));
+                // Each server runs the job `reps` times; the order flips every repetition (ours first, then last), so that
+                // drift of the machine during a job hits every server alike. Each figure is the median of its runs.
+                var runs = new Dictionary<NbdServerProcess, List<double>>();
+                var order = servers.ToList();
+                for (int rep = 0; rep < reps; rep++)
+                {
+                    foreach (var server in rep % 2 == 0 ? order : Enumerable.Reverse(order))
+                    {
+                        ctx.Progress($"nbd: {job.Label}: {server.Label} ({rep + 1} of {reps})");
+                        (runs.TryGetValue(server, out var list) ? list : runs[server] = new List<double>()).Add(job.Run(fio, server.Uri, seconds, ctx.ScratchDirectory));
+                    }
+                }
+                double our = Median(runs[ours]);
+                double? kit = nbdkit != null ? Median(runs[nbdkit]) : null;
+                double? qem = qemu != null ? Median(runs[qemu]) : null;
+                string Spread(NbdServerProcess? them) => them == null || reps < 2 ? ""
+                    : $"; per-repetition ratio {string.Join(", ", runs[ours].Zip(runs[them], (a, b) => (a / b).ToString("F2", System.Globalization.CultureInfo.InvariantCulture)))}";
+                results.Add(new BenchResult($"nbd export vs nbdkit: {job.Label}", our, kit, job.Unit, "nbdkit -U S file IMAGE; goal >= 1.0", Note: nbdkitNote ?? where + Spread(nbdkit)));
+                results.Add(new BenchResult($"nbd export vs qemu-nbd: {job.Label}", our, qem, job.Unit, $"qemu-nbd -k S {QemuOptions} IMAGE", Note: qemuNote ?? where + Spread(qemu)));
             }
         }
         finally
@@ -114,6 +126,12 @@ internal static class NbdBenchmarks
             foreach (var f in new[] { baseImage, ourOverlay, qcow }) if (File.Exists(f)) File.Delete(f);
         }
         return results;
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.OrderBy(v => v).ToList();
+        return sorted[sorted.Count / 2];
     }
 
     private static NbdServerProcess StartOurs(BenchContext ctx, string name, string[] taps)

@@ -112,6 +112,10 @@ internal static class BenchCommand
     /// <summary>Runs one group; a group that throws is a failure named in the output, and the others still run.</summary>
     private static void Group(BenchContext ctx, Func<BenchContext, IEnumerable<BenchResult>> run, string name, List<BenchResult> results, List<string> failures)
     {
+        // What a previous group left (emulated guests' memory, mem disks, finalizers) must not be collected during this one.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
         try
         {
             foreach (var r in run(ctx)) results.Add(r);
