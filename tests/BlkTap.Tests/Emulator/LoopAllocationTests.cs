@@ -1,4 +1,5 @@
 using BlkTap.Emulator;
+using BlkTap.Testing;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.Emulator;
@@ -34,9 +35,9 @@ public class LoopAllocationTests
             await Task.WhenAll(workers);
         }
         await Round(200); // warm: request pool, grant-mapping pool, dictionaries, tiered JIT
-        long before = await LoopAllocated(rig.Runtime);
+        long before = await LoopProbe.AllocatedBytesAsync(rig.Runtime);
         await Round(300);
-        long after = await LoopAllocated(rig.Runtime);
+        long after = await LoopProbe.AllocatedBytesAsync(rig.Runtime);
         long requests = 300L * queueDepth * frontends;
         TestContext.Out.WriteLine($"loop thread allocated {after - before} bytes for {requests} requests");
         // The two Posts that read the counter allocate a closure and a work item: far below one byte per request.
@@ -56,13 +57,5 @@ public class LoopAllocationTests
             var status = op == BlkifOperation.Write ? await front.WriteAsync(sector, data) : await front.ReadAsync(sector, data);
             Assert.That(status, Is.EqualTo(BlkifStatus.Okay), $"{op} of {sectors} sectors at {sector}");
         }
-    }
-
-    private static async Task<long> LoopAllocated(TapRuntime runtime)
-    {
-        // The continuation must not run inline on the loop thread, or its allocations would count as the loop's.
-        var result = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-        runtime.Post(() => result.SetResult(GC.GetAllocatedBytesForCurrentThread()));
-        return await result.Task.WaitAsync(TimeSpan.FromSeconds(30));
     }
 }

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using BlkTap.Examples.Nbd;
+using BlkTap.Testing;
 using NUnit.Framework;
 using static BlkTap.Tests.Nbd.RawNbd;
 
@@ -213,17 +214,11 @@ public class NbdDirectPathTests() : NbdServerFixture(NbdServerKind.Chain)
                 if (reply.Cookie % 2 == 1) ReadExact(s, sink.AsSpan(0, 4096));
             }
         }
-        async Task<long> LoopAllocated()
-        {
-            var tcs = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-            runtime.Post(() => tcs.SetResult(GC.GetAllocatedBytesForCurrentThread()));
-            return await tcs.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        }
         for (int i = 0; i < 100; i++) Round(); // warm: slots, pools and tiered JIT settle
-        long before = await LoopAllocated();
+        long before = await LoopProbe.AllocatedBytesAsync(runtime);
         const int rounds = 300;
         for (int i = 0; i < rounds; i++) Round();
-        long after = await LoopAllocated();
+        long after = await LoopProbe.AllocatedBytesAsync(runtime);
         double perRequest = (after - before) / (rounds * 32.0);
         TestContext.Out.WriteLine($"loop allocated {after - before} bytes for {rounds * 32} requests");
         // The two Posts above are the only allocations expected (a closure and a work item each).

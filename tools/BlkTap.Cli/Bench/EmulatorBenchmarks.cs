@@ -69,8 +69,7 @@ internal static class EmulatorBenchmarks
                 loopBytes = Math.Max(loopBytes, (double)(loop1 - loop0) / done);
                 processBytes = Math.Max(processBytes, (double)(all1 - all0) / done);
             }
-            rates.Sort();
-            return new Measurement(rates[rates.Count / 2], loopBytes, processBytes);
+            return new Measurement(BenchStats.Median(rates), loopBytes, processBytes);
         }
         finally { mem.Dispose(); }
     }
@@ -96,8 +95,7 @@ internal static class EmulatorBenchmarks
         ulong slots = front.Sectors / 8;
         for (int i = 0; i < count; i++)
         {
-            rng = rng * 6364136223846793005UL + 1442695040888963407UL;
-            ulong sector = (rng >> 20) % slots * 8;
+            ulong sector = BenchStats.NextSlotSector(ref rng, slots);
             var status = op == BlkifOperation.Write ? await front.WriteAsync(sector, buffer) : await front.ReadAsync(sector, buffer);
             if (status != BlkifStatus.Okay) throw new InvalidOperationException($"emulator bench: {op} of sector {sector} on {front.FrontendPath} answered {status}");
         }

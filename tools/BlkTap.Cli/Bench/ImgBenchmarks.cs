@@ -53,14 +53,8 @@ internal static class ImgBenchmarks
             return $"{bytes >> 20} MiB image in {ctx.ScratchDirectory} (page cache); median of {rounds} interleaved short round(s) of {ops:N0} requests, "
                 + $"per-round ratio {ratios.Min():F2}-{ratios.Max():F2}";
         }
-        yield return new BenchResult("img vs raw: 4 KiB random read, qd 32", Median(ourRead), Median(rawRead), "IOPS", baseline, Note: Note(ourRead, rawRead));
-        yield return new BenchResult("img vs raw: 4 KiB random write, qd 32", Median(ourWrite), Median(rawWrite), "IOPS", baseline, Note: Note(ourWrite, rawWrite));
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.OrderBy(v => v).ToList();
-        return sorted[sorted.Count / 2];
+        yield return new BenchResult("img vs raw: 4 KiB random read, qd 32", BenchStats.Median(ourRead), BenchStats.Median(rawRead), "IOPS", baseline, Note: Note(ourRead, rawRead));
+        yield return new BenchResult("img vs raw: 4 KiB random write, qd 32", BenchStats.Median(ourWrite), BenchStats.Median(rawWrite), "IOPS", baseline, Note: Note(ourWrite, rawWrite));
     }
 
     /// <summary>
@@ -80,8 +74,7 @@ internal static class ImgBenchmarks
             var sw = Stopwatch.StartNew();
             for (int i = 0; i < ops; i++)
             {
-                rng = rng * 6364136223846793005UL + 1442695040888963407UL;
-                long offset = (long)((rng >> 20) % slots * 8 * 512);
+                long offset = (long)BenchStats.NextSlotSector(ref rng, slots) * 512;
                 var buffer = new Span<byte>(block + (i % Buffers) * 4096, 4096);
                 if (write) RandomAccess.Write(handle, buffer, offset);
                 else if (RandomAccess.Read(handle, buffer, offset) != buffer.Length) throw new InvalidOperationException("short read");

@@ -50,19 +50,18 @@ internal static class NbdBenchmarks
             {
                 // Each server runs the job `reps` times; the order flips every repetition (ours first, then last), so that
                 // drift of the machine during a job hits every server alike. Each figure is the median of its runs.
-                var runs = new Dictionary<NbdServerProcess, List<double>>();
-                var order = servers.ToList();
+                var runs = servers.ToDictionary(s => s, _ => new List<double>());
                 for (int rep = 0; rep < reps; rep++)
                 {
-                    foreach (var server in rep % 2 == 0 ? order : Enumerable.Reverse(order))
+                    foreach (var server in rep % 2 == 0 ? servers : Enumerable.Reverse(servers))
                     {
                         ctx.Progress($"nbd: {job.Label}: {server.Label} ({rep + 1} of {reps})");
-                        (runs.TryGetValue(server, out var list) ? list : runs[server] = new List<double>()).Add(job.Run(fio, server.Uri, seconds, ctx.ScratchDirectory));
+                        runs[server].Add(job.Run(fio, server.Uri, seconds, ctx.ScratchDirectory));
                     }
                 }
-                double our = Median(runs[ours]);
-                double? kit = nbdkit != null ? Median(runs[nbdkit]) : null;
-                double? qem = qemu != null ? Median(runs[qemu]) : null;
+                double our = BenchStats.Median(runs[ours]);
+                double? kit = nbdkit != null ? BenchStats.Median(runs[nbdkit]) : null;
+                double? qem = qemu != null ? BenchStats.Median(runs[qemu]) : null;
                 string Spread(NbdServerProcess? them) => them == null || reps < 2 ? ""
                     : $"; per-repetition ratio {string.Join(", ", runs[ours].Zip(runs[them], (a, b) => (a / b).ToString("F2", System.Globalization.CultureInfo.InvariantCulture)))}";
                 results.Add(new BenchResult($"nbd export vs nbdkit: {job.Label}", our, kit, job.Unit, "nbdkit -U S file IMAGE; goal >= 1.0", Note: nbdkitNote ?? where + Spread(nbdkit)));
@@ -126,12 +125,6 @@ internal static class NbdBenchmarks
             foreach (var f in new[] { baseImage, ourOverlay, qcow }) if (File.Exists(f)) File.Delete(f);
         }
         return results;
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.OrderBy(v => v).ToList();
-        return sorted[sorted.Count / 2];
     }
 
     private static NbdServerProcess StartOurs(BenchContext ctx, string name, string[] taps)

@@ -69,9 +69,8 @@ internal sealed unsafe class RingHarness : IDisposable
                 ulong slots = (fe.Session.Sectors - 8) / 8;
                 for (uint i = 0; i < size; i++)
                 {
-                    rng = rng * 6364136223846793005UL + 1442695040888963407UL;
                     req.Id = (ulong)(done + i);
-                    req.Sector = (rng >> 20) % slots * 8;
+                    req.Sector = BenchStats.NextSlotSector(ref rng, slots);
                     req.Segments[0] = new BlkifSegment(1 + (i % DataPages), 0, 7);
                     fe.Front.EnqueueRequest(req);
                 }
