@@ -99,7 +99,6 @@ public static class XenVbdToolstack
         store.Write(be + "/online", "1");
         store.Write(be + "/removable", "0");
         store.Write(be + "/bootable", "1");
-        store.Write(be + "/state", init);
         store.Write(be + "/dev", attachment.VirtualDevice);
         store.Write(be + "/type", "tap");
         store.Write(be + "/mode", attachment.ReadOnly ? "r" : "w");
@@ -110,9 +109,14 @@ public static class XenVbdToolstack
         setPermissions?.Invoke(fe, [new(attachment.FrontendDomain, XenStoreAccess.None), new(attachment.BackendDomain, XenStoreAccess.Read)]);
         store.Write(fe + "/backend", be);
         store.Write(fe + "/backend-id", attachment.BackendDomain.ToString(inv));
-        store.Write(fe + "/state", init);
         store.Write(fe + "/virtual-device", nodes.DeviceNumber.ToString(inv));
         store.Write(fe + "/device-type", "disk");
+        // NOTE: outside a transaction (the emulator's store, a toolstack without one) a backend or frontend may
+        // react to each write as it lands; both wait for their 'state' node (xen-blkback and XenbusBlockBackend
+        // read 'mode' and 'params' once 'state' is there), so each directory's 'state' is written after every
+        // other node, and the backend's last of all, once the frontend it names is complete.
+        store.Write(fe + "/state", init);
+        store.Write(be + "/state", init);
         return nodes;
     }
 

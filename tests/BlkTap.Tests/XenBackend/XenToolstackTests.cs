@@ -78,6 +78,37 @@ public sealed class XenToolstackTests
         await loop.WaitAsync(TimeSpan.FromSeconds(10));
     }
 
+    /// <summary>Records the order of writes; everything else goes to the wrapped store.</summary>
+    private sealed class RecordingStore(IXenStore inner) : IXenStore
+    {
+        public List<string> Writes { get; } = new();
+        public string? Read(string path) => inner.Read(path);
+        public void Write(string path, string value) { Writes.Add(path); inner.Write(path, value); }
+        public bool Remove(string path) => inner.Remove(path);
+        public IReadOnlyList<string> Directory(string path) => inner.Directory(path);
+        public IDisposable Watch(string path, Action<string> onChanged) => inner.Watch(path, onChanged);
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void WriteAttach_WithoutTransaction_EachStateWrittenAfterItsDirectoryAndBackendStateLast(bool readOnly)
+    {
+        // A backend watching outside a transaction reads 'mode' and 'params' as soon as 'state' appears (the vbd3
+        // attach test once lost that race under load: "the backend went to Closed before connecting").
+        using var emulator = new XenEmulator();
+        var store = new RecordingStore(emulator.Store);
+        var nodes = XenVbdToolstack.WriteAttach(store, new XenVbdAttachment(3, "xvdc", "img") { ReadOnly = readOnly });
+        var fe = store.Writes.Where(w => w.StartsWith(nodes.FrontendPath, StringComparison.Ordinal)).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(store.Writes[^1], Is.EqualTo(nodes.BackendPath + "/state"), "the backend's state comes last");
+            Assert.That(fe[^1], Is.EqualTo(nodes.FrontendPath + "/state"), "the frontend's state comes after its other nodes");
+            Assert.That(store.Writes.IndexOf(nodes.BackendPath + "/mode"), Is.LessThan(store.Writes.Count - 1));
+            Assert.That(store.Writes.IndexOf(nodes.BackendPath + "/params"), Is.LessThan(store.Writes.Count - 1));
+            Assert.That(store.Writes.Count(w => w.EndsWith("/state", StringComparison.Ordinal)), Is.EqualTo(2));
+        });
+    }
+
     [Test]
     public void WriteDetachRequest_NoSuchDevice_ClearError()
     {
