@@ -39,6 +39,16 @@ total = int(c.get('total', 0)); passed = int(c.get('passed', 0)); failed = int(c
 print(passed, failed, total - passed - failed, total)
 PY
 )
+  # The console log is long and CI keeps only its tail: name every failed test again at the end.
+  python3 - "$trx" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+for r in root.iter():
+    if r.tag.endswith('UnitTestResult') and r.get('outcome') not in ('Passed', 'NotExecuted', None):
+        msg = next((e.text or '' for e in r.iter() if e.tag.endswith('Message')), '')
+        first = ' '.join(msg.strip().splitlines()[:3])[:400]
+        print(f"FAILED {r.get('testName')}: {first}")
+PY
 else
   passed=0; failed=0; skipped=0; total=0
 fi
