@@ -120,6 +120,43 @@ public class NbdTransmissionEdgeTests(NbdServerKind kind) : NbdServerFixture(kin
     }
 
     [Test]
+    public void MixedReads_LargeWrittenEagerlySmallPerPass_EachReplyWholeAndMatchingItsCookie()
+    {
+        // Large replies (>= 64 KiB) leave as soon as they are ready, small ones at the end of the pass; interleaved and
+        // pipelined, with the client pausing so that some eager writes meet a full socket, every reply must still
+        // arrive whole, once, with its own data.
+        var backend = new MemoryNbdExportBackend(16 << 20);
+        new Random(5).NextBytes(backend.Data);
+        var sock = Serve(backend, maxInFlight: 16);
+        using var s = RawTransmission(sock, out _);
+        var rng = new Random(11);
+        const int count = 96;
+        var want = new (ulong Offset, int Length)[count];
+        for (int i = 0; i < count; i++)
+        {
+            int len = rng.Next(3) switch { 0 => 4096, 1 => 64 * 1024, _ => 1 << 20 };
+            ulong off = (ulong)rng.Next(0, (16 << 20) - len) / 512 * 512;
+            want[i] = (off, len);
+            s.Send(Header(NbdCommand.Read, (ulong)i, off, (uint)len));
+        }
+        var seen = new bool[count];
+        var buf = new byte[1 << 20];
+        for (int i = 0; i < count; i++)
+        {
+            if (i % 16 == 0) Thread.Sleep(50);
+            var reply = ReadReply(s);
+            Assert.That(reply.Error, Is.EqualTo(0u));
+            Assert.That(reply.Cookie, Is.LessThan((ulong)count));
+            int c = (int)reply.Cookie;
+            Assert.That(seen[c], Is.False, $"reply {c} twice");
+            seen[c] = true;
+            var data = buf.AsSpan(0, want[c].Length);
+            ReadExact(s, data);
+            Assert.That(data.SequenceEqual(backend.Data.AsSpan((int)want[c].Offset, want[c].Length)), Is.True, $"reply {c}");
+        }
+    }
+
+    [Test]
     public void HalfClose_AfterPipelinedWrites_AllAnsweredThenClosed()
     {
         var backend = new MemoryNbdExportBackend(4 << 20);

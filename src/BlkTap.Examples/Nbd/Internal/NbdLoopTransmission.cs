@@ -48,6 +48,12 @@ internal sealed unsafe partial class NbdLoopTransmission : IEndOfPassHandler
     // Replies are written after every this many requests of a batch (and at the end of the pass). Measured with fio
     // 4 KiB random I/O at iodepth 32: 4, 8 and 32 were within noise for reads; 8 was best for writes.
     private const int FlushEvery = 8;
+    // A reply at least this long is written as soon as it is ready (if the socket has room), not at the end of the
+    // pass: its data was just copied into the slot's buffer and is still in this core's cache, so the socket's copy of
+    // it runs from the cache instead of memory. fio 1 MiB sequential reads, iodepth 32, on this 2-core VM: 3.2-3.3k
+    // MiB/s gathered per pass (8 MiB between writes), 3.6k eager. Tried and not kept: a second thread per connection
+    // writing large replies (the loop and the sender each ran at about 55 %, 3.0-3.1k MiB/s: the data crossed cores).
+    private const int EagerReply = 64 * 1024;
     private bool _inPump;
     private bool _passEndScheduled, _stopReading, _dead, _closing, _throttled, _writeBlocked, _freed;
 
@@ -376,6 +382,7 @@ internal sealed unsafe partial class NbdLoopTransmission : IEndOfPassHandler
         new NbdSimpleReply((uint)slot.Error, slot.Command.Cookie).Write(new Span<byte>(slot.Header, NbdMagic.SimpleReplyHeaderSize));
         _out[(_outHead + _outCount) % _out.Length] = slot;
         _outCount++;
+        if (slot.ReplyLength >= EagerReply && !_writeBlocked) { Send(); return; }
         ScheduleEndOfPass();
     }
 
