@@ -35,7 +35,6 @@ public sealed partial class TapRuntime : IDisposable
     private readonly Stack<TapRequest> _pool = new();
     private readonly List<TapSession> _sessions = new();
     private readonly List<TapSession> _dirty = new();
-    private readonly HashSet<TapSession> _dirtySet = new(ReferenceEqualityComparer.Instance);
     private Action? _externalWake;
     private volatile bool _stopping;
     private int _loopThreadId;
@@ -343,7 +342,12 @@ public sealed partial class TapRuntime : IDisposable
         try
         {
             session.Complete(request);
-            if (_dirtySet.Add(session)) _dirty.Add(session);
+            // A flag on the session, not a set: a session belongs to one runtime, and this runs once per request.
+            if (!session.PendingFlush)
+            {
+                session.PendingFlush = true;
+                _dirty.Add(session);
+            }
         }
         catch (Exception ex)
         {
@@ -468,8 +472,8 @@ public sealed partial class TapRuntime : IDisposable
             try { s.FlushCompletions(); }
             catch (Exception ex) { Report(TapDiagnosticLevel.Error, s, "transport failed to publish responses", ex); }
         }
+        for (int i = 0; i < _dirty.Count; i++) _dirty[i].PendingFlush = false;
         _dirty.Clear();
-        _dirtySet.Clear();
     }
 
     /// <summary>Runs the loop on the calling thread until <see cref="Stop"/> (blktap_listen).</summary>

@@ -77,6 +77,9 @@ public abstract class TapSession
 
     internal void ClearSignal() => Volatile.Write(ref _signalled, 0);
 
+    /// <summary>Loop thread: the session has completions its transport has not published yet this pass (in the runtime's list).</summary>
+    internal bool PendingFlush;
+
     /// <summary>Loop thread: take whatever requests the frontend has sent and submit them with <see cref="TapRuntime.Submit"/>.</summary>
     protected internal abstract void Process();
 
