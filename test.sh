@@ -36,19 +36,14 @@ import sys, xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()
 c = next(e for e in root.iter() if e.tag.endswith('Counters'))
 total = int(c.get('total', 0)); passed = int(c.get('passed', 0)); failed = int(c.get('failed', 0)) + int(c.get('error', 0)) + int(c.get('timeout', 0)) + int(c.get('aborted', 0))
-print(passed, failed, total - passed - failed, total)
-PY
-)
-  # The console log is long and CI keeps only its tail: name every failed test again at the end.
-  python3 - "$trx" <<'PY'
-import sys, xml.etree.ElementTree as ET
-root = ET.parse(sys.argv[1]).getroot()
+# The console log is long and CI keeps only its tail: name every failed test again near the end (stderr).
 for r in root.iter():
     if r.tag.endswith('UnitTestResult') and r.get('outcome') not in ('Passed', 'NotExecuted', None):
         msg = next((e.text or '' for e in r.iter() if e.tag.endswith('Message')), '')
-        first = ' '.join(msg.strip().splitlines()[:3])[:400]
-        print(f"FAILED {r.get('testName')}: {first}")
+        print(f"FAILED {r.get('testName')}: {' '.join(msg.strip().splitlines()[:3])[:400]}", file=sys.stderr)
+print(passed, failed, total - passed - failed, total)
 PY
+)
 else
   passed=0; failed=0; skipped=0; total=0
 fi

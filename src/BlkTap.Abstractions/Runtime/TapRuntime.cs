@@ -342,7 +342,7 @@ public sealed partial class TapRuntime : IDisposable
         try
         {
             session.Complete(request);
-            // A flag on the session, not a set: a session belongs to one runtime, and this runs once per request.
+            // Once per pass per session; a session belongs to one runtime, so a flag on it marks membership.
             if (!session.PendingFlush)
             {
                 session.PendingFlush = true;
@@ -469,10 +469,10 @@ public sealed partial class TapRuntime : IDisposable
         for (int i = 0; i < _dirty.Count; i++)
         {
             var s = _dirty[i];
+            s.PendingFlush = false;
             try { s.FlushCompletions(); }
             catch (Exception ex) { Report(TapDiagnosticLevel.Error, s, "transport failed to publish responses", ex); }
         }
-        for (int i = 0; i < _dirty.Count; i++) _dirty[i].PendingFlush = false;
         _dirty.Clear();
     }
 
