@@ -179,11 +179,13 @@ static void dev_open(device *d, const char *path, int writable, int direct)
 {
     d->path = path;
     d->direct = direct;
+    struct stat st;
+    if (stat(path, &st) != 0) usage_error("cannot open %s: %s", path, strerror(errno));
+    if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) usage_error("%s is neither a block device nor a regular file", path);
     d->fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | (direct ? O_DIRECT : 0));
     if (d->fd < 0 && direct && errno == EINVAL)
         usage_error("cannot open %s with O_DIRECT (EINVAL): its filesystem has no direct I/O; pass --no-direct", path);
     if (d->fd < 0) usage_error("cannot open %s: %s", path, strerror(errno));
-    struct stat st;
     if (fstat(d->fd, &st) != 0) usage_error("cannot stat %s: %s", path, strerror(errno));
     d->lbs = SECTOR;
     if (S_ISBLK(st.st_mode)) {
