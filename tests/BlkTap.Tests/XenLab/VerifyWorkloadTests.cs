@@ -154,6 +154,21 @@ public sealed partial class VerifyWorkloadTests
         return count;
     }
 
+    /// <summary>The domU has no libc: build.sh must give a static x86_64 ELF (no PT_INTERP program header).</summary>
+    [Test]
+    public void BuildScript_Run_WritesStaticX86_64Executable()
+    {
+        var elf = File.ReadAllBytes(Verify());
+        Assert.That(elf.AsSpan(0, 4).SequenceEqual("\u007fELF"u8), Is.True, "ELF magic");
+        Assert.That(elf[4], Is.EqualTo(2), "ELFCLASS64");
+        Assert.That(BitConverter.ToUInt16(elf, 0x12), Is.EqualTo(0x3E), "EM_X86_64");
+        long phoff = BitConverter.ToInt64(elf, 0x20);
+        int phentsize = BitConverter.ToUInt16(elf, 0x36), phnum = BitConverter.ToUInt16(elf, 0x38);
+        Assert.That(phnum, Is.GreaterThan(0));
+        for (int i = 0; i < phnum; i++)
+            Assert.That(BitConverter.ToUInt32(elf, (int)phoff + i * phentsize), Is.Not.EqualTo(3u), "a PT_INTERP header means a dynamic executable");
+    }
+
     [TestCase(0)]
     [TestCase(1)]
     [TestCase(55)]
