@@ -120,6 +120,7 @@ public sealed class XenbusBlockBackend : IDisposable
         private bool _armed;
         private bool _connected;
         private bool _removed;
+        private bool _frontendSeen;
 
         public RingSession? Session { get; private set; }
 
@@ -132,6 +133,9 @@ public sealed class XenbusBlockBackend : IDisposable
             _feDomid = feDomid;
             try
             {
+                // Read before Arm writes InitWait: whoever waits for InitWait and then removes the frontend's
+                // directory must find the removal reported, not mistaken for a frontend not yet written.
+                _frontendSeen = Store.Read($"{frontend}/state") != null;
                 Arm();
                 if (_removed) return;
                 _frontendWatch = Store.Watch($"{frontend}/state", _ => Runtime.Post(OnFrontendChanged));
@@ -202,9 +206,15 @@ public sealed class XenbusBlockBackend : IDisposable
             var stateText = Store.Read($"{_frontend}/state");
             if (stateText == null)
             {
-                if (_armed) Fail("the frontend's directory disappeared");
+                // NOTE: a toolstack without a transaction writes the backend directory (state last) and only then
+                // the frontend's (XenbusDevices.CreateVbd does, in that order): a backend that wakes up in between
+                // finds no frontend state yet. Linux's xenbus does not probe such a device until the other end
+                // exists (xenbus_read_otherend_details, "missing other end"); here the device waits for it, and
+                // only a frontend that was there and went away closes the device.
+                if (_armed && _frontendSeen) Fail("the frontend's directory disappeared");
                 return;
             }
+            _frontendSeen = true;
             if (!int.TryParse(stateText, NumberStyles.None, CultureInfo.InvariantCulture, out var raw) || raw is < 0 or > 8)
             {
                 if (_armed) Fail($"frontend state '{Trim(stateText)}' is not a XenbusState");
