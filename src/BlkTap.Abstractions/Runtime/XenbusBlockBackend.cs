@@ -14,7 +14,10 @@ namespace BlkTap;
 /// </summary>
 /// <remarks>
 /// Threading: all handshake work runs on the runtime's loop (watch callbacks post to it). Every value
-/// a frontend writes is validated; a bad one is reported and closes that device only.
+/// a frontend writes is validated; a bad one is reported and closes that device only. Whenever the backend
+/// itself closes a device it first writes the reason to <c>hotplug-error</c> in the backend directory
+/// (with <c>hotplug-status</c>=error for a failure), where the frontend and the toolstack can read it; the
+/// node is removed when the device next connects.
 /// </remarks>
 public sealed class XenbusBlockBackend : IDisposable
 {
@@ -114,6 +117,8 @@ public sealed class XenbusBlockBackend : IDisposable
 
     private sealed class Device(XenbusBlockBackend owner, string path)
     {
+        private const int MaxReasonLength = 1024; // xenstore values are small (XENSTORE_PAYLOAD_MAX 4096 with the path)
+
         private IDisposable? _frontendWatch;
         private string _frontend = "";
         private ushort _feDomid;
@@ -279,6 +284,7 @@ public sealed class XenbusBlockBackend : IDisposable
             var error = session.ConnectRing(refs, protocol, channel);
             if (error != null) { channel.Dispose(); Fail(error); return; }
             _connected = true;
+            Store.Remove($"{path}/hotplug-error"); // the reason of an earlier failure no longer applies
             SetState(XenbusState.Connected);
             Runtime.ConnectSession(session);
         }
@@ -293,6 +299,7 @@ public sealed class XenbusBlockBackend : IDisposable
             if (_removed) return;
             try
             {
+                PublishReason(reason, error: true);
                 SetState(XenbusState.Closing);
                 SetState(XenbusState.Closed);
             }
@@ -300,6 +307,22 @@ public sealed class XenbusBlockBackend : IDisposable
             {
                 Runtime.Report(TapDiagnosticLevel.Error, Session, $"{path}: cannot write the backend state: {ex.Message}");
             }
+        }
+
+        /// <summary>
+        /// Writes why the backend closes the device where the frontend and the toolstack look, before the state
+        /// change that makes them look.
+        /// </summary>
+        /// <remarks>
+        /// NOTE: Xen's hotplug scripts report a failure as <c>hotplug-error</c> (a human-readable string) and
+        /// <c>hotplug-status</c>=error in the backend directory (tools/hotplug/Linux/xen-hotplug-common.sh,
+        /// fatal()), and libxl logs <c>hotplug-error</c> when a device does not come up (libxl_device.c). A
+        /// user-space backend has no script, so it writes them itself. The node stays until the device connects.
+        /// </remarks>
+        private void PublishReason(string reason, bool error)
+        {
+            Store.Write($"{path}/hotplug-error", reason.Length > MaxReasonLength ? reason[..MaxReasonLength] + "..." : reason);
+            if (error) Store.Write($"{path}/hotplug-status", "error");
         }
 
         private void Disconnect(string? reason, XenbusState state)
@@ -322,6 +345,7 @@ public sealed class XenbusBlockBackend : IDisposable
             {
                 try
                 {
+                    if (reason != null) PublishReason(reason, error: false);
                     SetState(XenbusState.Closing);
                     SetState(XenbusState.Closed);
                 }

@@ -83,6 +83,7 @@ public sealed class XenbusBackendTests
 
         WaitFor(() => XenbusDevices.ReadState(store, paths.BackendPath) == XenbusState.Closed, "the backend's Closed");
         WaitFor(() => diagnostics.Any(d => d.Message.Contains(expected, StringComparison.Ordinal)), $"a diagnostic containing \"{expected}\"");
+        Assert.That(store.Read(paths.BackendPath + "/hotplug-error"), Does.Contain(expected), "the reason, where the guest and the toolstack can read it");
         Assert.That(diagnostics.Where(d => d.Exception != null), Is.Empty, "no exception reached the runtime");
         Assert.That(rig.Emulator.Faults, Is.Empty);
         Assert.That(rig.Runtime.Sessions.Any(s => s.DomainId == guest.Id), Is.False, "the hostile device's session is closed");
