@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using BlkTap.Emulator;
+using BlkTap.Tests.Emulator;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.Hostile;
@@ -111,7 +112,7 @@ public class HostileGuestTests
             Volatile.Write(ref reqProd, ring.RequestProducerPrivate + 1000);
         }
         s.Hostile.EventChannel!.Notify();
-        var deadline = DateTime.UtcNow.AddSeconds(5);
+        var deadline = DateTime.UtcNow + Waits.Deadline;
         while (!s.Diagnostics.Any(d => d.Contains("protocol error")) && DateTime.UtcNow < deadline) await Task.Delay(10);
         Assert.That(s.Diagnostics.Any(d => d.Contains("protocol error") && d.Contains($"dom{s.Hostile.Domain.Id}")), Is.True, string.Join("\n", s.Diagnostics));
         Assert.That(s.Rig.Runtime.Sessions.Select(x => x.DomainId), Does.Not.Contain(s.Hostile.Domain.Id));
@@ -163,11 +164,11 @@ public class HostileGuestTests
         var page = s.Hostile.Domain.AllocatePages();
         var gref = s.Hostile.Domain.Grants.GrantAccess(0, page, readOnly: false);
         var pending = s.Hostile.SubmitRaw(Raw(Rw(BlkifOperation.Read, 4096, new BlkifSegment(gref, 0, 7))));
-        var r = await stolen.Task.WaitAsync(TimeSpan.FromSeconds(5));
+        var r = await stolen.Task.WaitAsync(Waits.Deadline);
         Assert.That(s.Hostile.Domain.Grants.EndAccess(gref), Is.False, "the backend still maps the page: revoking must fail, as in Xen");
         r.Runtime.InjectResponse(r, BlkifStatus.Okay);
         Assert.That((await pending).Status, Is.EqualTo(BlkifStatus.Okay));
-        var deadline = DateTime.UtcNow.AddSeconds(5);
+        var deadline = DateTime.UtcNow + Waits.Deadline;
         while (s.Hostile.Domain.Grants.MapCount(gref) != 0 && DateTime.UtcNow < deadline) await Task.Delay(5);
         Assert.That(s.Hostile.Domain.Grants.EndAccess(gref), Is.True, "after the response the mapping is gone");
     }
