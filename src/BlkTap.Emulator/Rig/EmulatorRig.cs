@@ -197,7 +197,8 @@ public sealed class EmulatorRig : IAsyncDisposable
                 if (rt == null) continue;
                 var closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 rt.Post(closed.SetResult);
-                await Task.WhenAny(closed.Task, Task.Delay(DisposeDeadline));
+                try { await closed.Task.WaitAsync(DisposeDeadline); }
+                catch (TimeoutException) { } // a stuck loop: stop it anyway
             }
         }
         if (Options.Deterministic) { try { Emulator.RunUntilIdle(); } catch (Exception) { } }
