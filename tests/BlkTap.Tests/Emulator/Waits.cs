@@ -34,6 +34,24 @@ internal static class Waits
     }
 
     /// <summary>
+    /// Blocks until <paramref name="condition"/> holds, re-checking it each time <paramref name="signal"/> is
+    /// released (by whatever produces what the condition looks at); fails the test after <see cref="Deadline"/>.
+    /// </summary>
+    public static void ForSignal(SemaphoreSlim signal, Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + Deadline;
+        while (!condition())
+        {
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero || !signal.Wait(left))
+            {
+                if (condition()) return;
+                Assert.Fail($"{what} did not happen within {Deadline.TotalSeconds} s");
+            }
+        }
+    }
+
+    /// <summary>
     /// Runs <paramref name="read"/> on <paramref name="runtime"/>'s loop and returns its result: a barrier, since
     /// everything posted to the loop before it has run. Fails the test after <see cref="Deadline"/>.
     /// </summary>

@@ -16,6 +16,7 @@ public class HostileGuestTests
     {
         public required EmulatorRig Rig;
         public required ConcurrentQueue<string> Diagnostics;
+        public required SemaphoreSlim Reported; // released after each diagnostic is queued
         public required ConcurrentQueue<Seen> HookSaw;
         public BlkFront Hostile => Rig.Frontends[0];
         public BlkFront Honest => Rig.Frontends[1];
@@ -28,16 +29,17 @@ public class HostileGuestTests
     private static async Task<Setup> StartAsync(Func<TapRequest, HookResult>? inspect = null)
     {
         var diagnostics = new ConcurrentQueue<string>();
+        var reported = new SemaphoreSlim(0);
         var saw = new ConcurrentQueue<Seen>();
         var device = new MemoryBlockDevice(8L << 20);
-        var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions { Frontends = 2, Diagnostics = d => diagnostics.Enqueue(d.ToString()) }, rt =>
+        var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions { Frontends = 2, Diagnostics = d => { diagnostics.Enqueue(d.ToString()); reported.Release(); } }, rt =>
         {
             rt.RegisterRequestHook("inspect", Hook.Request(r => { saw.Enqueue(new Seen(r.Session.DomainId, r.Operation, r.Sector)); return inspect?.Invoke(r) ?? HookResult.Pass; }));
             var serve = new BlockDeviceHook(device);
             rt.RegisterControlHook("mem", serve);
             rt.RegisterRequestHook("mem", serve);
         });
-        return new Setup { Rig = rig, Diagnostics = diagnostics, HookSaw = saw };
+        return new Setup { Rig = rig, Diagnostics = diagnostics, Reported = reported, HookSaw = saw };
     }
 
     private static async Task HonestGuestStillWorks(Setup s)
@@ -112,10 +114,9 @@ public class HostileGuestTests
             Volatile.Write(ref reqProd, ring.RequestProducerPrivate + 1000);
         }
         s.Hostile.EventChannel!.Notify();
-        var deadline = DateTime.UtcNow + Waits.Deadline;
-        while (!s.Diagnostics.Any(d => d.Contains("protocol error")) && DateTime.UtcNow < deadline) await Task.Delay(10);
+        Waits.ForSignal(s.Reported, () => s.Diagnostics.Any(d => d.Contains("protocol error")), "the protocol error's diagnostic");
         Assert.That(s.Diagnostics.Any(d => d.Contains("protocol error") && d.Contains($"dom{s.Hostile.Domain.Id}")), Is.True, string.Join("\n", s.Diagnostics));
-        Assert.That(s.Rig.Runtime.Sessions.Select(x => x.DomainId), Does.Not.Contain(s.Hostile.Domain.Id));
+        Assert.That(Waits.OnLoop(s.Rig.Runtime, () => s.Rig.Runtime.Sessions.Select(x => x.DomainId).ToList()), Does.Not.Contain(s.Hostile.Domain.Id), "read on the loop, after the pass that reported");
         await HonestGuestStillWorks(s);
     }
 
