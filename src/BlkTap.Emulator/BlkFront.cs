@@ -25,6 +25,8 @@ namespace BlkTap.Emulator;
 /// does not match, more responses than requests, a data page still mapped after its response) breaks
 /// this frontend: every pending and later call fails with <see cref="BlkFrontException"/>, state goes
 /// to Closing with an <c>error</c> node; nothing else is affected.</para>
+/// <para>A backend that closes the device (before or after connecting) is expected to say why in its
+/// <c>hotplug-error</c> node; the <see cref="BlkFrontException"/> message then ends with that reason.</para>
 /// </remarks>
 public sealed class BlkFront : IDisposable
 {
@@ -535,17 +537,17 @@ public sealed class BlkFront : IDisposable
         {
             case Phase.WaitingForBackend:
                 if (backend == XenbusState.InitWait) TalkToBackend();
-                else if (backend is XenbusState.Closing or XenbusState.Closed) Break($"the backend went to {backend} before connecting");
+                else if (backend is XenbusState.Closing or XenbusState.Closed) Break($"the backend went to {backend} before connecting{BackendReason()}");
                 break;
             case Phase.Initialised:
                 if (backend == XenbusState.Connected) FinishConnect();
-                else if (backend is XenbusState.Closing or XenbusState.Closed) Break($"the backend went to {backend} before connecting");
+                else if (backend is XenbusState.Closing or XenbusState.Closed) Break($"the backend went to {backend} before connecting{BackendReason()}");
                 break;
             case Phase.Connected:
                 if (backend is XenbusState.Closing or XenbusState.Closed)
                 {
                     // NOTE: blkback_changed(): a backend that closes takes the device away (blkfront_closing).
-                    Teardown("the backend closed the device");
+                    Teardown($"the backend closed the device{BackendReason()}");
                     _phase = Phase.Closed;
                     WriteState(XenbusState.Closed);
                     _disconnected.TrySetResult();
@@ -555,6 +557,16 @@ public sealed class BlkFront : IDisposable
                 if (backend is XenbusState.Closing or XenbusState.Closed or XenbusState.Unknown) FinishDisconnect();
                 break;
         }
+    }
+
+    /// <summary>
+    /// ": " and the backend's <c>hotplug-error</c> (why it closed the device), or "" when it wrote none.
+    /// Scheduler only.
+    /// </summary>
+    private string BackendReason()
+    {
+        var reason = _store.Read(BackendPath + "/hotplug-error");
+        return string.IsNullOrEmpty(reason) ? "" : ": " + reason;
     }
 
     private void TalkToBackend()

@@ -14,7 +14,10 @@ namespace BlkTap;
 /// </summary>
 /// <remarks>
 /// Threading: all handshake work runs on the runtime's loop (watch callbacks post to it). Every value
-/// a frontend writes is validated; a bad one is reported and closes that device only.
+/// a frontend writes is validated; a bad one is reported and closes that device only. Whenever the backend
+/// itself closes a device it first writes the reason to <c>hotplug-error</c> in the backend directory
+/// (with <c>hotplug-status</c>=error for a failure), where the frontend and the toolstack can read it; the
+/// node is removed when the device next connects.
 /// </remarks>
 public sealed class XenbusBlockBackend : IDisposable
 {
@@ -114,12 +117,15 @@ public sealed class XenbusBlockBackend : IDisposable
 
     private sealed class Device(XenbusBlockBackend owner, string path)
     {
+        private const int MaxReasonLength = 1024; // xenstore values are small (XENSTORE_PAYLOAD_MAX 4096 with the path)
+
         private IDisposable? _frontendWatch;
         private string _frontend = "";
         private ushort _feDomid;
         private bool _armed;
         private bool _connected;
         private bool _removed;
+        private bool _frontendSeen;
 
         public RingSession? Session { get; private set; }
 
@@ -132,6 +138,9 @@ public sealed class XenbusBlockBackend : IDisposable
             _feDomid = feDomid;
             try
             {
+                // Read before Arm writes InitWait: whoever waits for InitWait and then removes the frontend's
+                // directory must find the removal reported, not mistaken for a frontend not yet written.
+                _frontendSeen = Store.Read($"{frontend}/state") != null;
                 Arm();
                 if (_removed) return;
                 _frontendWatch = Store.Watch($"{frontend}/state", _ => Runtime.Post(OnFrontendChanged));
@@ -202,9 +211,15 @@ public sealed class XenbusBlockBackend : IDisposable
             var stateText = Store.Read($"{_frontend}/state");
             if (stateText == null)
             {
-                if (_armed) Fail("the frontend's directory disappeared");
+                // NOTE: a toolstack without a transaction writes the backend directory (state last) and only then
+                // the frontend's (XenbusDevices.CreateVbd does, in that order): a backend that wakes up in between
+                // finds no frontend state yet. Linux's xenbus does not probe such a device until the other end
+                // exists (xenbus_read_otherend_details, "missing other end"); here the device waits for it, and
+                // only a frontend that was there and went away closes the device.
+                if (_armed && _frontendSeen) Fail("the frontend's directory disappeared");
                 return;
             }
+            _frontendSeen = true;
             if (!int.TryParse(stateText, NumberStyles.None, CultureInfo.InvariantCulture, out var raw) || raw is < 0 or > 8)
             {
                 if (_armed) Fail($"frontend state '{Trim(stateText)}' is not a XenbusState");
@@ -269,6 +284,7 @@ public sealed class XenbusBlockBackend : IDisposable
             var error = session.ConnectRing(refs, protocol, channel);
             if (error != null) { channel.Dispose(); Fail(error); return; }
             _connected = true;
+            Store.Remove($"{path}/hotplug-error"); // the reason of an earlier failure no longer applies
             SetState(XenbusState.Connected);
             Runtime.ConnectSession(session);
         }
@@ -283,6 +299,7 @@ public sealed class XenbusBlockBackend : IDisposable
             if (_removed) return;
             try
             {
+                PublishReason(reason, error: true);
                 SetState(XenbusState.Closing);
                 SetState(XenbusState.Closed);
             }
@@ -290,6 +307,22 @@ public sealed class XenbusBlockBackend : IDisposable
             {
                 Runtime.Report(TapDiagnosticLevel.Error, Session, $"{path}: cannot write the backend state: {ex.Message}");
             }
+        }
+
+        /// <summary>
+        /// Writes why the backend closes the device where the frontend and the toolstack look, before the state
+        /// change that makes them look.
+        /// </summary>
+        /// <remarks>
+        /// NOTE: Xen's hotplug scripts report a failure as <c>hotplug-error</c> (a human-readable string) and
+        /// <c>hotplug-status</c>=error in the backend directory (tools/hotplug/Linux/xen-hotplug-common.sh,
+        /// fatal()), and libxl logs <c>hotplug-error</c> when a device does not come up (libxl_device.c). A
+        /// user-space backend has no script, so it writes them itself. The node stays until the device connects.
+        /// </remarks>
+        private void PublishReason(string reason, bool error)
+        {
+            Store.Write($"{path}/hotplug-error", reason.Length > MaxReasonLength ? reason[..MaxReasonLength] + "..." : reason);
+            if (error) Store.Write($"{path}/hotplug-status", "error");
         }
 
         private void Disconnect(string? reason, XenbusState state)
@@ -312,6 +345,7 @@ public sealed class XenbusBlockBackend : IDisposable
             {
                 try
                 {
+                    if (reason != null) PublishReason(reason, error: false);
                     SetState(XenbusState.Closing);
                     SetState(XenbusState.Closed);
                 }

@@ -155,6 +155,9 @@ public sealed class EmulatorRig : IAsyncDisposable
 
     private readonly List<Task> _loops = new();
 
+    /// <summary>How long disposing waits for a loop to close its sessions and to stop (generous: a loaded machine is slow, not stuck).</summary>
+    private static readonly TimeSpan DisposeDeadline = TimeSpan.FromSeconds(60);
+
     /// <summary>
     /// Runs <paramref name="work"/> to completion: directly in threaded mode; in deterministic mode as
     /// a task on the emulator's scheduler, driving the scheduler on this thread until it finishes.
@@ -194,12 +197,13 @@ public sealed class EmulatorRig : IAsyncDisposable
                 if (rt == null) continue;
                 var closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 rt.Post(closed.SetResult);
-                await Task.WhenAny(closed.Task, Task.Delay(TimeSpan.FromSeconds(10)));
+                try { await closed.Task.WaitAsync(DisposeDeadline); }
+                catch (TimeoutException) { } // a stuck loop: stop it anyway
             }
         }
         if (Options.Deterministic) { try { Emulator.RunUntilIdle(); } catch (Exception) { } }
         _cts.Cancel();
-        foreach (var loop in _loops) await loop.WaitAsync(TimeSpan.FromSeconds(10));
+        foreach (var loop in _loops) await loop.WaitAsync(DisposeDeadline);
         Runtime.Dispose();
         _blkback?.Dispose();
         Emulator.Dispose();

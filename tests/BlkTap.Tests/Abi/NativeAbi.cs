@@ -51,6 +51,11 @@ internal static class NativeAbi
             var run = Peers.Run(exe, []);
             return run.ExitCode == 0 && run.StdOut.Trim() == "4" ? null : $"the -m32 program printed '{run.StdOut.Trim()}'";
         }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            // A kernel without IA-32 emulation (CONFIG_IA32_EMULATION off, or ia32_emulation=0) refuses to exec it.
+            return $"this kernel cannot run a 32-bit program ({ex.Message})";
+        }
         finally
         {
             Directory.Delete(dir, recursive: true);

@@ -69,10 +69,10 @@ public class BlkFrontTests
         var data = new byte[64 * 1024];
         new Random(1).NextBytes(data);
         var writes = Enumerable.Range(0, 8).Select(i => h.Front.WriteAsync((ulong)(i * 128), data.AsMemory(i * 8192, 8192))).ToArray();
-        Assert.That(Task.WaitAll(writes, TimeSpan.FromSeconds(20)), Is.True);
+        Assert.That(Task.WaitAll(writes, Waits.Deadline), Is.True);
         var back = new byte[data.Length];
         var reads = Enumerable.Range(0, 8).Select(i => h.Front.ReadAsync((ulong)(i * 128), back.AsMemory(i * 8192, 8192))).ToArray();
-        Assert.That(Task.WaitAll(reads, TimeSpan.FromSeconds(20)), Is.True);
+        Assert.That(Task.WaitAll(reads, Waits.Deadline), Is.True);
         Assert.That(writes.Concat(reads).Select(t => t.Result), Is.All.EqualTo(BlkifStatus.Okay));
         Assert.That(back, Is.EqualTo(data));
         Assert.That(emu.Faults, Is.Empty);

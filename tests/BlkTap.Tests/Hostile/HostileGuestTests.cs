@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using BlkTap.Emulator;
+using BlkTap.Tests.Emulator;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.Hostile;
@@ -15,6 +16,7 @@ public class HostileGuestTests
     {
         public required EmulatorRig Rig;
         public required ConcurrentQueue<string> Diagnostics;
+        public required SemaphoreSlim Reported; // released after each diagnostic is queued
         public required ConcurrentQueue<Seen> HookSaw;
         public BlkFront Hostile => Rig.Frontends[0];
         public BlkFront Honest => Rig.Frontends[1];
@@ -27,16 +29,17 @@ public class HostileGuestTests
     private static async Task<Setup> StartAsync(Func<TapRequest, HookResult>? inspect = null)
     {
         var diagnostics = new ConcurrentQueue<string>();
+        var reported = new SemaphoreSlim(0);
         var saw = new ConcurrentQueue<Seen>();
         var device = new MemoryBlockDevice(8L << 20);
-        var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions { Frontends = 2, Diagnostics = d => diagnostics.Enqueue(d.ToString()) }, rt =>
+        var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions { Frontends = 2, Diagnostics = d => { diagnostics.Enqueue(d.ToString()); reported.Release(); } }, rt =>
         {
             rt.RegisterRequestHook("inspect", Hook.Request(r => { saw.Enqueue(new Seen(r.Session.DomainId, r.Operation, r.Sector)); return inspect?.Invoke(r) ?? HookResult.Pass; }));
             var serve = new BlockDeviceHook(device);
             rt.RegisterControlHook("mem", serve);
             rt.RegisterRequestHook("mem", serve);
         });
-        return new Setup { Rig = rig, Diagnostics = diagnostics, HookSaw = saw };
+        return new Setup { Rig = rig, Diagnostics = diagnostics, Reported = reported, HookSaw = saw };
     }
 
     private static async Task HonestGuestStillWorks(Setup s)
@@ -111,10 +114,9 @@ public class HostileGuestTests
             Volatile.Write(ref reqProd, ring.RequestProducerPrivate + 1000);
         }
         s.Hostile.EventChannel!.Notify();
-        var deadline = DateTime.UtcNow.AddSeconds(5);
-        while (!s.Diagnostics.Any(d => d.Contains("protocol error")) && DateTime.UtcNow < deadline) await Task.Delay(10);
+        Waits.ForSignal(s.Reported, () => s.Diagnostics.Any(d => d.Contains("protocol error")), "the protocol error's diagnostic");
         Assert.That(s.Diagnostics.Any(d => d.Contains("protocol error") && d.Contains($"dom{s.Hostile.Domain.Id}")), Is.True, string.Join("\n", s.Diagnostics));
-        Assert.That(s.Rig.Runtime.Sessions.Select(x => x.DomainId), Does.Not.Contain(s.Hostile.Domain.Id));
+        Assert.That(Waits.OnLoop(s.Rig.Runtime, () => s.Rig.Runtime.Sessions.Select(x => x.DomainId).ToList()), Does.Not.Contain(s.Hostile.Domain.Id), "read on the loop, after the pass that reported");
         await HonestGuestStillWorks(s);
     }
 
@@ -163,11 +165,11 @@ public class HostileGuestTests
         var page = s.Hostile.Domain.AllocatePages();
         var gref = s.Hostile.Domain.Grants.GrantAccess(0, page, readOnly: false);
         var pending = s.Hostile.SubmitRaw(Raw(Rw(BlkifOperation.Read, 4096, new BlkifSegment(gref, 0, 7))));
-        var r = await stolen.Task.WaitAsync(TimeSpan.FromSeconds(5));
+        var r = await stolen.Task.WaitAsync(Waits.Deadline);
         Assert.That(s.Hostile.Domain.Grants.EndAccess(gref), Is.False, "the backend still maps the page: revoking must fail, as in Xen");
         r.Runtime.InjectResponse(r, BlkifStatus.Okay);
         Assert.That((await pending).Status, Is.EqualTo(BlkifStatus.Okay));
-        var deadline = DateTime.UtcNow.AddSeconds(5);
+        var deadline = DateTime.UtcNow + Waits.Deadline;
         while (s.Hostile.Domain.Grants.MapCount(gref) != 0 && DateTime.UtcNow < deadline) await Task.Delay(5);
         Assert.That(s.Hostile.Domain.Grants.EndAccess(gref), Is.True, "after the response the mapping is gone");
     }

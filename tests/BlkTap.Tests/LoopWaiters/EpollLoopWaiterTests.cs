@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using BlkTap.Xen;
+using BlkTap.Tests.Emulator;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.LoopWaiters;
@@ -8,7 +9,7 @@ namespace BlkTap.Tests.LoopWaiters;
 [TestFixture]
 public class EpollLoopWaiterTests
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Patience = Waits.Deadline;
     private EpollLoopWaiter _waiter = null!;
     private readonly PollReady[] _ready = new PollReady[8];
 

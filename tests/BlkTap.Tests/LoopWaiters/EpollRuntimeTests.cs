@@ -1,4 +1,5 @@
 using BlkTap.Xen;
+using BlkTap.Tests.Emulator;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.LoopWaiters;
@@ -7,7 +8,7 @@ namespace BlkTap.Tests.LoopWaiters;
 [TestFixture]
 public class EpollRuntimeTests
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Patience = Waits.Deadline;
     private TapRuntime _runtime = null!;
     private Task _loop = null!;
 
@@ -108,7 +109,9 @@ public class EpollRuntimeTests
         });
         pair.PeerSends();
         await first.Task.WaitAsync(Patience);
-        await Task.Delay(100);
+        // Two whole loop passes with the data still unread: a report would have reached the handler.
+        await PostAndWait(() => { });
+        await PostAndWait(() => { });
         Assert.That(Volatile.Read(ref calls), Is.EqualTo(1), "interest None: unread data is not reported");
         reg.SetInterest(PollEvents.Readable);
         await again.Task.WaitAsync(Patience);

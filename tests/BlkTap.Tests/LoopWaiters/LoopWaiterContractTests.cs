@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using BlkTap.Xen;
+using BlkTap.Tests.Emulator;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.LoopWaiters;
@@ -9,7 +10,7 @@ namespace BlkTap.Tests.LoopWaiters;
 [TestFixture(typeof(EpollLoopWaiter))]
 public class LoopWaiterContractTests<TWaiter> where TWaiter : ILoopWaiter, new()
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Patience = Waits.Deadline;
     private TWaiter _waiter = default!;
 
     [SetUp]

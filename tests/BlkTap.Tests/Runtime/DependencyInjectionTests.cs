@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using BlkTap.Tests.Emulator;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.Runtime;
@@ -30,7 +31,7 @@ public class DependencyInjectionTests
         await attached.Task;
         var done = new TaskCompletionSource<BlkifStatus>();
         session.Submit(new BufferRequest { Operation = BlkifOperation.FlushDiskCache, Completed = b => done.SetResult(b.Status) });
-        Assert.That(await done.Task.WaitAsync(TimeSpan.FromSeconds(5)), Is.EqualTo(BlkifStatus.Okay));
+        Assert.That(await done.Task.WaitAsync(Waits.Deadline), Is.EqualTo(BlkifStatus.Okay));
         Assert.That(sp.GetRequiredService<Counter>().Calls, Is.EqualTo(1));
         cts.Cancel();
         await loop;

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
+using BlkTap.Tests.Emulator;
 
 namespace BlkTap.Tests.Runtime;
 
@@ -31,7 +32,7 @@ internal sealed unsafe class RuntimeHarness : IDisposable
         var done = new ManualResetEventSlim();
         Exception? error = null;
         Runtime.Post(() => { try { a(); } catch (Exception ex) { error = ex; } finally { done.Set(); } });
-        if (!done.Wait(TimeSpan.FromSeconds(10))) throw new TimeoutException("loop did not run the action");
+        if (!done.Wait(Waits.Deadline)) throw new TimeoutException("loop did not run the action");
         if (error != null) throw error;
     }
 
@@ -53,7 +54,7 @@ internal sealed unsafe class RuntimeHarness : IDisposable
     public void Dispose()
     {
         _cts.Cancel();
-        _loop.Wait(TimeSpan.FromSeconds(5));
+        _loop.Wait(Waits.Deadline);
         Runtime.Dispose();
         foreach (var p in _buffers) NativeMemory.AlignedFree((void*)p);
     }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using FsCheck;
 using FsCheck.Fluent;
+using BlkTap.Tests.Emulator;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.Runtime;
@@ -151,7 +152,7 @@ public class TapRuntimeTests
         }
         // Inject from several threads, in a shuffled order.
         int expectedStolen = steals.Count(x => x);
-        var deadline = DateTime.UtcNow.AddSeconds(10);
+        var deadline = DateTime.UtcNow + Waits.Deadline;
         var all = new List<TapRequest>();
         while (all.Count < expectedStolen && DateTime.UtcNow < deadline)
         {
@@ -164,7 +165,7 @@ public class TapRuntimeTests
         {
             if (!r.Runtime.InjectResponse(r, BlkifStatus.Okay)) throw new InvalidOperationException("inject refused");
         });
-        if (!Task.WaitAll(pending.ToArray(), TimeSpan.FromSeconds(10))) return false;
+        if (!Task.WaitAll(pending.ToArray(), Waits.Deadline)) return false;
         bool ok = results.Count == steals.Length && results.Values.All(n => n == 1)
             && responseSeen.Count == steals.Length && responseSeen.Values.All(n => n == 1);
         // Each session saw exactly its own ids.
@@ -197,8 +198,8 @@ public class TapRuntimeTests
         });
         var s = h.Attach("s", 10);
         var answer = h.SubmitAsync(s, BlkifOperation.FlushDiskCache, 0, 0, 0, 1);
-        var r = await stolen.Task;
-        await Task.Delay(20);
+        var r = await stolen.Task.WaitAsync(Waits.Deadline);
+        h.OnLoop(() => { }); // the loop has run everything it had: a request not stolen would be answered by now
         Assert.That(answer.IsCompleted, Is.False);
         await Task.Run(() => Assert.That(h.Runtime.Resume(r), Is.True));
         Assert.That(await answer, Is.EqualTo(BlkifStatus.Okay));
@@ -216,7 +217,7 @@ public class TapRuntimeTests
         })));
         var s = h.Attach("s", 10);
         var answer = h.SubmitAsync(s, BlkifOperation.FlushDiskCache, 0, 0, 0, 1);
-        Assert.That(await answer.WaitAsync(TimeSpan.FromSeconds(5)), Is.EqualTo(BlkifStatus.NotSupported));
+        Assert.That(await answer.WaitAsync(Waits.Deadline), Is.EqualTo(BlkifStatus.NotSupported));
     }
 
     [Test]
@@ -233,7 +234,7 @@ public class TapRuntimeTests
             rt.RegisterRequestHook("term", Hook.Request(r => { terminatorCalls++; r.Status = BlkifStatus.Okay; return HookResult.Respond; }));
         });
         var s = h.Attach("s", 10);
-        Assert.That(await h.SubmitAsync(s, BlkifOperation.FlushDiskCache, 0, 0, 0, 1).WaitAsync(TimeSpan.FromSeconds(5)), Is.EqualTo(BlkifStatus.Okay));
+        Assert.That(await h.SubmitAsync(s, BlkifOperation.FlushDiskCache, 0, 0, 0, 1).WaitAsync(Waits.Deadline), Is.EqualTo(BlkifStatus.Okay));
         Assert.That(terminatorCalls, Is.EqualTo(1));
     }
 
@@ -247,7 +248,7 @@ public class TapRuntimeTests
             return HookResult.Respond;
         })));
         var s = h.Attach("s", 10);
-        Assert.That(await h.SubmitAsync(s, BlkifOperation.FlushDiskCache, 0, 0, 0, 1).WaitAsync(TimeSpan.FromSeconds(5)), Is.EqualTo(BlkifStatus.Okay));
+        Assert.That(await h.SubmitAsync(s, BlkifOperation.FlushDiskCache, 0, 0, 0, 1).WaitAsync(Waits.Deadline), Is.EqualTo(BlkifStatus.Okay));
         Assert.That(h.Diagnostics.Any(d => d.Contains("not Stolen")), Is.True);
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using BlkTap.Examples;
+using BlkTap.Tests.Emulator;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.Taps;
@@ -54,12 +55,12 @@ public class DelayTapTests
                 order.Enqueue(k);
             }, TaskContinuationOptions.ExecuteSynchronously);
         }
-        Assert.That(Task.WaitAll(writes, TimeSpan.FromSeconds(20)), Is.True, "writes did not complete");
+        Assert.That(Task.WaitAll(writes, Waits.Deadline), Is.True, "writes did not complete");
         Assert.That(order.ToArray(), Is.Not.Ordered, "random delays should complete requests out of submission order");
         var reads = new Task<BlkifStatus>[n];
         var back = new byte[n][];
         for (int i = 0; i < n; i++) { back[i] = new byte[4096]; reads[i] = front.ReadAsync((ulong)(i * 8), back[i]); }
-        var statuses = await Task.WhenAll(reads).WaitAsync(TimeSpan.FromSeconds(20));
+        var statuses = await Task.WhenAll(reads).WaitAsync(Waits.Deadline);
         for (int i = 0; i < n; i++)
         {
             Assert.That(statuses[i], Is.EqualTo(BlkifStatus.Okay));

@@ -1,4 +1,5 @@
 using BlkTap.Xen;
+using BlkTap.Tests.Emulator;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.Xen;
@@ -32,7 +33,7 @@ public class RequiresXenTests
         Assert.That(store.Directory(path), Is.EquivalentTo(new[] { "a" }));
         using var fired = new SemaphoreSlim(0);
         using (store.Watch(path, _ => fired.Release()))
-            Assert.That(fired.Wait(TimeSpan.FromSeconds(5)), Is.True, "a watch fires once when set");
+            Assert.That(fired.Wait(Waits.Deadline), Is.True, "a watch fires once when set");
         int n = store.Transact(tx => { tx.Write(path + "/b", "1"); return tx.Directory(path).Count; });
         Assert.That(n, Is.EqualTo(2));
         Assert.That(store.Remove(path), Is.True);

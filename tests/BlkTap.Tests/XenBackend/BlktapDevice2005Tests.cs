@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using BlkTap.Xen;
+using BlkTap.Tests.Emulator;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.XenBackend;
@@ -53,7 +54,7 @@ public sealed class BlktapDevice2005Tests
         public void Dispose()
         {
             _cts.Cancel();
-            _loop.Wait(TimeSpan.FromSeconds(10));
+            _loop.Wait(Waits.Deadline);
             Tap.Dispose();
             Runtime.Dispose();
         }
@@ -197,7 +198,7 @@ public sealed class BlktapDevice2005Tests
         using var h = new Harness();
         h.AttachAndConnect(5);
         h.Kernel.CorruptRequestProducer(1000);
-        var deadline = DateTime.UtcNow.AddSeconds(10);
+        var deadline = DateTime.UtcNow + Waits.Deadline;
         while (h.Tap.FaultReason == null && DateTime.UtcNow < deadline) Thread.Sleep(2);
         Assert.That(h.Tap.FaultReason, Does.Contain("fe ring"));
         Assert.That(h.Diagnostics.Where(d => d.Exception != null), Is.Empty);

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using BlkTap.Tests.Emulator;
 using BlkTap.Xen;
 using NUnit.Framework;
 
@@ -32,16 +33,15 @@ public sealed class XenDom0BackendTests
             store.Write(nodes.FrontendPath + "/ring-ref", "not-a-number");
             store.Write(nodes.FrontendPath + "/event-channel", "1");
             store.Write(nodes.FrontendPath + "/state", "3");
-            var deadline = DateTime.UtcNow.AddSeconds(10);
-            while (store.Read(nodes.BackendPath + "/state") != "6" && DateTime.UtcNow < deadline) await Task.Delay(20);
-            Assert.That(store.Read(nodes.BackendPath + "/state"), Is.EqualTo("6"));
+            Waits.ForStore(store, () => store.Read(nodes.BackendPath + "/state") == "6", "the backend's Closed", nodes.BackendPath + "/state");
             Assert.That(diagnostics.Any(d => d.Message.Contains("ring-ref 'not-a-number'", StringComparison.Ordinal)), Is.True);
+            Assert.That(store.Read(nodes.BackendPath + "/hotplug-error"), Does.Contain("ring-ref 'not-a-number'"));
         }
         finally
         {
             XenVbdToolstack.RemoveNodes(store, nodes);
             cts.Cancel();
-            await run.WaitAsync(TimeSpan.FromSeconds(10));
+            await Waits.For(run, "the backend's end");
         }
     }
 

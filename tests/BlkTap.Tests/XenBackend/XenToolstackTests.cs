@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using BlkTap.Emulator;
 using BlkTap.Xen;
+using BlkTap.Tests.Emulator;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.XenBackend;
@@ -9,16 +10,6 @@ namespace BlkTap.Tests.XenBackend;
 [TestFixture]
 public sealed class XenToolstackTests
 {
-    private static void WaitFor(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) Assert.Fail($"timed out waiting for {what}");
-            Thread.Sleep(5);
-        }
-    }
-
     [Test]
     public async Task AttachThenDetach_Vbd3Backend_GuestDiskWorksAndGoesAway()
     {
@@ -55,7 +46,7 @@ public sealed class XenToolstackTests
         });
 
         var front = new BlkFront(emulator, guest, nodes.DeviceNumber);
-        await front.ConnectAsync();
+        await Waits.For(front.ConnectAsync(), "the handshake");
         var data = new byte[4096];
         Random.Shared.NextBytes(data);
         Assert.That(await front.WriteAsync(8, data), Is.EqualTo(BlkifStatus.Okay));
@@ -68,14 +59,14 @@ public sealed class XenToolstackTests
             Throws.TypeOf<XenToolstackException>().With.Message.Contains("already has device xvdb"));
 
         XenVbdToolstack.WriteDetachRequest(emulator.Store, nodes);
-        WaitFor(() => XenVbdToolstack.IsReleased(emulator.Store, nodes), "the backend to reach Closed");
+        Waits.ForStore(emulator.Store, () => XenVbdToolstack.IsReleased(emulator.Store, nodes), "the backend's Closed");
         Assert.That(front.IsConnected, Is.False, "the guest let go");
         XenVbdToolstack.RemoveNodes(emulator.Store, nodes);
         Assert.That(emulator.Store.Directory(nodes.BackendPath), Is.Empty);
-        WaitFor(() => runtime.Sessions.Count == 0, "the session to close");
+        Assert.That(Waits.OnLoop(runtime, () => runtime.Sessions.Count), Is.Zero, "the session closed before the backend wrote Closed");
         front.Dispose();
         cts.Cancel();
-        await loop.WaitAsync(TimeSpan.FromSeconds(10));
+        await Waits.For(loop, "the loop's end");
     }
 
     /// <summary>Records the order of writes; everything else goes to the wrapped store.</summary>

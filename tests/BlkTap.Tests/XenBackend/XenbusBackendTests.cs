@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using BlkTap.Emulator;
+using BlkTap.Tests.Emulator;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.XenBackend;
@@ -25,15 +26,8 @@ public sealed class XenbusBackendTests
         return (rig, diagnostics);
     }
 
-    private static void WaitFor(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) Assert.Fail($"timed out waiting for {what}");
-            Thread.Sleep(5);
-        }
-    }
+    private static void WaitForBackend(EmulatorRig rig, string backendPath, XenbusState state) =>
+        Waits.ForStore(rig.Emulator.Store, () => XenbusDevices.ReadState(rig.Emulator.Store, backendPath) == state, $"the backend's {state}");
 
     private static async Task AssertHealthy(BlkFront front, byte fill)
     {
@@ -72,7 +66,7 @@ public sealed class XenbusBackendTests
         var store = rig.Emulator.Store;
         var guest = rig.Emulator.CreateDomain("hostile");
         var paths = XenbusDevices.CreateVbd(store, guest.Id, 0, 51728, "hostile-disk");
-        WaitFor(() => XenbusDevices.ReadState(store, paths.BackendPath) == XenbusState.InitWait, "the backend's InitWait");
+        WaitForBackend(rig, paths.BackendPath, XenbusState.InitWait);
         if (nodes.TryGetValue("event-channel", out var port) && port == null)
         {
             // A real unbound port offered to dom0, so that only the ring grant is wrong.
@@ -81,8 +75,10 @@ public sealed class XenbusBackendTests
         foreach (var (k, v) in nodes) if (v != null) store.Write($"{paths.FrontendPath}/{k}", v);
         XenbusDevices.WriteState(store, paths.FrontendPath, XenbusState.Initialised);
 
-        WaitFor(() => XenbusDevices.ReadState(store, paths.BackendPath) == XenbusState.Closed, "the backend's Closed");
-        WaitFor(() => diagnostics.Any(d => d.Message.Contains(expected, StringComparison.Ordinal)), $"a diagnostic containing \"{expected}\"");
+        WaitForBackend(rig, paths.BackendPath, XenbusState.Closed);
+        // The backend reports before it writes Closed.
+        Assert.That(diagnostics.Any(d => d.Message.Contains(expected, StringComparison.Ordinal)), Is.True, $"a diagnostic containing \"{expected}\"");
+        Assert.That(store.Read(paths.BackendPath + "/hotplug-error"), Does.Contain(expected), "the reason, where the guest and the toolstack can read it");
         Assert.That(diagnostics.Where(d => d.Exception != null), Is.Empty, "no exception reached the runtime");
         Assert.That(rig.Emulator.Faults, Is.Empty);
         Assert.That(rig.Runtime.Sessions.Any(s => s.DomainId == guest.Id), Is.False, "the hostile device's session is closed");
@@ -97,10 +93,11 @@ public sealed class XenbusBackendTests
         var store = rig.Emulator.Store;
         var guest = rig.Emulator.CreateDomain("vanishing");
         var paths = XenbusDevices.CreateVbd(store, guest.Id, 0, 51728, "x");
-        WaitFor(() => XenbusDevices.ReadState(store, paths.BackendPath) == XenbusState.InitWait, "the backend's InitWait");
+        WaitForBackend(rig, paths.BackendPath, XenbusState.InitWait);
         store.Remove(paths.FrontendPath);
-        WaitFor(() => XenbusDevices.ReadState(store, paths.BackendPath) == XenbusState.Closed, "the backend's Closed");
-        WaitFor(() => diagnostics.Any(d => d.Message.Contains("the frontend's directory disappeared", StringComparison.Ordinal)), "the diagnostic");
+        WaitForBackend(rig, paths.BackendPath, XenbusState.Closed);
+        Assert.That(diagnostics.Any(d => d.Message.Contains("the frontend's directory disappeared", StringComparison.Ordinal)), Is.True, "the diagnostic");
+        Assert.That(store.Read(paths.BackendPath + "/hotplug-error"), Is.EqualTo("the frontend's directory disappeared"));
         Assert.That(rig.Emulator.Faults, Is.Empty);
         await AssertHealthy(rig.Frontends[0], 0x33);
     }
@@ -132,15 +129,15 @@ public sealed class XenbusBackendTests
         var store = rig.Emulator.Store;
         var guest = rig.Emulator.CreateDomain("moded");
         var paths = XenbusDevices.CreateVbd(store, guest.Id, 0, 51728, "m");
-        WaitFor(() => XenbusDevices.ReadState(store, paths.BackendPath) == XenbusState.InitWait, "InitWait");
+        WaitForBackend(rig, paths.BackendPath, XenbusState.InitWait);
         // The mode is read when the device is armed: re-arm through a reconnect cycle with the new mode.
         store.Write(paths.BackendPath + "/mode", mode);
         XenbusDevices.WriteState(store, paths.FrontendPath, XenbusState.Closed);
-        WaitFor(() => XenbusDevices.ReadState(store, paths.BackendPath) == XenbusState.Closed, "Closed");
+        WaitForBackend(rig, paths.BackendPath, XenbusState.Closed);
         XenbusDevices.WriteState(store, paths.FrontendPath, XenbusState.Initialising);
-        WaitFor(() => XenbusDevices.ReadState(store, paths.BackendPath) == XenbusState.InitWait, "InitWait again");
+        WaitForBackend(rig, paths.BackendPath, XenbusState.InitWait);
         var front = new BlkFront(rig.Emulator, guest, 51728);
-        await front.ConnectAsync();
+        await Waits.For(front.ConnectAsync(), "the handshake");
         Assert.That(front.IsReadOnly, Is.EqualTo(readOnly));
         var status = await front.WriteAsync(0, new byte[512]);
         Assert.That(status, Is.EqualTo(readOnly ? BlkifStatus.Error : BlkifStatus.Okay));
@@ -154,15 +151,15 @@ public sealed class XenbusBackendTests
         await using var _ = rig;
         var first = rig.Frontends[0];
         await AssertHealthy(first, 0x11);
-        await first.DisconnectAsync();
-        WaitFor(() => XenbusDevices.ReadState(rig.Emulator.Store, first.BackendPath) == XenbusState.Closed, "Closed");
-        WaitFor(() => rig.Runtime.Sessions.Count == 0, "the session to close");
+        await Waits.For(first.DisconnectAsync(), "the disconnect");
+        WaitForBackend(rig, first.BackendPath, XenbusState.Closed);
+        Assert.That(Waits.OnLoop(rig.Runtime, () => rig.Runtime.Sessions.Count), Is.Zero, "the session closed before the backend wrote Closed");
 
         // The guest's driver comes back (Initialising); the backend prepares for reconnect (InitWait).
         XenbusDevices.WriteState(rig.Emulator.Store, first.FrontendPath, XenbusState.Initialising);
-        WaitFor(() => XenbusDevices.ReadState(rig.Emulator.Store, first.BackendPath) == XenbusState.InitWait, "InitWait again");
+        WaitForBackend(rig, first.BackendPath, XenbusState.InitWait);
         var again = new BlkFront(rig.Emulator, first.Domain, first.DeviceId);
-        await again.ConnectAsync();
+        await Waits.For(again.ConnectAsync(), "the reconnect");
         Assert.That(diagnostics.Any(d => d.Message.Contains("reconnecting", StringComparison.Ordinal)), Is.True);
         await AssertHealthy(again, 0x22);
         again.Dispose();
@@ -176,10 +173,10 @@ public sealed class XenbusBackendTests
         var first = rig.Frontends[0];
         var store = rig.Emulator.Store;
         store.Write(first.BackendPath + "/online", "0");
-        await first.DisconnectAsync();
-        WaitFor(() => XenbusDevices.ReadState(store, first.BackendPath) == XenbusState.Closed, "Closed");
+        await Waits.For(first.DisconnectAsync(), "the disconnect");
+        WaitForBackend(rig, first.BackendPath, XenbusState.Closed);
         XenbusDevices.WriteState(store, first.FrontendPath, XenbusState.Initialising);
-        Thread.Sleep(200);
+        Waits.Quiesce(rig.Emulator, rig.Runtime); // the backend has seen Initialising and done all it will do
         Assert.That(XenbusDevices.ReadState(store, first.BackendPath), Is.EqualTo(XenbusState.Closed));
     }
 }
