@@ -90,6 +90,34 @@ public sealed class ShmServeCliTests
     }
 
     [Test]
+    public async Task ShmServeKeepServing_StopRightAfterProtocolErrorSession_ExitsZero()
+    {
+        // Issue 13, race 2: the stop (SIGTERM) lands after a hostile session ended and before the
+        // server is back waiting for the next frontend. The stop is requested inside the write of the
+        // server's "session ended (protocol error ...)" line, which it writes just before returning
+        // that session's result: exactly that interleaving, every time.
+        var dir = ShmHarness.NewDir();
+        ShmHarness.Frontend(BlkifProtocol.X86_64);
+        using var stop = new CancellationTokenSource();
+        var stdout = new StringWriter();
+        var stderr = new LineWatchWriter();
+        var listening = stderr.WhenLine("listening on ");
+        stderr.OnLine("session ended (protocol error", stop.Cancel);
+        var serve = BlkTap.Cli.CliApp.RunAsync(["shm", "serve", dir, "--keep-serving", "--tap", "mem:size=4M"], stdout, stderr, stop.Token);
+        await Task.WhenAny(listening, serve).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.That(listening.IsCompleted, Is.True, "shm serve did not listen: " + stderr.Text);
+
+        var c = ShmHarness.RunFrontend(BlkifProtocol.X86_64, dir, "bogusprod");
+        Assert.That(c.ExitCode, Is.EqualTo(0), c.StdOut + c.StdErr + "\nserve: " + stderr.Text);
+        int code = await serve.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.That(stop.IsCancellationRequested, Is.True, "the stop was requested at the end of the hostile session: " + stderr.Text);
+        Assert.That(stdout.ToString(), Does.Contain("session ProtocolError:"), stderr.Text);
+        Assert.That(code, Is.EqualTo(0), "--keep-serving stopped by a signal exits 0 whatever the last session did:\n" + stderr.Text);
+        Assert.That(stderr.Text, Does.Contain("stopped: sessions closed, taps flushed and closed, socket removed"));
+        Assert.That(File.Exists(Path.Combine(dir, ShmringProtocol.EventChannelFileName)), Is.False, "the socket is removed on stop");
+    }
+
+    [Test]
     public void ShmServe_MissingDirectory_ExitsTwoWithOneLine()
     {
         var missing = Path.Combine(Path.GetTempPath(), "blktap-shm-missing-" + Guid.NewGuid().ToString("N"));
