@@ -43,6 +43,63 @@ internal static class ShmHarness
     }
 }
 
+/// <summary>
+/// The C frontend as a running child process: its stdout lines can be waited for, and a line on its
+/// stdin lets a paused frontend (<c>pause</c> mode) go on.
+/// </summary>
+internal sealed class FrontendProcess : IDisposable
+{
+    private readonly LineWatchWriter _out = new();
+    private readonly StringBuilder _err = new();
+    private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public FrontendProcess(BlkifProtocol protocol, string dir, params string[] args)
+    {
+        var psi = new ProcessStartInfo(ShmHarness.Frontend(protocol))
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        foreach (var a in new[] { dir }.Concat(args)) psi.ArgumentList.Add(a);
+        Process = new Process { StartInfo = psi, EnableRaisingEvents = true };
+        Process.OutputDataReceived += (_, e) => { if (e.Data != null) _out.WriteLine(e.Data); };
+        Process.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (_err) _err.AppendLine(e.Data); };
+        Process.Exited += (_, _) => _exited.TrySetResult();
+        Process.Start();
+        Process.BeginOutputReadLine();
+        Process.BeginErrorReadLine();
+    }
+
+    public Process Process { get; }
+    public string Output { get { lock (_err) return _out.Text + _err; } }
+
+    /// <summary>Waits (up to 60 s) for a stdout line containing <paramref name="text"/>; fails the test if the program exits first.</summary>
+    public async Task WaitForLineAsync(string text)
+    {
+        var line = _out.WhenLine(text);
+        if (_out.Text.Contains(text, StringComparison.Ordinal)) return;
+        await Task.WhenAny(line, _exited.Task, Task.Delay(TimeSpan.FromSeconds(60)));
+        if (!line.IsCompleted) Assert.Fail($"the C frontend did not print '{text}' within 60 s (exited: {Process.HasExited}):\n{Output}");
+    }
+
+    /// <summary>Lets a paused frontend go on.</summary>
+    public void Continue() { Process.StandardInput.WriteLine("go"); Process.StandardInput.Flush(); }
+
+    /// <summary>Waits (up to 60 s) for the exit; returns the exit code.</summary>
+    public async Task<int> ExitAsync()
+    {
+        await Task.WhenAny(_exited.Task, Task.Delay(TimeSpan.FromSeconds(60)));
+        if (!Process.HasExited) Assert.Fail("the C frontend did not exit within 60 s:\n" + Output);
+        Process.WaitForExit();
+        return Process.ExitCode;
+    }
+
+    public void Dispose()
+    {
+        if (!Process.HasExited) { Process.Kill(entireProcessTree: true); Process.WaitForExit(); }
+        Process.Dispose();
+    }
+}
+
 /// <summary>A running <c>blktap</c> child process with its output collected.</summary>
 internal sealed class CliProcess : IDisposable
 {

@@ -118,6 +118,30 @@ public sealed class ShmServeCliTests
     }
 
     [Test]
+    public async Task ShmFrontendSetup_WhileEarlierSessionStillServed_EarlierSessionUntouched()
+    {
+        // Issue 13, race 2: the next frontend sets up its DIR/mem while the server still maps (and
+        // may read) the previous session's. Forced here: the first frontend pauses, connected and
+        // idle, while the second one builds its ring and waits in the server's backlog. Setting up
+        // by truncating DIR/mem in place zeroes the first session's ring and pages under it.
+        var dir = ShmHarness.NewDir();
+        using var serve = ShmHarness.StartServe(dir, "--keep-serving", "--tap", "mem:size=4M");
+        using var first = new FrontendProcess(BlkifProtocol.X86_64, dir, "pause", "300", "5");
+        await first.WaitForLineAsync("paused");
+        using var second = new FrontendProcess(BlkifProtocol.X86_64, dir, "workload", "300", "6");
+        await second.WaitForLineAsync("ring ready");
+        first.Continue();
+        Assert.That(await first.ExitAsync(), Is.EqualTo(0), "the first frontend, after the second set up its file:\n" + first.Output + "\nserve:\n" + serve.StdErr);
+        Assert.That(first.Output, Does.Contain("ok pause ops=600"));
+        Assert.That(await second.ExitAsync(), Is.EqualTo(0), "the second frontend:\n" + second.Output + "\nserve:\n" + serve.StdErr);
+        serve.Signal("TERM");
+        var outcome = serve.Wait(TimeSpan.FromSeconds(60));
+        Assert.That(serve.Process.ExitCode, Is.EqualTo(0), outcome);
+        Assert.That(serve.StdOut.Split('\n').Count(l => l.StartsWith("session FrontendClosed:", StringComparison.Ordinal) && l.Contains(" 0 errors, 0 rejected")), Is.EqualTo(2), outcome);
+        Assert.That(serve.StdErr, Does.Not.Contain("protocol error"), outcome);
+    }
+
+    [Test]
     public void ShmServe_MissingDirectory_ExitsTwoWithOneLine()
     {
         var missing = Path.Combine(Path.GetTempPath(), "blktap-shm-missing-" + Guid.NewGuid().ToString("N"));

@@ -128,6 +128,28 @@ public sealed class ShmringHostileFrontendTests
         await GoodFrontendAsync(shm);
     }
 
+    [TestCaseSource(typeof(ShmHarness), nameof(ShmHarness.Abis))]
+    public async Task Ring_StaleIndicesFromEarlierSession_RefusedAtHandshakeThenServesGoodFrontend(BlkifProtocol protocol)
+    {
+        // A frontend that reconnects on the file of a session that answered 394 requests without
+        // running SHARED_RING_INIT again: the server's first read of page 0 (after the handshake)
+        // must see a fresh ring, and says why it refuses this one instead of failing it later.
+        await using var shm = new InProcessShm("mem:size=4M");
+        var ring = new byte[5 * 4096];
+        BitConverter.TryWriteBytes(ring.AsSpan(0), 394u);   // req_prod
+        BitConverter.TryWriteBytes(ring.AsSpan(4), 395u);   // req_event
+        BitConverter.TryWriteBytes(ring.AsSpan(8), 394u);   // rsp_prod
+        BitConverter.TryWriteBytes(ring.AsSpan(12), 395u);  // rsp_event
+        File.WriteAllBytes(Path.Combine(shm.Dir, ShmringProtocol.MemFileName), ring);
+        var answer = RawHandshake(shm.Dir, Encoding.ASCII.GetBytes($"blkif {protocol.ToName()} 4\n"), hangUp: false);
+        var result = await shm.NextResultAsync();
+        Assert.That(answer, Does.StartWith("error the ring on page 0 was not initialised for this session: rsp_prod is 394 (req_prod 394)"), shm.Log);
+        Assert.That(answer, Does.Contain("SHARED_RING_INIT"));
+        Assert.That(result.End, Is.EqualTo(ShmringSessionEnd.Refused), shm.Log);
+        Assert.That(shm.Log, Does.Contain("refused: the ring on page 0 was not initialised"));
+        await GoodFrontendAsync(shm);
+    }
+
     private static async Task GoodFrontendAsync(InProcessShm shm)
     {
         var c = ShmHarness.RunFrontend(BlkifProtocol.X86_64, shm.Dir, "workload", "200", "1");
