@@ -8,7 +8,7 @@ namespace BlkTap.Tests.LoopWaiters;
 [TestFixture]
 public class EpollLoopWaiterTests
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
     private EpollLoopWaiter _waiter = null!;
     private readonly PollReady[] _ready = new PollReady[8];
 
@@ -149,7 +149,7 @@ public class EpollLoopWaiterTests
             var seen = new HashSet<long>();
             for (int pass = 0; pass < 2; pass++)
             {
-                int n = _waiter.Wait(5000, span);
+                int n = _waiter.Wait(60_000, span);
                 Assert.That(n, Is.LessThanOrEqualTo(span.Length));
                 foreach (var r in span[..n]) seen.Add(r.Token);
             }

@@ -7,7 +7,7 @@ namespace BlkTap.Tests.LoopWaiters;
 [TestFixture]
 public class EpollRuntimeTests
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
     private TapRuntime _runtime = null!;
     private Task _loop = null!;
 

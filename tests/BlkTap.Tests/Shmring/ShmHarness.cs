@@ -35,8 +35,8 @@ internal static class ShmHarness
         var sw = Stopwatch.StartNew();
         while (!File.Exists(socket))
         {
-            if (p.HasExited) Assert.Fail($"shm serve exited {p.ExitCode} before listening:\n{cli.Wait(TimeSpan.FromSeconds(5))}");
-            if (sw.Elapsed > TimeSpan.FromSeconds(30)) Assert.Fail("shm serve did not create its socket within 30 s");
+            if (p.HasExited) Assert.Fail($"shm serve exited {p.ExitCode} before listening:\n{cli.Wait(TimeSpan.FromSeconds(60))}");
+            if (sw.Elapsed > TimeSpan.FromSeconds(60)) Assert.Fail("shm serve did not create its socket within 60 s");
             Thread.Sleep(20);
         }
         return cli;
@@ -164,7 +164,8 @@ internal sealed class InProcessShm : IAsyncDisposable
         extraHooks?.Invoke(Runtime);
         _taps = TapRegistry.CreateDefault().Build([TapSpec.Parse(chain)], new TapContext { Output = TextWriter.Null });
         TapChain.Register(Runtime, _taps);
-        Server = new ShmringServer(Dir, Runtime, new ShmringServerOptions { Log = AddLog, HandshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(10) });
+        Options = new ShmringServerOptions { Log = AddLog, HandshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(60) };
+        Server = new ShmringServer(Dir, Runtime, Options);
         Server.Start();
         _loop = Runtime.RunAsync();
         _serving = Task.Run(async () =>
@@ -181,6 +182,9 @@ internal sealed class InProcessShm : IAsyncDisposable
     public TapRuntime Runtime { get; }
     public ShmringServer Server { get; }
 
+    /// <summary>The server's options: a test may lengthen the handshake deadline before the next frontend connects.</summary>
+    public ShmringServerOptions Options { get; }
+
     public string Log { get { lock (_log) return string.Join('\n', _log); } }
 
     private void AddLog(string line) { lock (_log) _log.Add(line); }
@@ -188,17 +192,17 @@ internal sealed class InProcessShm : IAsyncDisposable
     /// <summary>The next finished connection's result.</summary>
     public async Task<ShmringSessionResult> NextResultAsync()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         try { return await _results.Reader.ReadAsync(timeout.Token); }
-        catch (OperationCanceledException) { Assert.Fail($"no session ended within 30 s; log:\n{Log}"); throw; }
+        catch (OperationCanceledException) { Assert.Fail($"no session ended within 60 s; log:\n{Log}"); throw; }
     }
 
     public async ValueTask DisposeAsync()
     {
         _stop.Cancel();
-        try { await _serving.WaitAsync(TimeSpan.FromSeconds(30)); } catch (OperationCanceledException) { }
+        try { await _serving.WaitAsync(TimeSpan.FromSeconds(60)); } catch (OperationCanceledException) { }
         Runtime.Stop();
-        await _loop.WaitAsync(TimeSpan.FromSeconds(30));
+        await _loop.WaitAsync(TimeSpan.FromSeconds(60));
         foreach (var t in _taps) t.Dispose();
         Server.Dispose();
         Runtime.Dispose();

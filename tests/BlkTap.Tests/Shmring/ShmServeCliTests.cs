@@ -19,7 +19,7 @@ public sealed class ShmServeCliTests
         ShmHarness.Frontend(protocol);
         using var serve = ShmHarness.StartServe(dir, "--tap", "mem:size=4M");
         var c = ShmHarness.RunFrontend(protocol, dir, "workload", "2000", "11");
-        var outcome = serve.Wait(TimeSpan.FromSeconds(30));
+        var outcome = serve.Wait(TimeSpan.FromSeconds(60));
         Assert.That(c.ExitCode, Is.EqualTo(0), $"C frontend: {c.StdOut}{c.StdErr}\nserve: {outcome}");
         Assert.That(c.StdOut, Does.Contain($"connected {protocol.ToName()} sectors=8192 sector_size=512 info=0"));
         // 2000 operations plus two whole-disk passes on a 32-slot ring: dozens of laps.
@@ -42,7 +42,7 @@ public sealed class ShmServeCliTests
         ShmHarness.Frontend(protocol);
         using var serve = ShmHarness.StartServe(dir, "--tap", "dump", "--tap", $"img:path={image}");
         var c = ShmHarness.RunFrontend(protocol, dir, "workload", "600", "23", model);
-        var outcome = serve.Wait(TimeSpan.FromSeconds(30));
+        var outcome = serve.Wait(TimeSpan.FromSeconds(60));
         Assert.That(c.ExitCode, Is.EqualTo(0), $"C frontend: {c.StdOut}{c.StdErr}\nserve: {outcome}");
         Assert.That(serve.Process.ExitCode, Is.EqualTo(0), outcome);
         var written = File.ReadAllBytes(image);
@@ -60,7 +60,7 @@ public sealed class ShmServeCliTests
         ShmHarness.Frontend(BlkifProtocol.X86_64);
         using var serve = ShmHarness.StartServe(dir, "--tap", "mem:size=4M");
         var c = ShmHarness.RunFrontend(BlkifProtocol.X86_64, dir, "bogusprod");
-        var outcome = serve.Wait(TimeSpan.FromSeconds(30));
+        var outcome = serve.Wait(TimeSpan.FromSeconds(60));
         Assert.That(c.ExitCode, Is.EqualTo(0), $"C frontend: {c.StdOut}{c.StdErr}\nserve: {outcome}");
         Assert.That(serve.Process.ExitCode, Is.EqualTo(1), outcome);
         Assert.That(serve.StdErr, Does.Contain("protocol error: req_prod claims more than the ring's 32 slots"), outcome);
@@ -82,7 +82,7 @@ public sealed class ShmServeCliTests
         Assert.That(second.ExitCode, Is.EqualTo(0), "the server keeps serving after a session: " + second.StdErr);
         Assert.That(serve.Process.HasExited, Is.False, "--keep-serving survives a hostile frontend");
         serve.Signal("TERM");
-        var outcome = serve.Wait(TimeSpan.FromSeconds(20));
+        var outcome = serve.Wait(TimeSpan.FromSeconds(60));
         Assert.That(serve.Process.ExitCode, Is.EqualTo(0), outcome);
         Assert.That(serve.StdErr, Does.Contain("stopped: sessions closed, taps flushed and closed, socket removed"), outcome);
         Assert.That(File.ReadAllBytes(image), Is.EqualTo(File.ReadAllBytes(model)), "the image holds every acknowledged write");
