@@ -17,8 +17,29 @@ public static class CliApp
     /// <summary>Runs the command line and returns the exit code.</summary>
     public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
     {
-        var output = stdout ?? Console.Out;
         var error = stderr ?? Console.Error;
+        var parse = Parse(args, stdout ?? Console.Out, error, out var configuration);
+        if (parse == null) return BadInput;
+        return Invoke(() => parse.Invoke(configuration), error);
+    }
+
+    /// <summary>
+    /// Runs the command line with <paramref name="cancellationToken"/> as the command's stop request
+    /// (what SIGINT/SIGTERM do to the process): lets a caller in the same process (a test, a host)
+    /// stop a long-running verb such as <c>shm serve --keep-serving</c> at a moment it chooses.
+    /// Installs no signal handler of its own. Threading: call from any thread; one run per call.
+    /// </summary>
+    public static Task<int> RunAsync(string[] args, TextWriter? stdout, TextWriter? stderr, CancellationToken cancellationToken)
+    {
+        var error = stderr ?? Console.Error;
+        var parse = Parse(args, stdout ?? Console.Out, error, out var configuration);
+        if (parse == null) return Task.FromResult(BadInput);
+        configuration.ProcessTerminationTimeout = null;
+        return Task.Run(() => Invoke(() => parse.InvokeAsync(configuration, cancellationToken).GetAwaiter().GetResult(), error));
+    }
+
+    private static ParseResult? Parse(string[] args, TextWriter output, TextWriter error, out InvocationConfiguration configuration)
+    {
         var root = new RootCommand("blktap: Xen block taps in user space, on a real dom0 or in an in-process emulator of Xen domains.");
         var io = new CliIo(output, error);
         root.Subcommands.Add(DemoCommand.Create(io));
@@ -32,16 +53,19 @@ public static class CliApp
         root.Subcommands.Add(ReplayCommand.Create(io));
         root.Subcommands.Add(TraceCommand.Create(io));
         root.Subcommands.Add(CowCommand.Create(io));
+        configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         var parse = root.Parse(args);
-        if (parse.Errors.Count > 0)
-        {
-            foreach (var e in parse.Errors) error.WriteLine($"blktap: {e.Message}");
-            error.WriteLine("Try 'blktap --help'.");
-            return BadInput;
-        }
+        if (parse.Errors.Count == 0) return parse;
+        foreach (var e in parse.Errors) error.WriteLine($"blktap: {e.Message}");
+        error.WriteLine("Try 'blktap --help'.");
+        return null;
+    }
+
+    private static int Invoke(Func<int> invoke, TextWriter error)
+    {
         try
         {
-            return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+            return invoke();
         }
         catch (ChainSpecException ex)
         {

@@ -46,6 +46,19 @@ public sealed class BackRing
     /// <summary>rsp_prod_pvt: responses produced locally, not necessarily published.</summary>
     public uint ResponseProducerPrivate { get; private set; }
 
+    /// <summary>
+    /// req_prod as the frontend last published it in shared memory (read now, untrusted: for checks
+    /// and diagnostics; consuming goes through <see cref="UnconsumedRequests"/>).
+    /// </summary>
+    public uint SharedRequestProducer => _shared.ReqProd;
+
+    /// <summary>
+    /// rsp_prod as published in shared memory (read now). Only the backend writes it, and
+    /// SHARED_RING_INIT sets it to 0: on a ring this view has not answered on, anything else means
+    /// the frontend did not initialise the ring (a transport may check it at connect).
+    /// </summary>
+    public uint SharedResponseProducer => _shared.RspProd;
+
     /// <summary>Requests consumed and not yet answered.</summary>
     public uint Outstanding => unchecked(RequestConsumer - ResponseProducerPrivate);
 

@@ -85,7 +85,7 @@ public sealed class RingSession : TapSession
             if (n == 0) n = ring.FinalCheckForRequests();
             if (n < 0)
             {
-                Runtime.CloseSession(this, $"protocol error: req_prod claims more than the ring's {ring.Size} slots (req_cons {ring.RequestConsumer}, rsp_prod {ring.ResponseProducerPrivate})");
+                Runtime.CloseSession(this, $"protocol error: req_prod claims more than the ring's {ring.Size} slots (req_prod {ring.SharedRequestProducer}, req_cons {ring.RequestConsumer}, rsp_prod {ring.ResponseProducerPrivate})");
                 return;
             }
             if (n == 0) return;

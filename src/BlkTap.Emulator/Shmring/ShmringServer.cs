@@ -93,6 +93,10 @@ public sealed class ShmringServer : IDisposable
     /// Accepts the next frontend and serves it until it disconnects, breaks the protocol, or
     /// <paramref name="cancellationToken"/> fires (then the session is closed and the result says
     /// <see cref="ShmringSessionEnd.Stopped"/>). Returns once the shared file is unmapped.
+    /// The file is mapped only after the whole handshake line, and page 0 must then hold a ring the
+    /// frontend initialised for this session (rsp_prod 0) or the frontend is refused; the ring is
+    /// read until the session is closed, possibly after the frontend hung up (docs/shmring.md, "When
+    /// the server reads the ring").
     /// </summary>
     public async Task<ShmringSessionResult> ServeOneAsync(CancellationToken cancellationToken = default)
     {
@@ -161,6 +165,13 @@ public sealed class ShmringServer : IDisposable
             {
                 channel = new ShmringEventChannel(connection, _runtime, why => _runtime.CloseSession(session, why));
                 problem = session.ConnectRing(memory.Address, ShmringProtocol.PageSize, protocol, channel);
+                // NOTE: shmring (docs/shmring.md, "when the server reads the ring"): this is the
+                // server's first read of page 0, after the whole handshake line. Only the backend
+                // writes rsp_prod and SHARED_RING_INIT zeroes it, so a non-zero rsp_prod is a ring the
+                // frontend did not initialise for this session (a previous session's file and
+                // indices): refused now with the reason, rather than a protocol error later.
+                if (problem == null && session.Ring!.SharedResponseProducer is var rspProd and not 0)
+                    problem = $"the ring on page 0 was not initialised for this session: rsp_prod is {rspProd} (req_prod {session.Ring.SharedRequestProducer}), a fresh ring has 0; run SHARED_RING_INIT and FRONT_RING_INIT before the handshake, on a new file";
             }
             if (problem != null)
             {

@@ -150,7 +150,7 @@ public class EpollLoopWaiterTests
             var seen = new HashSet<long>();
             for (int pass = 0; pass < 2; pass++)
             {
-                int n = _waiter.Wait(5000, span);
+                int n = _waiter.Wait(60_000, span);
                 Assert.That(n, Is.LessThanOrEqualTo(span.Length));
                 foreach (var r in span[..n]) seen.Add(r.Token);
             }

@@ -5,8 +5,9 @@
  *
  *   shm_frontend DIR MODE [OPS SEED [MODELOUT]]
  *
- * It creates DIR/mem ((1 + N) pages, N = 32 slots x 11 segments), runs SHARED_RING_INIT and
- * FRONT_RING_INIT on page 0, connects to DIR/evtchn, sends `blkif PROTOCOL N`, reads
+ * It creates a new DIR/mem ((1 + N) pages, N = 32 slots x 11 segments): a new file renamed over the
+ * old one, never the old one rewritten. It runs SHARED_RING_INIT and FRONT_RING_INIT on page 0 before
+ * the rename, prints `ring ready`, connects to DIR/evtchn, sends `blkif PROTOCOL N`, reads
  * `connected SECTORS SECTOR_SIZE INFO`, then per MODE:
  *
  *   workload  reads the whole disk into a model, runs OPS random reads / writes / flushes (up to 32
@@ -14,6 +15,8 @@
  *             many times), checks every status, id, operation, byte read and byte outside each
  *             segment, reads the whole disk back against the model, and writes the model to
  *             MODELOUT if given.
+ *   pause     the workload in two halves (OPS each); between them it prints `paused` and waits
+ *             for a line on stdin while its session stays connected and idle.
  *   bogusprod publishes req_prod = 1000 on a 32-slot ring and expects the tap to close the
  *             connection without a response.
  *   rewrite   pushes one WRITE, waits until the tap has consumed it (req_event moves), rewrites the
@@ -30,6 +33,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +57,9 @@
 #define SLOTS 32
 #define SEGS BLKIF_MAX_SEGMENTS_PER_REQUEST
 #define NPAGES (SLOTS * SEGS)
+/* Every wait on the tap has this deadline: generous, so a busy machine slows a run but never fails it. */
+#define EVENT_TIMEOUT_S 60
+#define EVENT_TIMEOUT_MS (EVENT_TIMEOUT_S * 1000)
 
 static blkif_front_ring_t front;
 static uint8_t *mem;
@@ -89,10 +96,15 @@ static const char *abi_name(void) { return sizeof(long) == 4 ? "x86_32-abi" : "x
 
 static void setup(const char *dir)
 {
-    char path[200];
+    char path[200], fresh[200];
     snprintf(path, sizeof path, "%s/mem", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) fail("open %s: %s", path, strerror(errno));
+    /* NOTE: docs/shmring.md: a session gets a new file, built under another name and renamed over
+     * DIR/mem once its ring is initialised. Truncating the old file in place would zero, then
+     * rewrite, the ring and pages a server may still map and read for the previous session (it
+     * reads them until it has seen that session's hangup), and on a busy machine it does. */
+    snprintf(fresh, sizeof fresh, "%s/mem.new.%ld", dir, (long)getpid());
+    int fd = open(fresh, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) fail("open %s: %s", fresh, strerror(errno));
     if (ftruncate(fd, (off_t)(1 + NPAGES) * PAGE) != 0) fail("ftruncate: %s", strerror(errno));
     mem = mmap(NULL, (size_t)(1 + NPAGES) * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (mem == MAP_FAILED) fail("mmap: %s", strerror(errno));
@@ -102,13 +114,15 @@ static void setup(const char *dir)
     SHARED_RING_INIT(sring);
     FRONT_RING_INIT(&front, sring, PAGE);
     if (RING_SIZE(&front) != SLOTS) fail("RING_SIZE is %u, expected %u", (unsigned)RING_SIZE(&front), SLOTS);
+    if (rename(fresh, path) != 0) fail("rename %s to %s: %s", fresh, path, strerror(errno));
+    printf("ring ready %s\n", path);
 
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     snprintf(addr.sun_path, sizeof addr.sun_path, "%s/evtchn", dir);
     sock = socket(AF_UNIX, SOCK_STREAM, 0);
     int tries = 0;
     while (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0) {
-        if (++tries > 1000) fail("connect %s: %s", addr.sun_path, strerror(errno));
+        if (++tries > EVENT_TIMEOUT_S * 100) fail("connect %s: %s", addr.sun_path, strerror(errno));
         usleep(10000);
     }
     char hello[64];
@@ -308,7 +322,7 @@ static int harvest(void)
 
 static void wait_one(void)
 {
-    while (harvest() == 0) wait_event(20000);
+    while (harvest() == 0) wait_event(EVENT_TIMEOUT_MS);
 }
 
 static void drain(void)
@@ -341,35 +355,35 @@ static void read_disk(uint8_t *dst)
 
 /* ---------------------------------------------------------------- modes */
 
-static int workload(long ops, const char *modelout)
+static long n_reads, n_writes, n_flushes, n_multiseg, n_offset_segs;
+
+/* OPS random reads / writes / flushes against the model, up to 32 in flight; returns with all answered. */
+static void run_ops(long ops)
 {
-    model = malloc(disk_sectors * 512);
-    if (!model) fail("no memory for a %" PRIu64 "-sector model", disk_sectors);
-    read_disk(model);
-    long reads = 0, writes = 0, flushes = 0, multiseg = 0, offset_segs = 0;
     for (long n = 0; n < ops;) {
         int i = free_slot();
         if (i < 0 || RING_FULL(&front)) { push(); wait_one(); continue; }
         unsigned r = (unsigned)(rnd() % 100);
         if (r < 4) {
             submit(i, BLKIF_OP_FLUSH_DISKCACHE, 0, 0, NULL, NULL);
-            flushes++;
+            n_flushes++;
         } else {
             uint8_t first[SEGS], last[SEGS];
-            unsigned nseg = 1 + (unsigned)(rnd() % SEGS), total = 0;
+            unsigned nseg = 1 + (unsigned)(rnd() % SEGS), total = 0, offsets = 0;
             for (unsigned g = 0; g < nseg; g++) {
                 first[g] = (uint8_t)(rnd() % 8);
                 last[g] = (uint8_t)(first[g] + rnd() % (8 - first[g]));
                 total += last[g] - first[g] + 1u;
-                if (first[g] != 0) offset_segs++;
+                if (first[g] != 0) offsets++;
             }
             if (total > disk_sectors) continue;
             uint64_t sector = rnd() % (disk_sectors - total + 1);
             if (overlaps(sector, total)) { if (in_flight) { push(); wait_one(); } continue; }
             int write = r < 52;
             submit(i, write ? BLKIF_OP_WRITE : BLKIF_OP_READ, sector, nseg, first, last);
-            if (write) writes++; else reads++;
-            if (nseg > 1) multiseg++;
+            if (write) n_writes++; else n_reads++;
+            if (nseg > 1) n_multiseg++;
+            n_offset_segs += offsets;
         }
         n++;
         /* Push in small random batches so notification suppression is exercised both ways. */
@@ -379,13 +393,43 @@ static int workload(long ops, const char *modelout)
     }
     push();
     drain();
+}
+
+static void print_counts(const char *what, long ops)
+{
+    printf("ok%s ops=%ld reads=%ld writes=%ld flushes=%ld multiseg=%ld offset_segments=%ld responses=%ld ring_laps=%u notifications=%ld wakeups=%ld\n",
+           what, ops, n_reads, n_writes, n_flushes, n_multiseg, n_offset_segs, responses, (unsigned)(front.req_prod_pvt / RING_SIZE(&front)), notifications_sent, wakeups);
+}
+
+static int workload(long ops, const char *modelout)
+{
+    model = malloc(disk_sectors * 512);
+    if (!model) fail("no memory for a %" PRIu64 "-sector model", disk_sectors);
+    read_disk(model);
+    run_ops(ops);
     read_disk(NULL);
     if (modelout) {
         FILE *f = fopen(modelout, "wb");
         if (!f || fwrite(model, 512, disk_sectors, f) != disk_sectors || fclose(f) != 0) fail("write %s", modelout);
     }
-    printf("ok ops=%ld reads=%ld writes=%ld flushes=%ld multiseg=%ld offset_segments=%ld responses=%ld ring_laps=%u notifications=%ld wakeups=%ld\n",
-           ops, reads, writes, flushes, multiseg, offset_segs, responses, (unsigned)(front.req_prod_pvt / RING_SIZE(&front)), notifications_sent, wakeups);
+    print_counts("", ops);
+    return 0;
+}
+
+/* The workload in two halves with a pause between them: prints "paused" and waits for a line on
+ * stdin, so a test can do something (start another frontend) while this session is connected and idle. */
+static int pause_workload(long ops)
+{
+    model = malloc(disk_sectors * 512);
+    if (!model) fail("no memory for a %" PRIu64 "-sector model", disk_sectors);
+    read_disk(model);
+    run_ops(ops);
+    printf("paused\n");
+    char line[16];
+    if (!fgets(line, sizeof line, stdin)) fail("stdin closed while paused");
+    run_ops(ops);
+    read_disk(NULL);
+    print_counts(" pause", 2 * ops);
     return 0;
 }
 
@@ -397,7 +441,7 @@ static int bogus_prod(void)
     if (write(sock, "!", 1) != 1) fail("notify: %s", strerror(errno));
     struct pollfd p = { .fd = sock, .events = POLLIN };
     for (;;) {
-        if (poll(&p, 1, 10000) == 0) fail("the tap did not close the session within 10 s");
+        if (poll(&p, 1, EVENT_TIMEOUT_MS) == 0) fail("the tap did not close the session within %d s", EVENT_TIMEOUT_S);
         char buf[64];
         ssize_t n = read(sock, buf, sizeof buf);
         if (n == 0 || (n < 0 && errno == ECONNRESET)) break;
@@ -428,7 +472,8 @@ static int rewrite(void)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (front.sring->req_event != 2) {
         clock_gettime(CLOCK_MONOTONIC, &t);
-        if (t.tv_sec - t0.tv_sec > 10) fail("the tap never consumed the request (req_event %u)", front.sring->req_event);
+        if (t.tv_sec - t0.tv_sec > EVENT_TIMEOUT_S) fail("the tap never consumed the request (req_event %u)", front.sring->req_event);
+        sched_yield();
     }
     if (front.sring->rsp_prod != 0) fail("the request was answered before it could be rewritten; the test's tap must hold it");
     blkif_request_t *req = RING_GET_REQUEST(&front, 0);
@@ -444,7 +489,7 @@ static int rewrite(void)
         if (rp == 1) { rsp = *RING_GET_RESPONSE(&front, 0); front.rsp_cons = 1; break; }
         int more;
         RING_FINAL_CHECK_FOR_RESPONSES(&front, more);
-        if (!more) wait_event(20000);
+        if (!more) wait_event(EVENT_TIMEOUT_MS);
     }
     if (rsp.id != id || rsp.operation != BLKIF_OP_WRITE || rsp.status != BLKIF_RSP_OKAY)
         fail("response id %#" PRIx64 " op %u status %d: expected the original write's id %#" PRIx64 ", op 1, status 0",
@@ -505,7 +550,7 @@ static int bad_gref(void)
         front.rsp_cons = rp;
         int more;
         RING_FINAL_CHECK_FOR_RESPONSES(&front, more);
-        if (!more && answered < n) wait_event(20000);
+        if (!more && answered < n) wait_event(EVENT_TIMEOUT_MS);
     }
     /* Nothing reached the disk: it reads back as zeros everywhere. */
     read_disk(NULL);
@@ -516,12 +561,13 @@ static int bad_gref(void)
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (argc < 3) { fprintf(stderr, "usage: shm_frontend DIR workload|bogusprod|rewrite|badgref [OPS SEED [MODELOUT]]\n"); return 2; }
+    if (argc < 3) { fprintf(stderr, "usage: shm_frontend DIR workload|pause|bogusprod|rewrite|badgref [OPS SEED [MODELOUT]]\n"); return 2; }
     long ops = argc > 3 ? atol(argv[3]) : 2000;
     if (argc > 4) rng_state ^= (uint64_t)strtoull(argv[4], NULL, 10) * 0x9E3779B97F4A7C15ull;
     setup(argv[1]);
     const char *mode = argv[2];
     if (!strcmp(mode, "workload")) return workload(ops, argc > 5 ? argv[5] : NULL);
+    if (!strcmp(mode, "pause")) return pause_workload(ops);
     if (!strcmp(mode, "bogusprod")) return bogus_prod();
     if (!strcmp(mode, "rewrite")) return rewrite();
     if (!strcmp(mode, "badgref")) return bad_gref();

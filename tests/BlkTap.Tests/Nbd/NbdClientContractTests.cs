@@ -208,7 +208,7 @@ public abstract class NbdClientContract
         Assert.That(c.Results[77], Is.EqualTo(0));
         Assert.Throws<InvalidOperationException>(() => c.Submit(NbdCommand.Read, 0, 512, new byte[512], 78));
         var deadline = Stopwatch.StartNew();
-        while (!c.Client.IsBroken && deadline.Elapsed < TimeSpan.FromSeconds(10))
+        while (!c.Client.IsBroken && deadline.Elapsed < TimeSpan.FromSeconds(60))
         {
             if (c.Client.Socket!.Poll(100_000, System.Net.Sockets.SelectMode.SelectRead)) c.Client.OnReadable();
         }
@@ -297,7 +297,7 @@ public class NbdClientNbdServerTests : NbdClientContract
         var pidFile = Path.Combine(dir, "pid");
         // nbd-server daemonizes (in -d debug mode it would serve only one connection); we kill it by its pid file.
         Peers.Run(nbdServer, ["-C", config, "-p", pidFile]).EnsureSuccess("nbd-server");
-        var deadline = DateTime.UtcNow.AddSeconds(10);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
         while (!File.Exists(pidFile) || File.ReadAllText(pidFile).Trim().Length == 0)
         {
             if (DateTime.UtcNow > deadline) Assert.Fail("nbd-server wrote no pid file");

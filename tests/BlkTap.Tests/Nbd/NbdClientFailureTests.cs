@@ -28,7 +28,7 @@ internal sealed class ScriptedNbdServer : IDisposable
             try
             {
                 using var s = _listener.Accept();
-                s.ReceiveTimeout = 10_000;
+                s.ReceiveTimeout = 60_000;
                 script(s);
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
@@ -42,7 +42,7 @@ internal sealed class ScriptedNbdServer : IDisposable
     public void Dispose()
     {
         _listener.Dispose();
-        _thread.Join(5000);
+        _thread.Join(TimeSpan.FromSeconds(60));
         if (_error != null) throw new AssertionException("scripted server failed: " + _error);
     }
 
@@ -106,6 +106,19 @@ internal sealed class ScriptedNbdServer : IDisposable
         s.Send(b);
     }
 
+    /// <summary>
+    /// Keeps the connection open until the client closes it (at most 60 s), reading and dropping
+    /// whatever it still sends: the client reads every reply sent before it can see the end, however
+    /// slowly it is scheduled (a fixed pause here would be a race the client must win).
+    /// </summary>
+    public static void HoldOpen(Socket s)
+    {
+        var buf = new byte[4096];
+        s.ReceiveTimeout = 60_000;
+        try { while (s.Receive(buf) > 0) { } }
+        catch (SocketException) { /* reset by the client, or 60 s passed */ }
+    }
+
     public static byte[] Read(Socket s, int n)
     {
         var b = new byte[n];
@@ -149,7 +162,7 @@ public class NbdClientFailureTests
     /// <summary>Drives a client until nothing is in flight or it broke.</summary>
     private static void Drive(NbdClient client, TimeSpan? timeout = null)
     {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
         while (client.InFlight > 0)
         {
             if (DateTime.UtcNow > deadline) Assert.Fail($"{client.InFlight} requests still pending");
@@ -237,7 +250,7 @@ public class NbdClientFailureTests
         {
             var h = ScriptedNbdServer.ReadRequest(s);
             ScriptedNbdServer.Reply(s, magic, 0, h.Cookie);
-            Thread.Sleep(500);
+            ScriptedNbdServer.HoldOpen(s);
         }, sink);
         for (int i = 0; i < 4; i++) client.Submit(NbdCommand.Read, 0, 512, new byte[512], (ulong)i);
         Drive(client);
@@ -255,7 +268,7 @@ public class NbdClientFailureTests
         {
             var h = ScriptedNbdServer.ReadRequest(s);
             ScriptedNbdServer.Reply(s, NbdMagic.SimpleReply, 0, h.Cookie ^ 0x5555_0000_0000UL);
-            Thread.Sleep(500);
+            ScriptedNbdServer.HoldOpen(s);
         }, sink);
         client.Submit(NbdCommand.Write, 0, 512, new byte[512], 1);
         client.Submit(NbdCommand.Read, 0, 512, new byte[512], 2);
@@ -298,7 +311,7 @@ public class NbdClientFailureTests
             ScriptedNbdServer.Reply(s, NbdMagic.SimpleReply, NbdError.EIO, a.Cookie); // error READ reply: no payload
             var c = ScriptedNbdServer.ReadRequest(s);
             ScriptedNbdServer.Reply(s, NbdMagic.SimpleReply, 0, c.Cookie, new byte[512]);
-            Thread.Sleep(300);
+            ScriptedNbdServer.HoldOpen(s);
         }, sink);
         client.Submit(NbdCommand.Read, 0, 512, new byte[512], 1);
         client.Submit(NbdCommand.Write, 0, 512, new byte[512], 2);
@@ -331,7 +344,7 @@ public class NbdClientFailureTests
             s.Send(answer);
             var r = ScriptedNbdServer.ReadRequest(s);
             ScriptedNbdServer.Reply(s, NbdMagic.SimpleReply, 0, r.Cookie, Enumerable.Repeat((byte)0xab, 512).ToArray());
-            Thread.Sleep(300);
+            ScriptedNbdServer.HoldOpen(s);
         }));
         var client = Track(NbdClient.Connect(NbdUri.ForUnix(server.Uri.SocketPath!, "old"), sink));
         Assert.That(client.ExportInfo.UsedGo, Is.False);
@@ -352,7 +365,7 @@ public class NbdClientFailureTests
             ScriptedNbdServer.Greet(s, NbdHandshakeFlags.FixedNewstyle | NbdHandshakeFlags.NoZeroes);
             var (go, _) = ScriptedNbdServer.ReadOption(s);
             ScriptedNbdServer.OptionReply(s, go, NbdOptionReplyType.ErrPolicy, Encoding.UTF8.GetBytes("go away"));
-            Thread.Sleep(200);
+            ScriptedNbdServer.HoldOpen(s);
         }));
         var ex = Assert.Throws<NbdProtocolException>(() => NbdClient.Connect(NbdUri.ForUnix(server.Uri.SocketPath!, "secret"), new RecordingSink()));
         Assert.That(ex!.Message, Does.Contain("'secret'").And.Contain("NBD_REP_ERR_POLICY").And.Contain("go away"));

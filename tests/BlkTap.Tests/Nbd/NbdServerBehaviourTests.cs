@@ -137,8 +137,8 @@ public class NbdServerBehaviourTests
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
         var sw = System.Diagnostics.Stopwatch.StartNew();
         Assert.That(async () => await server.StopAsync(cts.Token), Throws.InstanceOf<OperationCanceledException>());
-        Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(5)));
-        var deadline = DateTime.UtcNow.AddSeconds(5);
+        Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(30)), "StopAsync gives up when its token fires, it does not wait for the stuck connection");
+        var deadline = DateTime.UtcNow.AddSeconds(60);
         while (server.ActiveConnections > 0 && DateTime.UtcNow < deadline) await Task.Delay(20);
         Assert.That(server.ActiveConnections, Is.EqualTo(0), "aborted connection closed");
         await server.DisposeAsync();

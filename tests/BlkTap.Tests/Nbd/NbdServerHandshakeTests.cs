@@ -24,7 +24,7 @@ public class NbdServerHandshakeTests
     {
         _dir = NbdTestUtil.TempDir();
         _backend = new MemoryNbdExportBackend(2 << 20);
-        _server = new NbdServer(new NbdSingleExportProvider(_backend, "disk"), new NbdServerOptions { HandshakeTimeout = TimeSpan.FromSeconds(5) });
+        _server = new NbdServer(new NbdSingleExportProvider(_backend, "disk"), new NbdServerOptions { HandshakeTimeout = TimeSpan.FromSeconds(60) });
         _sock = Path.Combine(_dir, "h.sock");
         _server.ListenUnix(_sock);
     }

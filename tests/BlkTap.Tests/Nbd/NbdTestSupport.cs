@@ -31,7 +31,7 @@ internal sealed class BackgroundPeer : IDisposable
     /// <summary>Waits until <paramref name="uri"/> accepts connections.</summary>
     public BackgroundPeer WaitReady(NbdUri uri, TimeSpan? timeout = null)
     {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(15));
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
         while (DateTime.UtcNow < deadline)
         {
             if (_process.HasExited) Assert.Fail($"peer exited with {_process.ExitCode} before listening:\n{Output}");

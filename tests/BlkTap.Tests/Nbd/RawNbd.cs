@@ -10,7 +10,7 @@ internal static class RawNbd
 {
     public static Socket RawConnect(string sock)
     {
-        var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveTimeout = 5000 };
+        var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveTimeout = 60_000 };
         s.Connect(new UnixDomainSocketEndPoint(sock));
         return s;
     }

@@ -97,7 +97,7 @@ public class NbdServeTests
         {
             bad.Connect(new UnixDomainSocketEndPoint(_sock));
             bad.Send(NbdTestUtil.RandomBytes(4096, 2));
-            bad.ReceiveTimeout = 10_000;
+            bad.ReceiveTimeout = 60_000;
             var buf = new byte[4096];
             int n;
             try { while ((n = bad.Receive(buf)) > 0) { } } catch (SocketException) { }
@@ -119,7 +119,7 @@ public class NbdServeTests
         var load = Task.Run(() => Peers.Run(fio, ["--name=load", "--ioengine=nbd", $"--uri={Uri}", "--rw=randwrite", "--bs=4k", "--iodepth=16",
             "--offset=8M", "--size=8M", "--time_based", "--runtime=30"], TimeSpan.FromMinutes(1)));
         var acked = new List<(ulong Offset, byte[] Data)>();
-        var client = new NbdBlockingClient(NbdUri.ForUnix(_sock)) { Timeout = TimeSpan.FromSeconds(10) };
+        var client = new NbdBlockingClient(NbdUri.ForUnix(_sock)) { Timeout = TimeSpan.FromSeconds(60) };
         string? stoppedBy = null;
         var writer = Task.Run(() =>
         {
@@ -134,12 +134,12 @@ public class NbdServeTests
                 lock (acked) acked.Add((at, data));
             }
         });
-        var until = DateTime.UtcNow.AddSeconds(20);
+        var until = DateTime.UtcNow.AddSeconds(60);
         while (DateTime.UtcNow < until && !writer.IsCompleted) { lock (acked) if (acked.Count >= 64) break; Thread.Sleep(10); }
         int exit = serve.Terminate();
-        writer.Wait(TimeSpan.FromSeconds(20));
+        writer.Wait(TimeSpan.FromSeconds(60));
         client.Dispose();
-        load.Wait(TimeSpan.FromSeconds(30));
+        load.Wait(TimeSpan.FromSeconds(60));
         Assert.That(exit, Is.EqualTo(CliApp.Ok), serve.Output);
         var disk = File.ReadAllBytes(_disk);
         lock (acked)

@@ -22,7 +22,7 @@ public class NbdTapEpollLoopTests
         var dir = NbdTestUtil.TempDir();
         var uri = NbdUri.ForUnix(Path.Combine(dir, "k.sock"));
         using var nbdkit = NbdTapTestSupport.Nbdkit(uri, "memory", $"size={size}");
-        var tap = new NbdTap(uri, TimeSpan.FromSeconds(10));
+        var tap = new NbdTap(uri, TimeSpan.FromSeconds(60));
         using var h = new RuntimeHarness(r => TapChain.Register(r, [tap]), new EpollLoopWaiter());
         Assert.That(h.Runtime.SupportsDescriptors, Is.True);
         var session = h.Attach("nbd-epoll", 0);

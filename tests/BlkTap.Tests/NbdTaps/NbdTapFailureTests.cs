@@ -21,8 +21,9 @@ public class NbdTapFailureTests
     public async Task ServerKilledMidWorkload_PendingRequestsGetError_RestartedServerServesLaterRequests()
     {
         var uri = NbdUri.ForUnix(Path.Combine(_dir, "k.sock"));
-        // rdelay holds reads so some are surely pending when the server dies.
-        var peer = Nbdkit(uri, "--filter=delay", "memory", "16M", "rdelay=200ms");
+        // rdelay holds every read for 10 s, so reads are surely pending when the server dies, however
+        // slowly this test is scheduled (a short delay here would be a race the kill must win).
+        var peer = Nbdkit(uri, "--filter=delay", "memory", "16M", "rdelay=10");
         var (rig, taps, diags) = await RigAsync([$"nbd:uri={uri}"], frontends: 1);
         try
         {
@@ -30,23 +31,22 @@ public class NbdTapFailureTests
             var ops = new List<Task<BlkifStatus>>();
             for (int i = 0; i < 32; i++)
                 ops.Add(i % 2 == 0 ? front.ReadAsync((ulong)i * 8, new byte[4096]) : front.WriteAsync((ulong)i * 8, new byte[4096]));
-            await Task.Delay(100);
             peer.Kill();
             var all = Task.WhenAll(ops);
-            Assert.That(await Task.WhenAny(all, Task.Delay(10_000)), Is.SameAs(all), "every request is answered after the server died (no hang)\n" + rig.Describe());
+            Assert.That(await Task.WhenAny(all, Task.Delay(60_000)), Is.SameAs(all), "every request is answered after the server died (no hang)\n" + rig.Describe());
             var statuses = all.Result;
             Assert.That(statuses, Has.Some.EqualTo(BlkifStatus.Error), "requests pending at the kill fail with ERROR");
             Assert.That(statuses, Is.All.EqualTo(BlkifStatus.Okay).Or.EqualTo(BlkifStatus.Error));
 
             // Dead server: requests fail fast (reconnect refused), never hang.
             var dead = front.ReadAsync(0, new byte[4096]);
-            Assert.That(await Task.WhenAny(dead, Task.Delay(10_000)), Is.SameAs(dead));
+            Assert.That(await Task.WhenAny(dead, Task.Delay(60_000)), Is.SameAs(dead));
             Assert.That(dead.Result, Is.EqualTo(BlkifStatus.Error));
 
             peer.Dispose();
             File.Delete(uri.SocketPath!);
             using var again = Nbdkit(uri, "memory", "16M");
-            var deadline = DateTime.UtcNow.AddSeconds(15);
+            var deadline = DateTime.UtcNow.AddSeconds(60);
             BlkifStatus status;
             do
             {
@@ -77,7 +77,7 @@ public class NbdTapFailureTests
             ScriptedNbdServer.AnswerGo(s, 1 << 20);
             var request = ScriptedNbdServer.ReadRequest(s);
             ScriptedNbdServer.Reply(s, 0xdeadbeef, 0, request.Cookie, new byte[request.Length]);
-            Thread.Sleep(200);
+            ScriptedNbdServer.HoldOpen(s);
         });
         var (rig, taps, diags) = await RigAsync([$"nbd:uri={fake.Uri},timeout=2"], frontends: 1);
         try
@@ -85,12 +85,12 @@ public class NbdTapFailureTests
             var front = rig.Frontends[0];
             Assert.That(front.Sectors, Is.EqualTo(2048UL));
             var read = front.ReadAsync(0, new byte[4096]);
-            Assert.That(await Task.WhenAny(read, Task.Delay(10_000)), Is.SameAs(read), "the request is answered");
+            Assert.That(await Task.WhenAny(read, Task.Delay(60_000)), Is.SameAs(read), "the request is answered");
             Assert.That(read.Result, Is.EqualTo(BlkifStatus.Error));
             lock (diags) Assert.That(string.Join("\n", diags), Does.Contain("magic").IgnoreCase, "the diagnostic names the garbage");
             // The fake accepts no more handshakes: the reconnect times out (timeout=2) and the waiting request gets ERROR.
             var next = front.ReadAsync(0, new byte[4096]);
-            Assert.That(await Task.WhenAny(next, Task.Delay(10_000)), Is.SameAs(next));
+            Assert.That(await Task.WhenAny(next, Task.Delay(60_000)), Is.SameAs(next));
             Assert.That(next.Result, Is.EqualTo(BlkifStatus.Error));
         }
         finally { await NbdTapTestSupport.DisposeAsync(rig, taps); }

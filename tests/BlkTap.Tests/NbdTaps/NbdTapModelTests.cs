@@ -90,7 +90,7 @@ public class NbdTapModelTests
         var pidFile = Path.Combine(_dir, "pid");
         // nbd-server daemonizes; it is killed through its pid file.
         Peers.Run(nbdServer, ["-C", config, "-p", pidFile]).EnsureSuccess("nbd-server");
-        var deadline = DateTime.UtcNow.AddSeconds(10);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
         while (!File.Exists(pidFile) || File.ReadAllText(pidFile).Trim().Length == 0)
         {
             if (DateTime.UtcNow > deadline) Assert.Fail("nbd-server wrote no pid file");

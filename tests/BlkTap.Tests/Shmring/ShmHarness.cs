@@ -35,11 +35,68 @@ internal static class ShmHarness
         var sw = Stopwatch.StartNew();
         while (!File.Exists(socket))
         {
-            if (p.HasExited) Assert.Fail($"shm serve exited {p.ExitCode} before listening:\n{cli.Wait(TimeSpan.FromSeconds(5))}");
-            if (sw.Elapsed > TimeSpan.FromSeconds(30)) Assert.Fail("shm serve did not create its socket within 30 s");
+            if (p.HasExited) Assert.Fail($"shm serve exited {p.ExitCode} before listening:\n{cli.Wait(TimeSpan.FromSeconds(60))}");
+            if (sw.Elapsed > TimeSpan.FromSeconds(60)) Assert.Fail("shm serve did not create its socket within 60 s");
             Thread.Sleep(20);
         }
         return cli;
+    }
+}
+
+/// <summary>
+/// The C frontend as a running child process: its stdout lines can be waited for, and a line on its
+/// stdin lets a paused frontend (<c>pause</c> mode) go on.
+/// </summary>
+internal sealed class FrontendProcess : IDisposable
+{
+    private readonly LineWatchWriter _out = new();
+    private readonly StringBuilder _err = new();
+    private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public FrontendProcess(BlkifProtocol protocol, string dir, params string[] args)
+    {
+        var psi = new ProcessStartInfo(ShmHarness.Frontend(protocol))
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        foreach (var a in new[] { dir }.Concat(args)) psi.ArgumentList.Add(a);
+        Process = new Process { StartInfo = psi, EnableRaisingEvents = true };
+        Process.OutputDataReceived += (_, e) => { if (e.Data != null) _out.WriteLine(e.Data); };
+        Process.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (_err) _err.AppendLine(e.Data); };
+        Process.Exited += (_, _) => _exited.TrySetResult();
+        Process.Start();
+        Process.BeginOutputReadLine();
+        Process.BeginErrorReadLine();
+    }
+
+    public Process Process { get; }
+    public string Output { get { lock (_err) return _out.Text + _err; } }
+
+    /// <summary>Waits (up to 60 s) for a stdout line containing <paramref name="text"/>; fails the test if the program exits first.</summary>
+    public async Task WaitForLineAsync(string text)
+    {
+        var line = _out.WhenLine(text);
+        if (_out.Text.Contains(text, StringComparison.Ordinal)) return;
+        await Task.WhenAny(line, _exited.Task, Task.Delay(TimeSpan.FromSeconds(60)));
+        if (!line.IsCompleted) Assert.Fail($"the C frontend did not print '{text}' within 60 s (exited: {Process.HasExited}):\n{Output}");
+    }
+
+    /// <summary>Lets a paused frontend go on.</summary>
+    public void Continue() { Process.StandardInput.WriteLine("go"); Process.StandardInput.Flush(); }
+
+    /// <summary>Waits (up to 60 s) for the exit; returns the exit code.</summary>
+    public async Task<int> ExitAsync()
+    {
+        await Task.WhenAny(_exited.Task, Task.Delay(TimeSpan.FromSeconds(60)));
+        if (!Process.HasExited) Assert.Fail("the C frontend did not exit within 60 s:\n" + Output);
+        Process.WaitForExit();
+        return Process.ExitCode;
+    }
+
+    public void Dispose()
+    {
+        if (!Process.HasExited) { Process.Kill(entireProcessTree: true); Process.WaitForExit(); }
+        Process.Dispose();
     }
 }
 
@@ -107,7 +164,8 @@ internal sealed class InProcessShm : IAsyncDisposable
         extraHooks?.Invoke(Runtime);
         _taps = TapRegistry.CreateDefault().Build([TapSpec.Parse(chain)], new TapContext { Output = TextWriter.Null });
         TapChain.Register(Runtime, _taps);
-        Server = new ShmringServer(Dir, Runtime, new ShmringServerOptions { Log = AddLog, HandshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(10) });
+        Options = new ShmringServerOptions { Log = AddLog, HandshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(60) };
+        Server = new ShmringServer(Dir, Runtime, Options);
         Server.Start();
         _loop = Runtime.RunAsync();
         _serving = Task.Run(async () =>
@@ -124,6 +182,9 @@ internal sealed class InProcessShm : IAsyncDisposable
     public TapRuntime Runtime { get; }
     public ShmringServer Server { get; }
 
+    /// <summary>The server's options: a test may lengthen the handshake deadline before the next frontend connects.</summary>
+    public ShmringServerOptions Options { get; }
+
     public string Log { get { lock (_log) return string.Join('\n', _log); } }
 
     private void AddLog(string line) { lock (_log) _log.Add(line); }
@@ -131,17 +192,17 @@ internal sealed class InProcessShm : IAsyncDisposable
     /// <summary>The next finished connection's result.</summary>
     public async Task<ShmringSessionResult> NextResultAsync()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         try { return await _results.Reader.ReadAsync(timeout.Token); }
-        catch (OperationCanceledException) { Assert.Fail($"no session ended within 30 s; log:\n{Log}"); throw; }
+        catch (OperationCanceledException) { Assert.Fail($"no session ended within 60 s; log:\n{Log}"); throw; }
     }
 
     public async ValueTask DisposeAsync()
     {
         _stop.Cancel();
-        try { await _serving.WaitAsync(TimeSpan.FromSeconds(30)); } catch (OperationCanceledException) { }
+        try { await _serving.WaitAsync(TimeSpan.FromSeconds(60)); } catch (OperationCanceledException) { }
         Runtime.Stop();
-        await _loop.WaitAsync(TimeSpan.FromSeconds(30));
+        await _loop.WaitAsync(TimeSpan.FromSeconds(60));
         foreach (var t in _taps) t.Dispose();
         Server.Dispose();
         Runtime.Dispose();

@@ -10,10 +10,11 @@ namespace BlkTap.Cli.Commands;
 /// <c>--keep-serving</c>, one session after another until SIGINT/SIGTERM.
 /// </summary>
 /// <remarks>
-/// Exit codes: 0 the (last) session ended with the frontend disconnecting; 1 the session was refused
-/// at the handshake or closed for a protocol violation; 2 bad usage (missing directory, unknown tap,
-/// socket in use). SIGINT/SIGTERM stop cleanly (sessions closed, taps flushed and closed, socket
-/// removed) and exit 0.
+/// Exit codes: 0 the session ended with the frontend disconnecting; 1 the session was refused at the
+/// handshake or closed for a protocol violation; 2 bad usage (missing directory, unknown tap, socket
+/// in use). SIGINT/SIGTERM stop cleanly (sessions closed, taps flushed and closed, socket removed)
+/// and exit 0; with <c>--keep-serving</c>, where only a signal ends the server, the exit is always 0
+/// after a clean stop (each session's outcome is its <c>session ...</c> line on stdout).
 /// </remarks>
 internal static class ShmCommand
 {
@@ -85,7 +86,11 @@ internal static class ShmCommand
                 code = result.End is ShmringSessionEnd.Refused or ShmringSessionEnd.ProtocolError ? CliApp.Failure : CliApp.Ok;
                 if (result.End == ShmringSessionEnd.Stopped || !keepServing || ct.IsCancellationRequested) break;
             }
-            return code;
+            // NOTE: with --keep-serving only a signal ends the server, and it exits 0 whatever the last
+            // session did (each session's outcome is its own `session ...` line). Taking the last
+            // session's code made the exit depend on whether the signal landed before or after the
+            // server was back waiting for the next frontend (issue 13, race 2).
+            return keepServing ? CliApp.Ok : code;
         }
         finally
         {
