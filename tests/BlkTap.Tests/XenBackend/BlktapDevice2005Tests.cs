@@ -147,7 +147,7 @@ public sealed class BlktapDevice2005Tests
         Assert.That((h.Kernel.ProtocolViolations, h.Kernel.ReadOnlyViolations, h.Kernel.Dropped), Is.EqualTo((0, 0, 0)));
     }
 
-    [FsCheck.NUnit.Property(MaxTest = 20)]
+    [FsCheck.NUnit.Property(MaxTest = 10)]
     public bool ReadsAndWrites_TwoDomainsThroughAWatchingHook_MatchTheModel(byte[] seeds)
     {
         long bytesSeen = 0;
@@ -215,7 +215,7 @@ public sealed class BlktapDevice2005Tests
         Assert.That(h.Diagnostics.Any(d => d.Message.Contains("read-only")), Is.True);
     }
 
-    [FsCheck.NUnit.Property(MaxTest = 15)]
+    [FsCheck.NUnit.Property(MaxTest = 8)]
     public bool WriteHookChangingData_WritableBuild_DiskHoldsTheInverseAndReadsComeBackAsWritten(byte[] seeds)
     {
         using var h = new Harness(RegisterInverter, new BlktapDevice2005Options { WriteDataWritable = true });
