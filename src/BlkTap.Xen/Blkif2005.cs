@@ -6,8 +6,9 @@ namespace BlkTap.Xen;
 /// </summary>
 /// <remarks>
 /// <para>Source: xen-project/xen <c>xen/include/public/io/blkif.h</c> and <c>io/ring.h</c> of mid-2005 (the
-/// versions without PACKED, with 5-bit sector fields and <c>blkif_fas_from_gref</c>, which match the
-/// <c>domain_controller.h</c> with <c>CONTROL_RING_MEM</c> 520 that the driver's control path uses).
+/// versions without PACKED, with 5-bit sector fields and <c>blkif_fas_from_gref</c>; the pairing with the driver is
+/// inferred from content: they match the <c>domain_controller.h</c> with <c>CONTROL_RING_MEM</c> 520 and
+/// <c>shmem_ref</c> that the driver's control path uses; commit dates could not be read).
 /// Every member is a constant or a pure function: thread-safe.</para>
 /// </remarks>
 public static class Blkif2005
