@@ -374,4 +374,29 @@ public sealed class BlktapDevice2005Tests
         foreach (var r in stolen) h.Runtime.InjectResponse(r, BlkifStatus.Okay);
         for (int i = 0; i < 32; i++) Assert.That(h.Kernel.WaitGuest(5, (ulong)i).Status, Is.EqualTo(0));
     }
+
+    [Test]
+    public void Disconnect_WithAStolenRequest_SlotStillGoesBackToTheDriver()
+    {
+        var stolen = new ConcurrentQueue<TapRequest>();
+        using var h = new Harness(rt => rt.RegisterRequestHook("hold", Hook.Request(r => { stolen.Enqueue(r); return HookResult.Stolen; })));
+        h.AttachAndConnect(5);
+        Assert.That(h.Kernel.GuestRequest(5, 1, 0, 0, new byte[4096]), Is.Not.Null);
+        var deadline = Environment.TickCount64 + 10_000;
+        while (stolen.IsEmpty && Environment.TickCount64 < deadline) Thread.Yield();
+        h.Send(BlktapControlMessage.BlkifBackend(BlkifBackendMessage.Disconnect, 5));
+        h.WaitControl(e => e.Kind == ControlEventKind.Disconnect);
+        h.Runtime.InjectResponse(stolen.Single(), BlkifStatus.Okay);
+        h.Kernel.WaitGuest(5, 1); // the kernel reads a response for the slot, so it frees it and unmaps its pages
+        Assert.That(h.Kernel.ProtocolViolations, Is.Zero);
+    }
+
+    [Test]
+    public void UnknownDomain_Request_AnsweredErrorAndSlotFreed()
+    {
+        using var h = new Harness();
+        Assert.That(h.Io(9, 1, 0, 0, new byte[4096]).Status, Is.EqualTo(-1));
+        h.AttachAndConnect(9);
+        Assert.That(h.Io(9, 2, 0, 0, new byte[4096]).Status, Is.EqualTo(0));
+    }
 }
