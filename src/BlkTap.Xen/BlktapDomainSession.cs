@@ -1,18 +1,34 @@
 namespace BlkTap.Xen;
 
 /// <summary>
-/// One frontend domain's traffic through the 2005 <c>/dev/blktap</c> device: created by an Attach control
-/// message, closed by Disconnect or when the domain breaks the device protocol. Requests and responses of every
-/// domain share the device's fe and be rings; the session only routes its own.
+/// One frontend domain's block interface through the 2005 <c>/dev/blktap</c> device: created by a
+/// CMSG_BLKIF_BE_CREATE copy on the control ring, connected by CONNECT, closed by DISCONNECT or DESTROY or when the
+/// domain breaks the blkif protocol. Every domain's requests share the device's rings; the session routes its own.
 /// </summary>
-/// <remarks>Threading: loop thread only (see <see cref="TapSession"/>).</remarks>
+/// <remarks>
+/// <para>Threading: loop thread only (see <see cref="TapSession"/>).</para>
+/// <para>NOTE: blktap_datapath.c MAKE_ID puts only the domain id in the ids the tap sees, not the blkif handle,
+/// so the device serves one interface per domain (the first CREATE) and one virtual disk (the first VBD_CREATE).</para>
+/// </remarks>
 public sealed class BlktapDomainSession : TapSession
 {
-    internal BlktapDomainSession(BlktapDevice2005 device, ushort domainId, string? imageId)
-        : base($"blktap/dom{domainId}", domainId, imageId) => Device = device;
+    internal BlktapDomainSession(BlktapDevice2005 device, ushort domainId, uint blkifHandle)
+        : base($"blktap/dom{domainId}", domainId, null)
+    {
+        Device = device;
+        BlkifHandle = blkifHandle;
+    }
 
     /// <summary>The device this session's requests arrive on.</summary>
     public BlktapDevice2005 Device { get; }
+
+    /// <summary>The blkif handle of the CREATE message.</summary>
+    public uint BlkifHandle { get; }
+
+    /// <summary>The vdevice of the interface's first VBD_CREATE, or null before one arrived.</summary>
+    public ushort? VirtualDevice { get; internal set; }
+
+    internal bool Connected { get; set; }
 
     /// <inheritdoc/>
     protected internal override void Process() => Device.Pump();

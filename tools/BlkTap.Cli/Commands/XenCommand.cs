@@ -42,8 +42,9 @@ internal static class XenCommand
         var plugins = ChainOptions.Plugins();
         var backendDomid = BackendDomid();
         var type = DeviceType();
+        var device2005 = new Option<bool>("--device2005") { Description = "legacy: serve through the 2005 /dev/blktap driver instead of xenstore (see docs/xen-deploy.md)" };
         var cmd = new Command("serve", "serve the chain to guest disks (xenstore backend/<type>) until SIGTERM; logs to the console or journald");
-        foreach (var o in new Option[] { taps, plugins, backendDomid, type }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { taps, plugins, backendDomid, type, device2005 }) cmd.Options.Add(o);
         cmd.SetAction(async (parse, ct) =>
         {
             int be = parse.GetValue(backendDomid);
@@ -63,6 +64,7 @@ internal static class XenCommand
             {
                 return io.BadInput(ex.Message);
             }
+            if (parse.GetValue(device2005)) return await XenDevice2005Serve.RunAsync(io, specs, registry, ct);
             var unavailable = XenDom0Backend.Unavailable();
             if (unavailable != null) return io.BadInput(unavailable);
 
