@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PEER_PACKAGES=(nbdkit qemu-utils libnbd-bin fio nbd-server libxen-dev gcc gcc-multilib libc6-dev python3 afl++)
+PEER_PACKAGES=(nbdkit qemu-utils qemu-user libnbd-bin fio nbd-server libxen-dev gcc gcc-multilib libc6-dev python3 afl++)
 missing=()
 for p in "${PEER_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -40,28 +40,20 @@ internal static class NativeAbi
     {
         var gcc = Peers.Find("gcc");
         if (gcc == null) return "gcc not found";
-        var dir = Directory.CreateTempSubdirectory("blktap-m32-").FullName;
+        const string probe = "#include <stdint.h>\n#include <stdio.h>\nint main(void) { printf(\"%zu\\n\", sizeof(void *)); return 0; }\n";
+        string exe;
+        try { exe = NativeProgram.Compile(probe, "probe", "-m32"); }
+        catch (NUnit.Framework.AssertionException ex) { return $"gcc -m32 cannot build a program ({ex.Message.Trim()}); install gcc-multilib"; }
         try
         {
-            var src = Path.Combine(dir, "probe.c");
-            File.WriteAllText(src, "#include <stdint.h>\n#include <stdio.h>\nint main(void) { printf(\"%zu\\n\", sizeof(void *)); return 0; }\n");
-            var exe = Path.Combine(dir, "probe");
-            var r = Peers.Run(gcc, ["-m32", "-o", exe, src]);
-            if (r.ExitCode != 0) return $"gcc -m32 cannot build a program ({r.StdErr.Trim()}); install gcc-multilib";
-            ProcessResult run;
-            // NOTE: a kernel built without IA32 emulation (some VMs) refuses i386 ELF files with ENOEXEC.
-            try { run = Peers.Run(exe, []); }
-            catch (System.ComponentModel.Win32Exception ex) { return $"this kernel cannot run a 32-bit program ({ex.Message}; no IA32 emulation)"; }
-            return run.ExitCode == 0 && run.StdOut.Trim() == "4" ? null : $"the -m32 program printed '{run.StdOut.Trim()}'";
+            var run = Peers.Run(exe, []);
+            return run.ExitCode == 0 && run.StdOut.Trim() == "4" ? null : $"the -m32 program printed '{run.StdOut.Trim()}' ({run.StdErr.Trim()})";
         }
         catch (System.ComponentModel.Win32Exception ex)
         {
-            // A kernel without IA-32 emulation (CONFIG_IA32_EMULATION off, or ia32_emulation=0) refuses to exec it.
-            return $"this kernel cannot run a 32-bit program ({ex.Message})";
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
+            // NOTE: a kernel without IA32 emulation (some VMs) refuses i386 ELF files with ENOEXEC; NativeProgram then
+            // runs them under qemu-i386, which only a missing qemu-user leaves impossible.
+            return $"this kernel cannot run a 32-bit program and qemu-i386 is missing ({ex.Message}); install qemu-user";
         }
     }
 }
