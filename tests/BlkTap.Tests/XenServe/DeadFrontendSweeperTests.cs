@@ -1,4 +1,5 @@
 using BlkTap.Emulator;
+using BlkTap.Tests.Emulator;
 using BlkTap.Xen;
 using NUnit.Framework;
 
@@ -42,7 +43,7 @@ public sealed class DeadFrontendSweeperTests
             var guest = Emulator.CreateDomain(name);
             var nodes = XenVbdToolstack.WriteAttach(Emulator.Store, new XenVbdAttachment(guest.Id, "xvda", $"/images/{name}.img") { DeviceType = "vbd3" });
             var front = new BlkFront(Emulator, guest, nodes.DeviceNumber);
-            await front.ConnectAsync().WaitAsync(StoreWait.Deadline);
+            await Waits.For(front.ConnectAsync(), $"{name}'s disk to connect");
             return (guest, front);
         }
 
@@ -51,7 +52,7 @@ public sealed class DeadFrontendSweeperTests
             Sweeper.Dispose();
             Backend.Dispose();
             _stop.Cancel();
-            try { _loop.Wait(StoreWait.Deadline); } catch (AggregateException) { }
+            try { _loop.Wait(Waits.Deadline); } catch (AggregateException) { }
             Runtime.Dispose();
             Emulator.Dispose();
         }
@@ -71,8 +72,9 @@ public sealed class DeadFrontendSweeperTests
 
         s.Emulator.DestroyDomain(dying.Id);
 
-        StoreWait.Until(s.Emulator.Store, Root, () => !s.Emulator.Store.Directory(Root).Contains($"{dying.Id}"), "the dead guest's vbd3 directory to go");
-        StoreWait.Until(s.Emulator.Store, Root, () => s.Runtime.Sessions.Count == 1, "the dead guest's session to close");
+        Waits.ForStore(s.Emulator.Store, () => !s.Emulator.Store.Directory(Root).Contains($"{dying.Id}"), "the dead guest's vbd3 directory to go", Root);
+        Waits.Quiesce(s.Emulator, s.Runtime);
+        Assert.That(Waits.OnLoop(s.Runtime, () => s.Runtime.Sessions.Count), Is.EqualTo(1), "the dead guest's session closed");
         Assert.That(s.Emulator.Store.Directory(Root), Is.EqualTo(new[] { $"{living.Id}" }));
         var data = new byte[4096];
         new Random(7).NextBytes(data);
@@ -92,7 +94,7 @@ public sealed class DeadFrontendSweeperTests
 
         s.Sweeper.Start();
 
-        StoreWait.Until(s.Emulator.Store, Root, () => !s.Emulator.Store.Directory(Root).Contains("77"), "the stale directory of domain 77 to go");
+        Waits.ForStore(s.Emulator.Store, () => !s.Emulator.Store.Directory(Root).Contains("77"), "the stale directory of domain 77 to go", Root);
         Assert.That(s.Emulator.Store.Directory(Root), Is.EquivalentTo(new[] { "not-a-domain", "0" }),
             "a name that is not a domain id, and the backend's own domain, are not a dead guest");
     }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using BlkTap.Cli.Commands;
 using BlkTap.Emulator;
+using BlkTap.Tests.Emulator;
 using BlkTap.Examples;
 using BlkTap.Xen;
 using Microsoft.Extensions.Configuration;
@@ -61,10 +62,10 @@ public sealed class XenServeHostTests
                 var guest = emulator.CreateDomain("guest");
                 var nodes = XenVbdToolstack.WriteAttach(emulator.Store, new XenVbdAttachment(guest.Id, "xvda", image) { DeviceType = "vbd3" });
                 using var front = new BlkFront(emulator, guest, nodes.DeviceNumber);
-                await front.ConnectAsync().WaitAsync(StoreWait.Deadline);
+                await Waits.For(front.ConnectAsync(), "the guest's disk to connect");
             }
             cts.Cancel();
-            await loop.WaitAsync(StoreWait.Deadline);
+            await Waits.For(loop, "the loop to stop");
             foreach (var t in taps) t.Dispose();
 
             var attach = logger.Lines.FirstOrDefault(l => l.StartsWith("Attach", StringComparison.Ordinal));
