@@ -53,6 +53,8 @@ for i in $(seq 1 "$runs"); do
   if [ "$status" -ne 0 ]; then
     failed_runs=$((failed_runs + 1))
     [ -n "$closing" ] || tail -20 "$logs/err.$i" "$logs/out.$i" | sed 's/^/  | /'
+    kept=$(mktemp -d /tmp/stress-run-$i-XXXX)
+    cp "$logs/out.$i" "$logs/err.$i" "$kept/" && echo "run $i: full output kept in $kept"
   fi
   grep -E '^FAILED ' "$logs/err.$i" | sed "s/^/run $i: /"
 done

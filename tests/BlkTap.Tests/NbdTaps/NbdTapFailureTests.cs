@@ -79,7 +79,9 @@ public class NbdTapFailureTests
             ScriptedNbdServer.Reply(s, 0xdeadbeef, 0, request.Cookie, new byte[request.Length]);
             ScriptedNbdServer.HoldOpen(s);
         });
-        var (rig, taps, diags) = await RigAsync([$"nbd:uri={fake.Uri},timeout=2"], frontends: 1);
+        // timeout= bounds the first attach (which must beat it) and the reconnect (which must run into
+        // it): long enough for a busy machine, short against the 60 s the test waits for the answer.
+        var (rig, taps, diags) = await RigAsync([$"nbd:uri={fake.Uri},timeout=10"], frontends: 1);
         try
         {
             var front = rig.Frontends[0];
@@ -88,7 +90,7 @@ public class NbdTapFailureTests
             Assert.That(await Task.WhenAny(read, Task.Delay(60_000)), Is.SameAs(read), "the request is answered");
             Assert.That(read.Result, Is.EqualTo(BlkifStatus.Error));
             lock (diags) Assert.That(string.Join("\n", diags), Does.Contain("magic").IgnoreCase, "the diagnostic names the garbage");
-            // The fake accepts no more handshakes: the reconnect times out (timeout=2) and the waiting request gets ERROR.
+            // The fake accepts no more handshakes: the reconnect times out (timeout=10) and the waiting request gets ERROR.
             var next = front.ReadAsync(0, new byte[4096]);
             Assert.That(await Task.WhenAny(next, Task.Delay(60_000)), Is.SameAs(next));
             Assert.That(next.Result, Is.EqualTo(BlkifStatus.Error));
