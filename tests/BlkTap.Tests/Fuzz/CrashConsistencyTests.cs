@@ -60,7 +60,7 @@ public class CrashConsistencyTests
             var serve = Start(args);
             for (int kill = 0; kill < kills; kill++)
             {
-                using (var client = new NbdBlockingClient(uri) { Timeout = TimeSpan.FromSeconds(10) })
+                using (var client = new NbdBlockingClient(uri) { Timeout = TimeSpan.FromSeconds(60) })
                 {
                     var acked = new List<(int Block, ulong Gen)>();
                     int delayMs = random.Next(5, 150);
@@ -88,11 +88,11 @@ public class CrashConsistencyTests
                     }
                     killer.Wait();
                 }
-                Assert.That(serve.WaitExit(TimeSpan.FromSeconds(10)), Is.Not.EqualTo(0), "the server was killed");
+                Assert.That(serve.WaitExit(TimeSpan.FromSeconds(60)), Is.Not.EqualTo(0), "the server was killed");
                 serve.Dispose();
 
                 serve = Start(args);
-                using var check = new NbdBlockingClient(uri) { Timeout = TimeSpan.FromSeconds(10) };
+                using var check = new NbdBlockingClient(uri) { Timeout = TimeSpan.FromSeconds(60) };
                 var read = new byte[BlockSize];
                 for (int b = 0; b < Blocks; b++)
                 {

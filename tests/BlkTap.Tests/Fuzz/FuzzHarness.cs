@@ -38,7 +38,7 @@ internal static class FuzzHarness
     }
 
     public static ProcessResult RunHarness(string directory, params string[] args) =>
-        Peers.Run(Peers.Require("dotnet"), [Path.Combine(directory, "BlkTap.Fuzz.dll"), .. args], TimeSpan.FromMinutes(3));
+        Peers.Run(Peers.Require("dotnet"), [Path.Combine(directory, "BlkTap.Fuzz.dll"), .. args], TimeSpan.FromMinutes(15)); // generous: 10k mutations take 15 s idle, minutes beside CPU hogs
 
     private static readonly object InstrumentGate = new();
     private static string? _instrumented;
