@@ -45,6 +45,7 @@ public sealed class XenDom0Backend : IDisposable
             DeviceType = Options.DeviceType,
             MaxRingPageOrder = Options.MaxRingPageOrder,
         });
+        Sweeper = new DeadFrontendSweeper(runtime, _store, Options.BackendDomain, Backend.Root);
     }
 
     /// <summary>The settings.</summary>
@@ -55,6 +56,9 @@ public sealed class XenDom0Backend : IDisposable
 
     /// <summary>The xenbus backend (its <see cref="XenbusBlockBackend.Root"/> is the watched directory).</summary>
     public XenbusBlockBackend Backend { get; }
+
+    /// <summary>Removes the backend directories of guests that died (nobody else removes a vbd3 directory that libxl did not write).</summary>
+    public DeadFrontendSweeper Sweeper { get; }
 
     /// <summary>
     /// Null when this machine can run the backend; otherwise one line starting "Xen is not available: " naming
@@ -88,12 +92,14 @@ public sealed class XenDom0Backend : IDisposable
         using var stop = new CancellationTokenSource();
         var loop = Runtime.RunAsync(stop.Token);
         Backend.Start();
+        Sweeper.Start();
         try
         {
             await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) { }
         var drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Sweeper.Dispose();
         Backend.Dispose();
         Runtime.Post(() => drained.TrySetResult());
         await Task.WhenAny(drained.Task, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
@@ -105,6 +111,7 @@ public sealed class XenDom0Backend : IDisposable
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        Sweeper.Dispose();
         Backend.Dispose();
         _mapper.Dispose();
         _store.Dispose();

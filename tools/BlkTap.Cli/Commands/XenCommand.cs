@@ -66,7 +66,7 @@ internal static class XenCommand
             var unavailable = XenDom0Backend.Unavailable();
             if (unavailable != null) return io.BadInput(unavailable);
 
-            var builder = Host.CreateApplicationBuilder();
+            var builder = XenServeHost.CreateBuilder();
             builder.Services.AddSystemd();
             builder.Services.AddSingleton(new XenServeSettings(specs, registry, new XenDom0BackendOptions { BackendDomain = (ushort)be, DeviceType = t }, io));
             builder.Services.AddHostedService<XenServeService>();
@@ -186,10 +186,7 @@ internal static class XenCommand
         {
             var taps = settings.Registry.Build(settings.Specs, new TapContext { Output = settings.Io.Out });
             using var runtime = new TapRuntime(new TapRuntimeOptions { Name = "xen", Diagnostics = Log });
-            runtime.RegisterControlHook("log", Hook.Control(e =>
-                logger.LogInformation("{Kind} {Session} image={Image} sectors={Sectors}{Reason}", e.Kind, e.Session.Name, e.Session.ImageId, e.Session.Sectors,
-                    e.Reason == null ? "" : " (" + e.Reason + ")")));
-            TapChain.Register(runtime, taps);
+            XenServeHost.RegisterChainAndLog(runtime, taps, logger);
             try
             {
                 using var backend = new XenDom0Backend(runtime, settings.Backend);
