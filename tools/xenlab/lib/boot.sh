@@ -38,12 +38,13 @@ xl_boot_and_wait() {
     echo "$accel" >"$XL_OUT/accel"
     local xen_args="console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2 noreboot"
     # Multiboot module arguments are split at commas by qemu's -initrd: none below.
-    local dom0_args="console=hvc0 earlyprintk=xen loglevel=4 xenlab.tree=$XL_TREE xenlab.out=$XL_OUT xenlab.repo=$XL_REPO"
+    local dom0_args="console=hvc0 earlyprintk=xen loglevel=4 xenlab.out=$XL_OUT xenlab.repo=$XL_REPO"
     [ -n "${XENLAB_QEMU_SMP:-}" ] || XENLAB_QEMU_SMP=2
     local qemu=(qemu-system-x86_64 -machine q35,accel=$accel -cpu $cpu -smp "$XENLAB_QEMU_SMP" -m 3072
         -kernel "$XL_XEN" -append "$xen_args"
         -initrd "$XL_VMLINUX $dom0_args,$XL_DOM0_INITRD"
         -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
+        -virtfs "local,path=$XL_TREE,mount_tag=xltree,security_model=none,readonly=on,multidevs=remap"
         -virtfs "local,path=$XL_OUT,mount_tag=xlout,security_model=none,multidevs=remap"
         -display none -no-reboot -net none)
     if [ "$shell" = 1 ]; then

@@ -4,6 +4,9 @@
 xl_build() {
     local scen=$1
     XL_BLKTAP_DIR="$XL_OUT/blktap"
+    if [ -n "${XENLAB_BLKTAP_DLL:-}" ]; then
+        XL_BLKTAP_DLL=$XENLAB_BLKTAP_DLL; xl_log "using the prebuilt $XL_BLKTAP_DLL (XENLAB_BLKTAP_DLL)"
+    else
     xl_log "dotnet publish tools/BlkTap.Cli (Release, ReadyToRun) -> $XL_BLKTAP_DIR"
     if ! dotnet publish "$XL_REPO/tools/BlkTap.Cli" -c Release -r linux-x64 --self-contained false \
             -p:PublishReadyToRun=true -nologo -o "$XL_BLKTAP_DIR" >"$XL_OUT/build-blktap.log" 2>&1; then
@@ -12,6 +15,7 @@ xl_build() {
             || xl_die "dotnet publish tools/BlkTap.Cli failed (see $XL_OUT/build-blktap.log)"
     fi
     XL_BLKTAP_DLL="$XL_BLKTAP_DIR/blktap.dll"
+    fi
     XL_VERIFY=""
     if [ -x "$XL_DIR/workload/build.sh" ]; then
         xl_log "building the verifying workload (tools/xenlab/workload/build.sh)"

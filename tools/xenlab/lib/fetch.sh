@@ -9,7 +9,6 @@ xl_packages_base="xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common xens
 xl_ensure_host_tools() {
     local missing=""
     command -v qemu-system-x86_64 >/dev/null || missing="$missing qemu-system-x86"
-    command -v cpio >/dev/null || missing="$missing cpio"
     command -v python3 >/dev/null || missing="$missing python3"
     [ -n "$missing" ] || return 0
     xl_log "installing$missing with apt-get"
@@ -68,6 +67,14 @@ xl_fetch() {
             f=$(ls "$debs/${p}_$(echo "$v" | sed 's/:/%3a/')_"*.deb | head -1)
             dpkg-deb -x "$f" "$XL_TREE" || xl_die "dpkg-deb -x $f failed"
         done
+        # Debian 12 is merged-/usr: a real /bin or /lib directory in the overlay's upper layer would hide the
+        # host's /bin -> usr/bin symlink, so the packages' /bin, /sbin, /lib move under /usr.
+        local d
+        for d in bin sbin lib lib64; do
+            if [ -d "$XL_TREE/$d" ] && [ ! -L "$XL_TREE/$d" ]; then
+                mkdir -p "$XL_TREE/usr/$d"; cp -a "$XL_TREE/$d/." "$XL_TREE/usr/$d/"; rm -rf "${XL_TREE:?}/$d"
+            fi
+        done
         # Xen: a gzip of a multiboot ELF32 that qemu -kernel loads once uncompressed.
         local xgz; xgz=$(ls "$XL_TREE"/boot/xen-4.17-amd64.gz 2>/dev/null || ls "$XL_TREE"/boot/xen-*.gz | head -1)
         gzip -dc "$xgz" >"$XL_TREE/boot/xen.elf" || xl_die "cannot gunzip $xgz"
@@ -79,7 +86,8 @@ xl_fetch() {
     fi
     XL_XEN="$XL_TREE/boot/xen.elf"
     XL_VMLINUX="$XL_TREE/boot/vmlinux"
-    XL_KVER=$(ls "$XL_TREE/lib/modules" | head -1)
+    XL_KVER=$(ls "$XL_TREE/usr/lib/modules" | head -1)
+    XL_BUSYBOX="$XL_TREE/usr/bin/busybox"
     XL_XEN_VERSION=$(echo "$key" | tr ' ' '\n' | awk -F= '$1=="xen-hypervisor-4.17-amd64" {print $2}')
 }
 
@@ -109,6 +117,6 @@ PY
 
 # modules.dep is written by depmod at install time, not shipped in the .deb: busybox's depmod makes one.
 xl_depmod() {
-    [ -s "$XL_TREE/lib/modules/$XL_KVER/modules.dep" ] && return 0
-    "$XL_TREE/bin/busybox" depmod -b "$XL_TREE" "$XL_KVER" || xl_die "depmod failed"
+    [ -s "$XL_TREE/usr/lib/modules/$XL_KVER/modules.dep" ] && return 0
+    "$XL_BUSYBOX" depmod -b "$XL_TREE/usr" "$XL_KVER" || xl_die "depmod failed"
 }

@@ -4,7 +4,7 @@
 
 # Prints the module files (relative to lib/modules/KVER) needed for the named modules, dependencies first.
 xl_module_closure() {
-    local dep="$XL_TREE/lib/modules/$XL_KVER/modules.dep" m path
+    local dep="$XL_TREE/usr/lib/modules/$XL_KVER/modules.dep" m path
     declare -A seen
     _visit() {
         local p=$1 d
@@ -29,18 +29,18 @@ xl_initramfs() {
     done
     stage=$(mktemp -d "$XL_OUT/initramfs.XXXXXX")
     mkdir -p "$stage"/{bin,dev,proc,sys,mnt,tmp,modules,etc}
-    cp "$XL_TREE/bin/busybox" "$stage/bin/busybox"
+    cp "$XL_BUSYBOX" "$stage/bin/busybox"
     cp "$init" "$stage/init"; chmod 755 "$stage/init"
     : >"$stage/modules/order"
     for a in $(xl_module_closure "${mods[@]}"); do
-        cp "$XL_TREE/lib/modules/$XL_KVER/$a" "$stage/modules/"
+        cp "$XL_TREE/usr/lib/modules/$XL_KVER/$a" "$stage/modules/"
         basename "$a" >>"$stage/modules/order"
     done
     for a in "${extras[@]}"; do
         mkdir -p "$stage/$(dirname "${a#*=}")"
         cp "${a%%=*}" "$stage/${a#*=}"
     done
-    (cd "$stage" && find . | "$XL_TREE/bin/busybox" cpio -o -H newc 2>/dev/null | gzip -1 >"$out") || xl_die "cpio of $out failed"
+    (cd "$stage" && find . | "$XL_BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1 >"$out") || xl_die "cpio of $out failed"
     rm -rf "$stage"
 }
 
