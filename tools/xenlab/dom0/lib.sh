@@ -2,7 +2,7 @@
 # $XL_SDIR: 'error' (why it failed; any line there fails it), 'figures' (key=value lines), 'step' (where it is).
 
 XL_IMAGES=/var/lib/xenlab
-XL_CONSOLES=/var/log/xen/console
+XL_CONSOLES="$XL_OUT/consoles"   # xenconsoled writes the domU consoles straight to the output share
 
 lab_log() { echo "[$(cut -d' ' -f1 /proc/uptime)] $*"; }
 lab_fatal() { echo "XENLAB-FATAL $*"; echo "$*" >"$XL_OUT/fatal"; sleep 1; busybox poweroff -f; }
@@ -142,7 +142,6 @@ lab_dump_state() {
     local dir=$1 p
     xenstore-ls -fp >"$dir/xenstore-ls.txt" 2>&1
     xl list >"$dir/xl-list.txt" 2>&1
-    mkdir -p "$dir/consoles"; cp "$XL_CONSOLES"/*.log "$dir/consoles/" 2>/dev/null
     p=$(lab_serve_pid)
     if [ -n "$p" ] && [ -d "/proc/$p" ]; then
         ls -l "/proc/$p/fd" >"$dir/blktap-fds.txt" 2>&1

@@ -36,7 +36,7 @@ xl_boot_and_wait() {
     if [ "${XENLAB_ACCEL:-tcg}" = kvm ] && [ -w /dev/kvm ]; then accel=kvm; cpu=host; fi
     XL_ACCEL=$accel
     echo "$accel" >"$XL_OUT/accel"
-    local xen_args="console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2 noreboot"
+    local xen_args="console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2"
     # Multiboot module arguments are split at commas by qemu's -initrd: none below.
     local dom0_args="console=hvc0 earlyprintk=xen loglevel=4 xenlab.out=$XL_OUT xenlab.repo=$XL_REPO"
     [ -n "${XENLAB_QEMU_SMP:-}" ] || XENLAB_QEMU_SMP=2
@@ -67,6 +67,9 @@ xl_boot_and_wait() {
         fi
         grep -aq 'XENLAB-DONE' "$console" && break
         if grep -aq 'XENLAB-FATAL' "$console"; then XL_FATAL="dom0: $(grep -a 'XENLAB-FATAL' "$console" | head -1 | tr -d '\r')"; break; fi
+        if grep -aqE 'Kernel panic|Hardware Dom0 crashed|Panic on CPU' "$console"; then
+            XL_FATAL="crash: $(grep -aE 'Kernel panic|Hardware Dom0 crashed|Panic on CPU' "$console" | head -1 | tr -d '\r') (last marker: $last)"; break
+        fi
         if ! kill -0 "$XL_QEMU_PID" 2>/dev/null; then
             XL_FATAL="qemu exited before dom0 finished (last marker: $last; see $console, $XL_OUT/qemu.stderr)"; break
         fi

@@ -1,5 +1,4 @@
-# img: a raw image served by 'blktap xen serve --tap img'; the domU's workload passes and the image file's
-# SHA-256 after the domU is gone equals the digest the domU computed.
+# img: a raw image served by blktap xen serve --tap img; the image equals the domU's digest afterwards
 lab_serve img
 img=$XL_IMAGES/img.raw
 init=$(lab_image "$img" "$XL_IMAGE_MIB")
