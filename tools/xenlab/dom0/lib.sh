@@ -2,9 +2,9 @@
 # $XL_SDIR: 'error' (why it failed; any line there fails it), 'figures' (key=value lines), 'step' (where it is).
 
 XL_IMAGES=/var/lib/xenlab
-XL_CONSOLES="$XL_OUT/consoles"   # xenconsoled writes the domU consoles straight to the output share
+XL_CONSOLES=/var/log/xen/console   # copied to $XL_OUT/consoles every 20 s and at the end of each scenario
 
-lab_log() { echo "[$(cut -d' ' -f1 /proc/uptime)] $*"; }
+lab_log() { echo "[$(cut -d' ' -f1 /proc/uptime)] $*" >&2; }
 lab_fatal() { echo "XENLAB-FATAL $*"; echo "$*" >"$XL_OUT/fatal"; sleep 1; busybox poweroff -f; }
 lab_step() { lab_log "step: $*"; [ -n "${XL_SDIR:-}" ] && echo "$*" >"$XL_SDIR/step"; }
 lab_fail() { lab_log "FAIL: $*"; echo "$*" >>"$XL_SDIR/error"; exit 1; }
@@ -65,10 +65,17 @@ lab_serve_stop() {
 }
 
 # ---- images ----
-# lab_image PATH MIB: a raw image of random bytes; prints its sha256.
+# lab_image PATH MIB: a raw image whose every 512-byte sector starts with its number ("XENLAB-INIT sector=N", so a
+# misplaced read names the sector it came from) followed by random bytes; prints its sha256.
 lab_image() {
     mkdir -p "$(dirname "$1")"
-    head -c "$(( $2 * 1048576 ))" /dev/urandom >"$1"
+    python3 -c 'import os, sys
+n = int(sys.argv[2]) * 2048
+with open(sys.argv[1], "wb") as f:
+    for i in range(0, n, 256):
+        rnd = os.urandom(480 * 256)
+        f.write(b"".join(b"XENLAB-INIT sector=%012d\n" % (i + k) + rnd[480 * k:480 * (k + 1)] for k in range(256)))' "$1.rnd" "$2"
+    mv "$1.rnd" "$1"
     sha256sum "$1" | cut -d' ' -f1
 }
 lab_sha() { sha256sum "$1" | cut -d' ' -f1; }
