@@ -34,6 +34,7 @@ lab_serve_alive() { local p; p=$(lab_serve_pid); [ -n "$p" ] && kill -0 "$p" 2>/
 # lab_serve TAP...: makes sure 'blktap xen serve --tap TAP...' runs and serves; figure serve_start_s when started.
 lab_serve() {
     local chain="$*" n log t0 args=() t
+    XL_USING_SERVE=1
     if lab_serve_alive && [ "$(cat "$XL_SERVE_STATE.chain")" = "$chain" ]; then return 0; fi
     lab_serve_stop
     n=$(ls "$XL_OUT"/blktap-serve-*.log 2>/dev/null | wc -l)
@@ -42,8 +43,13 @@ lab_serve() {
     lab_step "starting blktap xen serve ${args[*]}"
     mkdir -p /var/lib/xenlab/serve-cwd
     t0=$(lab_now)
-    (cd /var/lib/xenlab/serve-cwd && DOTNET_hostBuilder__reloadConfigOnChange=false exec setsid dotnet "$XL_BLKTAP_DLL" xen serve "${args[@]}" >"$log" 2>&1 </dev/null) &
-    echo $! >"$XL_SERVE_STATE.pid"
+    # The wrapper records how the server ended (an exit code, or 128+signal) in the log.
+    (cd /var/lib/xenlab/serve-cwd || exit 1
+     DOTNET_hostBuilder__reloadConfigOnChange=false setsid dotnet "$XL_BLKTAP_DLL" xen serve "${args[@]}" >"$log" 2>&1 </dev/null &
+     echo $! >"$XL_SERVE_STATE.pid"; wait $!; rc=$?
+     echo "xenlab: blktap xen serve exited with status $rc at $(cut -d' ' -f1 /proc/uptime)" >>"$log"
+     [ $rc -ge 128 ] && dmesg | tail -30 >>"$log") &
+    lab_wait 10 "the server's pid" test -s "$XL_SERVE_STATE.pid"
     echo "$chain" >"$XL_SERVE_STATE.chain"
     echo "$log" >"$XL_SERVE_STATE.log"
     if ! lab_wait "$XL_SERVE_TIMEOUT" "blktap xen serve to log 'serving'" grep -q "serving /local" "$log"; then
@@ -117,8 +123,19 @@ lab_attach() {
 # lab_wait_console NAME REGEX SECONDS: waits for a console line matching REGEX; prints the last such line.
 lab_wait_console() {
     local f; f=$(lab_console "$1")
-    lab_wait "$3" "$1's console to show /$2/" grep -qE "$2" "$f" || return 1
+    lab_wait "$3" "$1's console to show /$2/" lab_console_or_dead "$2" "$f" || return 1
+    if ! grep -qaE "$2" "$f"; then
+        lab_check "blktap xen serve died while $1 waited for /$2/: $(grep -a 'exited with status' "$(lab_serve_log)" | tail -1)"
+        return 1
+    fi
     grep -aE "$2" "$f" | tail -1 | tr -d '\r'
+}
+
+# True when the console shows the pattern, or when the server that should be serving it is gone.
+lab_console_or_dead() {
+    grep -qaE "$1" "$2" && return 0
+    [ "${XL_USING_SERVE:-0}" = 1 ] && ! lab_serve_alive && return 0
+    return 1
 }
 
 lab_domain_exists() { xl domid "$1" >/dev/null 2>&1; }
