@@ -19,6 +19,9 @@ export XL_SERVE_TIMEOUT=${XENLAB_SERVE_TIMEOUT:-400}
 export XL_DOMU_TIMEOUT=${XENLAB_DOMU_TIMEOUT:-400}
 export XL_SCENARIO_TIMEOUT=${XENLAB_SCENARIO_TIMEOUT:-1200}
 export XL_SHELL=$1
+# .NET's background tier-1 JIT crashed (SIGSEGV in libclrjit.so, ".NET Tiered Com" thread) in blktap xen serve
+# under load in this dom0 (TCG); XENLAB_DOTNET_TIERED=1 puts tiered compilation back to see it again.
+export DOTNET_TieredCompilation=${XENLAB_DOTNET_TIERED:-0}
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1 DOTNET_CLI_HOME=/tmp/dotnet-home
 ENV
 }
