@@ -82,7 +82,14 @@ with open(sys.argv[1], "wb") as f:
         rnd = os.urandom(480 * 256)
         f.write(b"".join(b"XENLAB-INIT sector=%012d\n" % (i + k) + rnd[480 * k:480 * (k + 1)] for k in range(256)))' "$1.rnd" "$2"
     mv "$1.rnd" "$1"
-    sha256sum "$1" | cut -d' ' -f1
+    local sha v; sha=$(sha256sum "$1" | cut -d' ' -f1)
+    # The workload's own SHA-256, run in dom0 on the same file: tells a wrong digest from a wrong read.
+    if [ -x "$XL_OUT/workload/verify" ]; then
+        v=$("$XL_OUT/workload/verify" digest --dev "$1" --no-direct 2>&1 | awk '/XENLAB-DIGEST/ {print $2}')
+        lab_log "dom0: sha256sum $sha, verify digest $v ($1)"
+        [ "$v" = "$sha" ] || lab_check "in dom0, verify digest of $1 is $v but sha256sum says $sha"
+    fi
+    echo "$sha"
 }
 lab_sha() { sha256sum "$1" | cut -d' ' -f1; }
 
