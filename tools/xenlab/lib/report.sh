@@ -21,7 +21,7 @@ for name in os.environ["XL_SCENARIOS"].split():
     figures = {}
     for line in read(os.path.join(d, "figures")).splitlines():
         k, _, v = line.partition("=")
-        try: figures[k] = float(v) if "." in v or v.isdigit() else v
+        try: figures[k] = int(v) if v.isdigit() else float(v)
         except ValueError: figures[k] = v
     passed = os.path.exists(os.path.join(out, d, "passed"))
     ran = os.path.exists(os.path.join(out, d, "ms"))
