@@ -34,7 +34,7 @@ xl_qemu_stop() {
 }
 
 xl_boot_and_wait() {
-    local shell=$1 console="$XL_OUT/console.log" accel=tcg cpu="max,-smap,-smep" serial
+    local shell=$1 console="$XL_OUT/console.log" accel=tcg cpu=${XENLAB_QEMU_CPU:-max,-smap,-smep} serial
     # KVM only where it can run a PV dom0; these machines' /dev/kvm cannot (issue 15), so TCG unless asked.
     if [ "${XENLAB_ACCEL:-tcg}" = kvm ] && [ -w /dev/kvm ]; then accel=kvm; cpu=host; fi
     XL_ACCEL=$accel
