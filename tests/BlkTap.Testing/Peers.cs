@@ -56,7 +56,7 @@ public static class Peers
 
     /// <summary>Runs a program to completion and returns its exit code, stdout and stderr.</summary>
     public static ProcessResult Run(string program, IEnumerable<string> args, TimeSpan? timeout = null,
-        string? workingDirectory = null, string? stdin = null)
+        string? workingDirectory = null, string? stdin = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var psi = new ProcessStartInfo(program)
         {
@@ -67,6 +67,7 @@ public static class Peers
             WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
         };
         foreach (var a in args) psi.ArgumentList.Add(a);
+        if (environment != null) foreach (var (k, v) in environment) psi.Environment[k] = v;
         using var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {program}");
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();

@@ -263,7 +263,28 @@ public sealed partial class VerifyWorkloadTests
         var failed = results.Where(r => r.ExitCode == 1).ToList();
         Assert.That(failed, Is.Not.Empty, string.Join("\n", results.Select(r => $"exit {r.ExitCode}: {r.StdOut}{r.StdErr}")));
         foreach (var r in failed)
-            Assert.That(r.StdOut, Does.Match(@"XENLAB-VERIFY FAIL (op \d+ read of \d+ bytes at \d+|final read): mismatch at byte offset \d+ \(sector \d+\): expected 0x[0-9a-f]{2} got 0x[0-9a-f]{2}"));
+            Assert.That(r.StdOut, Does.Match(@"XENLAB-VERIFY FAIL (op \d+ read of \d+ bytes at \d+|final read): mismatch at byte offset \d+ \(sector \d+\): expected 0x[0-9a-f]{2} got 0x[0-9a-f]{2}; .*; the model is intact \(it hashes as when stored\); a re-read "));
+    }
+
+    /// <summary>
+    /// A model byte changed in the workload's own memory (as guest memory corruption would) is told apart from a
+    /// device that answered wrongly: the FAIL line says the model changed and that the device answers the same again.
+    /// </summary>
+    [TestCase(0L)]
+    [TestCase(1_050_000L)]
+    [TestCase((4L << 20) - 1)]
+    public void Run_ModelByteCorruptedInMemory_FailLineBlamesTheModelNotTheDevice(long modelByte)
+    {
+        RandomImage("disk.raw", 4 << 20, 6);
+        var disk = Path.Combine(_dir, "disk.raw");
+        var before = File.ReadAllBytes(disk);
+        var r = Peers.Run(Verify(), ["run", "--dev", disk, "--seed", "61", "--ops", "50", .. DirectArgs], TimeSpan.FromMinutes(2),
+            environment: new Dictionary<string, string> { ["XENLAB_VERIFY_TEST_CORRUPT_MODEL_BYTE"] = modelByte.ToString(CultureInfo.InvariantCulture) });
+        Assert.That(r.ExitCode, Is.EqualTo(1), r.StdOut + r.StdErr);
+        long sector = modelByte / 512;
+        Assert.That(r.StdOut, Does.Match($@"XENLAB-VERIFY FAIL .*mismatch at byte offset {modelByte} \(sector {sector}\).*; the MODEL CHANGED in this domU's memory since it was stored \(guest memory corruption, not a device answer\); a re-read returns the same bytes as this read"));
+        Assert.That(r.StdOut, Does.Not.Contain("XENLAB-VERIFY ok"));
+        Assert.That(before.Length, Is.EqualTo(new FileInfo(disk).Length), "the file keeps its size");
     }
 
     /// <summary>For any seed and region, digest= is the file's SHA-256 and nothing beyond the region changed.</summary>

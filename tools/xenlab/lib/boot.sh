@@ -34,7 +34,7 @@ xl_qemu_stop() {
 }
 
 xl_boot_and_wait() {
-    local shell=$1 console="$XL_OUT/console.log" accel=tcg cpu=${XENLAB_QEMU_CPU:-max,-smap,-smep,-avx,-avx2,-fma,-f16c,-vaes,-vpclmulqdq,-avx512f} serial
+    local shell=$1 console="$XL_OUT/console.log" accel=tcg cpu=${XENLAB_QEMU_CPU:-max,-smap,-smep,-pcid,-invpcid,-avx,-avx2,-fma,-f16c,-vaes,-vpclmulqdq,-avx512f} serial
     # -smap/-smep: plain max crashes dom0 in create_bounce_frame. No AVX: qemu 7.2 (Debian 12) is the first TCG
     # with AVX/AVX2; with them advertised, .NET's JIT segfaulted in dom0 and the domU sometimes read different
     # bytes than the image held through blktap (never seen without AVX so far). XENLAB_QEMU_CPU overrides.

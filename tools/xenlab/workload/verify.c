@@ -279,10 +279,18 @@ typedef struct {
     uint8_t *model;
     uint8_t *known;           /* bit per sector of the region: 1 = model holds the content */
     uint64_t *outside;        /* word_hash of each CHUNK after the region */
+    uint64_t *stored;         /* word_hash of each known model sector when it was stored: tells a model that
+                                 changed in this process's memory from a device that answered wrongly */
+    const device *dev;        /* for the diagnostic re-read of a mismatching sector */
+    uint8_t *scratch;         /* one aligned sector for that re-read */
     uint64_t reads, writes, flushes, discards, unsupported, read_bytes, written_bytes;
 } state;
 
 static int is_known(const state *s, uint64_t sector) { return s->known[sector >> 3] >> (sector & 7) & 1; }
+static void store_hashes(state *s, uint64_t off, uint64_t len)
+{
+    for (uint64_t i = 0; i < len; i += SECTOR) s->stored[(off + i) / SECTOR] = word_hash(s->model + off + i, SECTOR);
+}
 static void set_known(state *s, uint64_t sector, int v)
 {
     if (v) s->known[sector >> 3] |= (uint8_t)(1u << (sector & 7));
@@ -303,6 +311,7 @@ static void check(state *s, const uint8_t *data, uint64_t off, uint64_t len, con
         uint8_t *m = s->model + off + i;
         if (!is_known(s, sector)) {
             memcpy(m, data + i, SECTOR);
+            store_hashes(s, off + i, SECTOR);
             set_known(s, sector, 1);
             continue;
         }
@@ -312,8 +321,18 @@ static void check(state *s, const uint8_t *data, uint64_t off, uint64_t len, con
         char exp[57], got[57];
         printable_header(exp, m);
         printable_header(got, data + i);
-        fail("%s: mismatch at byte offset %" PRIu64 " (sector %" PRIu64 "): expected 0x%02x got 0x%02x; sector starts expected \"%s\" got \"%s\"",
-             what, off + i + b, sector, m[b], data[i + b], exp, got);
+        /* Which side is wrong: a model that no longer hashes as stored was changed in this process's memory (no
+         * device answer can do that); a re-read that differs from this read means the device answers inconsistently. */
+        const char *model_state = word_hash(m, SECTOR) == s->stored[sector]
+            ? "the model is intact (it hashes as when stored)"
+            : "the MODEL CHANGED in this domU's memory since it was stored (guest memory corruption, not a device answer)";
+        const char *reread = "no re-read";
+        if (s->dev && read_at(s->dev, s->scratch, SECTOR, sector * SECTOR, "diagnostic re-read") == SECTOR)
+            reread = memcmp(s->scratch, data + i, SECTOR) == 0 ? "a re-read returns the same bytes as this read"
+                   : memcmp(s->scratch, m, SECTOR) == 0 ? "a re-read returns the model's bytes"
+                   : "a re-read returns a third content";
+        fail("%s: mismatch at byte offset %" PRIu64 " (sector %" PRIu64 "): expected 0x%02x got 0x%02x; sector starts expected \"%s\" got \"%s\"; %s; %s",
+             what, off + i + b, sector, m[b], data[i + b], exp, got, model_state, reread);
     }
 }
 
@@ -322,7 +341,7 @@ struct pass_ctx { state *s; int final; const char *what; };
 static void initial_chunk(void *ctx, const uint8_t *data, uint64_t off, uint64_t len)
 {
     state *s = ((struct pass_ctx *)ctx)->s;
-    if (off < s->region) memcpy(s->model + off, data, (size_t)len);
+    if (off < s->region) { memcpy(s->model + off, data, (size_t)len); store_hashes(s, off, len); }
     else s->outside[(off - s->region) / CHUNK] = word_hash(data, (size_t)len);
 }
 
@@ -374,8 +393,14 @@ static int cmd_run(const options *o)
     s.model = aligned_alloc_or_die(s.region, "model");
     s.known = calloc((size_t)(s.region / SECTOR + 7) / 8, 1);
     s.outside = calloc((size_t)((d.size - s.region) / CHUNK + 1), sizeof(uint64_t));
+    s.stored = calloc((size_t)(s.region / SECTOR), sizeof(uint64_t));
+    s.dev = &d;
+    s.scratch = aligned_alloc_or_die(4096, "re-read buffer");
     uint8_t *buf = aligned_alloc_or_die(CHUNK, "I/O buffer");
-    if (!s.known || !s.outside) usage_error("cannot allocate the model's bitmaps");
+    if (!s.known || !s.outside || !s.stored) usage_error("cannot allocate the model's bitmaps");
+    /* Every page of the model and the buffer is touched once here, before any I/O. */
+    memset(s.model, 0, (size_t)s.region);
+    memset(buf, 0, CHUNK);
     double t0 = now();
     printf("XENLAB-VERIFY progress phase=start dev=%s bytes=%" PRIu64 " region=%" PRIu64 " direct=%d lbs=%u seed=%" PRIu64 " ops=%" PRIu64 "\n",
            d.path, d.size, s.region, d.direct, d.lbs, o->seed, o->ops);
@@ -386,6 +411,9 @@ static int cmd_run(const options *o)
     whole_pass(&d, s.region, buf, initial_chunk, &ctx, digest, "initial read");
     sha256_hex(digest, initial);
     memset(s.known, 0xff, (size_t)(s.region / SECTOR + 7) / 8);
+    /* Test hook (VerifyWorkloadTests): flips one model byte after the initial pass, as memory corruption would. */
+    const char *corrupt = getenv("XENLAB_VERIFY_TEST_CORRUPT_MODEL_BYTE");
+    if (corrupt && strtoull(corrupt, NULL, 10) < s.region) s.model[strtoull(corrupt, NULL, 10)] ^= 0xff;
     printf("XENLAB-VERIFY progress phase=initial bytes=%" PRIu64 " sha256=%s seconds=%.1f\n", d.size, initial, now() - t0);
     if (o->expect && strcasecmp(o->expect, initial) != 0)
         fail("initial digest %s differs from --expect-initial %s: the data did not survive", initial, o->expect);
@@ -407,6 +435,7 @@ static int cmd_run(const options *o)
             fill(buf, off, len, o->seed, i);
             write_at(&d, buf, len, off, what);
             memcpy(s.model + off, buf, (size_t)len);
+            store_hashes(&s, off, len);
             for (uint64_t b = 0; b < len; b += SECTOR) set_known(&s, (off + b) / SECTOR, 1);
             s.writes++;
             s.written_bytes += len;
