@@ -37,4 +37,13 @@ public sealed class XenEmulatorOptions
 
     /// <summary>How long threaded-mode waits (<see cref="XenEmulator.RunUntilIdle"/>, <see cref="XenEmulator.RunUntil"/>) may take before they throw <see cref="TimeoutException"/>. Default 30 s.</summary>
     public TimeSpan WaitTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Map read-only grants write-protected (default true): the backend gets a read-only view of a copy of each page
+    /// taken at map time, so a backend (or a tap) that writes into a write request's data faults with SIGSEGV as it
+    /// does on real Xen, where gntdev maps such grants without PROT_WRITE. The cost is one 4 KiB copy per read-only
+    /// page mapped; the backend does not see a guest changing such a page after the map. False: zero-copy,
+    /// writable aliases of the guest's pages (the emulator before 2026-12-04).
+    /// </summary>
+    public bool ProtectReadOnlyGrants { get; set; } = true;
 }

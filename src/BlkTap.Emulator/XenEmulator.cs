@@ -28,6 +28,8 @@ public sealed class XenEmulator : IDisposable
     private long _nextHandle;
     private long _livePages;
     private bool _disposed;
+    private readonly bool _protectReadOnlyGrants;
+    private readonly WriteProtectedPages _writeProtected = new();
 
     /// <summary>Creates an emulator with dom0 ("Domain-0").</summary>
     public XenEmulator(XenEmulatorOptions? options = null)
@@ -38,6 +40,7 @@ public sealed class XenEmulator : IDisposable
             ? new DeterministicScheduler(options.Seed, options.MaxStepsPerRun)
             : new ThreadedScheduler(options.WaitTimeout);
         Store = new EmulatedXenStore(Scheduler);
+        _protectReadOnlyGrants = options.ProtectReadOnlyGrants;
         Dom0 = AddDomain(0, "Domain-0");
     }
 
@@ -213,6 +216,8 @@ public sealed class XenEmulator : IDisposable
         }
         Scheduler.Dispose();
         foreach (var d in all) Kill(d);
+        // A backend may outlive the emulator with a mapping still in use: its read-only views stay mapped then.
+        lock (_memoryGate) if (_writeProtected.InUse == 0) _writeProtected.Dispose();
     }
 
     private EmulatedDomain AddDomain(ushort id, string name)
@@ -264,7 +269,12 @@ public sealed class XenEmulator : IDisposable
                 entry.MapCount++;
                 entry.Allocation.AddMapping(entry.PageIndex);
                 mapping.Add(entry);
-                pages[i] = entry.Page;
+                if (!writable && _protectReadOnlyGrants)
+                {
+                    mapping.AddShadow(_writeProtected.Rent(entry.Page, out var readOnly));
+                    pages[i] = readOnly;
+                }
+                else pages[i] = entry.Page;
             }
             handle = ++_nextHandle;
             _mappings.Add(handle, mapping);
@@ -283,6 +293,7 @@ public sealed class XenEmulator : IDisposable
                 mapping.Granter.Grants.OnUnmappedLocked(entry);
                 if (entry.Allocation.RemoveMapping(entry.PageIndex)) OnPagesFreedLocked(entry.Allocation.PageCount);
             }
+            foreach (var slot in mapping.Shadows) _writeProtected.Return(slot);
             mapping.Clear();
             // Bounded: a pool as large as the most mappings ever held at once is enough for steady state.
             if (_mappingPool.Count < 4096) _mappingPool.Push(mapping);

@@ -1,4 +1,5 @@
 // Usage: BlkTap.CrashChild OVERLAY BASE SEED
+//    or: BlkTap.CrashChild write-readonly-grant protected|unprotected
 // Runs an emulated guest writing through `cow:overlay=OVERLAY` over `img:path=BASE`: generation after
 // generation of CrashWorkload writes, each followed by a FLUSH; prints "ready" once connected and
 // "flushed G" after generation G's flush has completed. Runs until killed.
@@ -7,6 +8,7 @@ using BlkTap.Emulator;
 using BlkTap.Examples;
 using BlkTap.Tests.Cow;
 
+if (args.Length == 2 && args[0] == "write-readonly-grant") return WriteReadOnlyGrant(args[1] == "protected");
 if (args.Length != 3 || !int.TryParse(args[2], out int seed))
 {
     Console.Error.WriteLine("usage: BlkTap.CrashChild OVERLAY BASE SEED");
@@ -26,4 +28,23 @@ for (int g = 1; ; g++)
     var f = await front.FlushAsync();
     if (f != BlkifStatus.Okay) { Console.Error.WriteLine($"flush failed: {f}"); return 1; }
     Console.Out.WriteLine($"flushed {g}");
+}
+
+// A backend that writes into a page granted read-only: prints "mapped", writes one byte through the mapping, prints
+// "wrote". With the emulator's write protection the write faults (SIGSEGV, a fatal AccessViolationException), as it
+// does through gntdev on real Xen.
+static unsafe int WriteReadOnlyGrant(bool protect)
+{
+    using var emu = new XenEmulator(new XenEmulatorOptions { Mode = SchedulerMode.Deterministic, ProtectReadOnlyGrants = protect });
+    var guest = emu.CreateDomain("guest");
+    nint page = guest.AllocatePages();
+    guest.GetPage(page)[7] = 0x5A;
+    uint gref = guest.Grants.GrantAccess(0, page, readOnly: true);
+    var pages = new nint[1];
+    if (emu.GrantMapperFor(0).Map(guest.Id, [gref], writable: false, pages, out _) != GrantStatus.Okay) return 3;
+    Console.Out.WriteLine($"mapped {((byte*)pages[0])[7]:x2}");
+    Console.Out.Flush();
+    ((byte*)pages[0])[7] = 0xA5;
+    Console.Out.WriteLine("wrote");
+    return 0;
 }

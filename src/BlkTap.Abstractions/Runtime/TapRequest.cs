@@ -72,6 +72,24 @@ public sealed class TapRequest
     /// <summary>The bytes of segment <paramref name="index"/>.</summary>
     public Span<byte> SegmentData(int index) => Segments[index].Span;
 
+    /// <summary>
+    /// Points segment <paramref name="index"/> at other memory of the same length (for instance a hook's bounce page
+    /// holding transformed write data), so the hooks below and the terminator use it instead. The memory must stay
+    /// valid until the request completes; the hook that redirects gives it back in its response hook. A write's data
+    /// in a guest's granted page is mapped read-only on real Xen (blkback and gntdev map write data without write
+    /// access): a hook that must change write data redirects to its own copy instead of writing into the segment.
+    /// The transport still answers the guest from the original memory, so a read redirected here must be copied
+    /// back by the hook's response hook. Loop thread, from a request hook.
+    /// </summary>
+    public void RedirectSegment(int index, nint address)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, SegmentCount);
+        if (address == 0) throw new ArgumentException("a segment cannot point at address 0", nameof(address));
+        var s = _segments[index];
+        _segments[index] = s with { Address = address };
+    }
+
     /// <summary>Copies the request's data, segment after segment, into <paramref name="destination"/>.</summary>
     public void CopyDataTo(Span<byte> destination)
     {

@@ -17,6 +17,19 @@ internal sealed class GrantMapping
 
     public int Count { get; private set; }
 
+    private int[] _shadows = new int[BlkifConstants.MaxSegmentsPerRequest];
+
+    /// <summary>Write-protected copies lent to this mapping (slots of <see cref="WriteProtectedPages"/>).</summary>
+    public ReadOnlySpan<int> Shadows => _shadows.AsSpan(0, ShadowCount);
+
+    public int ShadowCount { get; private set; }
+
+    public void AddShadow(int slot)
+    {
+        if (ShadowCount == _shadows.Length) Array.Resize(ref _shadows, _shadows.Length * 2);
+        _shadows[ShadowCount++] = slot;
+    }
+
     /// <summary>Makes this mapping hold nothing yet for <paramref name="capacity"/> entries of <paramref name="granter"/>.</summary>
     public void Reset(ushort mapper, EmulatedDomain granter, int capacity)
     {
@@ -33,6 +46,7 @@ internal sealed class GrantMapping
     {
         Array.Clear(_entries, 0, Count);
         Count = 0;
+        ShadowCount = 0;
         Granter = null!;
     }
 }

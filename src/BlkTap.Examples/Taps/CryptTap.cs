@@ -45,12 +45,13 @@ public sealed class CryptTapFactory : ITapFactory
 
 /// <summary>The <c>crypt</c> tap.</summary>
 /// <remarks>
-/// <para>Writes are encrypted in place in the guest's granted pages by the request hook, so the taps
-/// below (and the disk) see ciphertext through the request's segment spans, and the response hook
-/// decrypts them in place again before the response reaches the guest. Window: while the write is in
-/// flight the guest's buffer holds ciphertext; a guest must not read a buffer it has submitted for
-/// writing until the response (blkif gives no guarantee about its contents meanwhile, and Linux does
-/// not touch pages under writeback). Reads pass and are decrypted in place on OKAY.</para>
+/// <para>Writes are encrypted into the tap's own bounce pages, never in the guest's pages: on real Xen a
+/// write's data is granted and mapped read-only (an in-place encryption killed <c>xen serve</c> with
+/// SIGSEGV in the Xen lab), and the guest's buffer must not change under a write. The request hook copies
+/// each segment into a bounce page, encrypts it there and redirects the segment to it
+/// (<see cref="TapRequest.RedirectSegment"/>), so the taps below and the disk see ciphertext; the response
+/// hook gives the pages back. The pages are pooled (4 KiB each, reused: no allocation per request in steady
+/// state). Reads pass and are decrypted in place on OKAY (read data is granted writable).</para>
 /// <para>Only requests that went through this tap's request hook are transformed (a tag marks them), so
 /// an answer produced above the tap (an error, a cache hit) is left alone.</para>
 /// <para>Discard: by default the tap withdraws feature-discard at attach and answers any discard with
@@ -63,9 +64,10 @@ public sealed class CryptTapFactory : ITapFactory
 /// </remarks>
 public sealed class CryptTap : TapBase, IRequestHook, IResponseHook, IControlHook
 {
-    private const long TagWrite = 1, TagRead = 2;
+    private const long TagRead = -1;
     private readonly XtsAes _xts;
     private readonly bool _allowDiscard;
+    private readonly BouncePages _bounce = new();
 
     /// <summary>
     /// Creates the tap with the XTS key (Key1 then Key2, 32 or 64 bytes, halves different);
@@ -90,8 +92,7 @@ public sealed class CryptTap : TapBase, IRequestHook, IResponseHook, IControlHoo
             case BlkifOperation.Write:
             case BlkifOperation.WriteBarrier:
                 if (!request.HasData) return HookResult.Pass;
-                foreach (var s in request.Segments) _xts.EncryptSectors(s.Span, s.Sector);
-                request.SetTag(this, TagWrite);
+                request.SetTag(this, _bounce.Redirect(request, static (xts, span, sector) => xts.EncryptSectors(span, sector), _xts));
                 return HookResult.Pass;
             case BlkifOperation.Read:
                 request.SetTag(this, TagRead);
@@ -108,10 +109,11 @@ public sealed class CryptTap : TapBase, IRequestHook, IResponseHook, IControlHoo
     public void OnResponse(TapRequest request)
     {
         if (!request.TryGetTag(this, out long tag)) return;
-        // Writes are restored whatever the status (the guest's buffer must come back as it was);
+        // A write's bounce pages go back whatever the status (the guest's pages were never written);
         // reads are decrypted only when the data is real.
-        if (tag == TagRead && request.Status != BlkifStatus.Okay) return;
-        bool zeroIsZero = tag == TagRead && _allowDiscard;
+        if (tag != TagRead) { _bounce.Release(tag); return; }
+        if (request.Status != BlkifStatus.Okay) return;
+        bool zeroIsZero = _allowDiscard;
         foreach (var s in request.Segments)
         {
             var span = s.Span;
@@ -136,6 +138,7 @@ public sealed class CryptTap : TapBase, IRequestHook, IResponseHook, IControlHoo
     public override void Dispose()
     {
         _xts.Dispose();
+        _bounce.Dispose();
         base.Dispose();
     }
 }

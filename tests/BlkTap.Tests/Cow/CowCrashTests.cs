@@ -11,7 +11,7 @@ namespace BlkTap.Tests.Cow;
 /// </summary>
 public class CowCrashTests
 {
-    private static string ChildDll()
+    internal static string ChildDll()
     {
         var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
         string config = dir.FullName.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";

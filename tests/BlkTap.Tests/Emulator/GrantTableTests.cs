@@ -1,4 +1,5 @@
 using BlkTap.Emulator;
+using BlkTap.Testing;
 using FsCheck;
 using NUnit.Framework;
 
@@ -188,5 +189,63 @@ public class GrantTableTests
             : GrantStatus.Okay;
         Assert.That(status, Is.EqualTo(expected));
         Assert.That(emu.MappingCount, Is.EqualTo(status == GrantStatus.Okay ? 1 : 0));
+    }
+
+    [Test]
+    public void Map_ReadOnly_ReturnsWriteProtectedCopyHoldingTheGuestsData()
+    {
+        using var emu = XenEmulator.CreateDeterministic(1);
+        var guest = emu.CreateDomain("guest");
+        nint page = guest.AllocatePages();
+        new Random(5).NextBytes(guest.GetPage(page));
+        var expected = guest.GetPage(page).ToArray();
+        uint gref = guest.Grants.GrantAccess(0, page, readOnly: true);
+        var pages = new nint[1];
+
+        var status = emu.GrantMapperFor(0).Map(guest.Id, new[] { gref }, writable: false, pages, out long handle);
+
+        Assert.That(status, Is.EqualTo(GrantStatus.Okay));
+        Assert.That(pages[0], Is.Not.EqualTo(page), "a read-only grant maps a separate, write-protected view");
+        Assert.That((long)pages[0] % 4096, Is.EqualTo(0L));
+        unsafe { Assert.That(new ReadOnlySpan<byte>((void*)pages[0], 4096).SequenceEqual(expected), Is.True); }
+        Assert.That(guest.Grants.MapCount(gref), Is.EqualTo(1));
+        emu.GrantMapperFor(0).Unmap(handle);
+        Assert.That(guest.Grants.MapCount(gref), Is.EqualTo(0));
+    }
+
+    [Test]
+    public void Map_ReadOnlyWithProtectionOff_ReturnsTheGuestPage()
+    {
+        using var emu = new XenEmulator(new XenEmulatorOptions { Mode = SchedulerMode.Deterministic, ProtectReadOnlyGrants = false });
+        var guest = emu.CreateDomain("guest");
+        nint page = guest.AllocatePages();
+        uint gref = guest.Grants.GrantAccess(0, page, readOnly: true);
+        var pages = new nint[1];
+        Assert.That(emu.GrantMapperFor(0).Map(guest.Id, new[] { gref }, false, pages, out _), Is.EqualTo(GrantStatus.Okay));
+        Assert.That(pages[0], Is.EqualTo(page));
+    }
+
+    /// <summary>
+    /// Real Xen maps a write's data read-only; a backend writing into it dies with SIGSEGV (the crypt tap did, in the
+    /// Xen lab). The emulator fails the same way: a child process writing through a read-only mapping is killed by
+    /// the fault, and the same child with the protection off writes and exits 0.
+    /// </summary>
+    [TestCase(true)]
+    [TestCase(false)]
+    public void WriteThroughReadOnlyMapping_Protected_KillsTheBackendLikeXen(bool protect)
+    {
+        var r = Peers.Run("dotnet", [BlkTap.Tests.Cow.CowCrashTests.ChildDll(), "write-readonly-grant", protect ? "protected" : "unprotected"], TimeSpan.FromMinutes(2));
+        Assert.That(r.StdOut, Does.Contain("mapped 5a"), r.StdOut + r.StdErr);
+        if (protect)
+        {
+            Assert.That(r.ExitCode, Is.Not.EqualTo(0), r.StdOut + r.StdErr);
+            Assert.That(r.StdOut, Does.Not.Contain("wrote"));
+            Assert.That(r.StdErr, Does.Contain("AccessViolationException"));
+        }
+        else
+        {
+            Assert.That(r.ExitCode, Is.EqualTo(0), r.StdOut + r.StdErr);
+            Assert.That(r.StdOut, Does.Contain("wrote"));
+        }
     }
 }
