@@ -151,7 +151,12 @@ lab_wait_gone() { lab_wait "$2" "domain $1 to go away" bash -c "! xl domid '$1'"
 # lab_verify NAME SECONDS: waits for the domU's XENLAB-VERIFY line; fails the scenario unless ok; prints the line.
 lab_verify() {
     local line
-    line=$(lab_wait_console "$1" "XENLAB-VERIFY (ok|FAIL)" "$2") || lab_fail "no XENLAB-VERIFY line from $1 within $2 s (console: $(tail -3 "$(lab_console "$1")" | tr '\r\n' '  '))"
+    # The domU's end without a result line (the workload crashed, say) fails at once instead of at the deadline.
+    line=$(lab_wait_console "$1" "XENLAB-VERIFY (ok|FAIL)|XENLAB-DOMU-END" "$2") || lab_fail "no XENLAB-VERIFY line from $1 within $2 s (console: $(tail -3 "$(lab_console "$1")" | tr '\r\n' '  '))"
+    case "$line" in *XENLAB-DOMU-END*)
+        line=$(grep -aE "XENLAB-VERIFY (ok|FAIL)" "$(lab_console "$1")" | tail -1 | tr -d '\r') ;; esac
+    case "$line" in ""|*XENLAB-DOMU-END*)
+        lab_fail "$1 ended without a XENLAB-VERIFY line (console: $(grep -av '^\[' "$(lab_console "$1")" | tail -4 | tr '\r\n' '  '))" ;; esac
     lab_log "$1: $line"
     case "$line" in *"XENLAB-VERIFY ok"*) ;; *)
         lab_fail "$1: $line" ;; esac

@@ -39,14 +39,16 @@ xl_boot_and_wait() {
     # with AVX/AVX2; with them advertised, .NET's JIT segfaulted in dom0 and the domU sometimes read different
     # bytes than the image held through blktap (never seen without AVX so far). XENLAB_QEMU_CPU overrides.
     # KVM only where it can run a PV dom0; these machines' /dev/kvm cannot (issue 15), so TCG unless asked.
+    # XENLAB_TCG_THREAD=single|multi: one host thread for every vCPU, or one each (MTTCG).
+    [ "${XENLAB_TCG_THREAD:-multi}" = single ] && accel="tcg,thread=single"
     if [ "${XENLAB_ACCEL:-tcg}" = kvm ] && [ -w /dev/kvm ]; then accel=kvm; cpu=host; fi
-    XL_ACCEL=$accel
+    XL_ACCEL=${accel%%,*}
     echo "$accel" >"$XL_OUT/accel"
     local xen_args="console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2"
     # Multiboot module arguments are split at commas by qemu's -initrd: none below.
     local dom0_args="console=hvc0 earlyprintk=xen loglevel=4 xenlab.out=$XL_OUT xenlab.repo=$XL_REPO"
     [ -n "${XENLAB_QEMU_SMP:-}" ] || XENLAB_QEMU_SMP=2
-    local qemu=(qemu-system-x86_64 -machine q35,accel=$accel -cpu $cpu -smp "$XENLAB_QEMU_SMP" -m 3072
+    local qemu=(qemu-system-x86_64 -machine q35 -accel $accel -cpu $cpu -smp "$XENLAB_QEMU_SMP" -m 3072
         -kernel "$XL_XEN" -append "$xen_args"
         -initrd "$XL_VMLINUX $dom0_args,$XL_DOM0_INITRD"
         -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
