@@ -1,7 +1,7 @@
 using BlkTap.Examples.Nbd;
+using BlkTap.Linux;
 using BlkTap.Tests.Nbd;
 using BlkTap.Tests.Runtime;
-using BlkTap.Xen;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.NbdTaps;

@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using BlkTap.Cli.Commands;
 using BlkTap.Emulator;
-using BlkTap.Tests.Emulator;
 using BlkTap.Examples;
+using BlkTap.Tests.Emulator;
 using BlkTap.Xen;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;

@@ -74,7 +74,7 @@ internal static class NbdCommand
             Name = "nbd",
             Diagnostics = d => { if (d.Level != TapDiagnosticLevel.Information) Err(d.ToString()); },
             // The loop watches the client sockets itself: one thread serves sockets, hooks and image.
-            Waiter = new BlkTap.Xen.EpollLoopWaiter(),
+            Waiter = new BlkTap.Linux.EpollLoopWaiter(),
         });
         TapChain.Register(runtime, taps);
         using var loopCts = new CancellationTokenSource();

@@ -59,7 +59,7 @@ internal static class ShmCommand
             Name = "shm",
             Diagnostics = d => errors.WriteLine($"blktap: {d}"),
             // The loop waits on the event-channel socket itself: a notification wakes the loop thread directly.
-            Waiter = new BlkTap.Xen.EpollLoopWaiter(),
+            Waiter = new BlkTap.Linux.EpollLoopWaiter(),
         });
         ShmringServer? server = null;
         Task? loop = null;
