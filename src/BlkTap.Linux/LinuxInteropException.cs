@@ -4,7 +4,7 @@ namespace BlkTap.Linux;
 
 /// <summary>
 /// A native call into libc failed. Carries the call name, the errno value and its strerror text. Thread-safe
-/// (immutable). <c>BlkTap.Xen.XenInteropException</c> derives from it for calls into the Xen libraries and devices.
+/// (immutable). The Xen assembly's <c>XenInteropException</c> derives from it for calls into the Xen libraries and devices.
 /// </summary>
 public class LinuxInteropException : IOException
 {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using BlkTap.Chains;
 using BlkTap.Cli.Commands;
 using BlkTap.Examples;
 

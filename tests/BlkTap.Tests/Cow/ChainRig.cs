@@ -1,3 +1,4 @@
+using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Examples;
 using NUnit.Framework;
@@ -21,7 +22,7 @@ internal sealed class ChainRig : IAsyncDisposable
 
     public static async Task<ChainRig> StartAsync(IEnumerable<string> specs, bool deterministic, int seed = 1, int frontends = 1)
     {
-        var taps = TapRegistry.CreateDefault().Build(specs.Select(TapSpec.Parse).ToList(), new TapContext { Output = TextWriter.Null, Seed = seed });
+        var taps = ExampleTaps.CreateRegistry().Build(specs.Select(TapSpec.Parse).ToList(), new TapContext { Output = TextWriter.Null, Seed = seed });
         var diagnostics = new List<string>();
         try
         {

@@ -1,3 +1,4 @@
+using BlkTap.Chains;
 using BlkTap.Examples.Nbd;
 using BlkTap.Linux;
 using BlkTap.Tests.Nbd;

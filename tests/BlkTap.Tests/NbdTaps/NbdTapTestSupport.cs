@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using BlkTap.Chains;
 using BlkTap.Cli;
 using BlkTap.Emulator;
 using BlkTap.Examples;
@@ -24,7 +25,7 @@ internal static class NbdTapTestSupport
     public static async Task<(EmulatorRig Rig, IReadOnlyList<ITap> Taps, List<string> Diagnostics)> RigAsync(
         IEnumerable<string> specs, int frontends = 2, TextWriter? output = null, TapRegistry? registry = null)
     {
-        registry ??= TapRegistry.CreateDefault();
+        registry ??= ExampleTaps.CreateRegistry();
         var taps = registry.Build(specs.Select(TapSpec.Parse).ToList(), new TapContext { Output = output ?? TextWriter.Null });
         var diagnostics = new List<string>();
         var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions

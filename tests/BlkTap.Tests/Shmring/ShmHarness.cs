@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using System.Threading.Channels;
+using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Examples;
 using BlkTap.Testing;
@@ -162,7 +163,7 @@ internal sealed class InProcessShm : IAsyncDisposable
         Dir = ShmHarness.NewDir();
         Runtime = new TapRuntime(new TapRuntimeOptions { Name = "shm-test", Diagnostics = d => AddLog(d.ToString()) });
         extraHooks?.Invoke(Runtime);
-        _taps = TapRegistry.CreateDefault().Build([TapSpec.Parse(chain)], new TapContext { Output = TextWriter.Null });
+        _taps = ExampleTaps.CreateRegistry().Build([TapSpec.Parse(chain)], new TapContext { Output = TextWriter.Null });
         TapChain.Register(Runtime, _taps);
         Options = new ShmringServerOptions { Log = AddLog, HandshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(60) };
         Server = new ShmringServer(Dir, Runtime, Options);

@@ -1,3 +1,4 @@
+using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Examples;
 
@@ -12,7 +13,7 @@ internal static class TapTestRig
         new(await EmulatorRig.StartAsync(new EmulatorRigOptions { Frontends = frontends }, rt => TapChain.Register(rt, chain)));
 
     public static IReadOnlyList<ITap> Build(TapContext? context, params string[] specs) =>
-        TapRegistry.CreateDefault().Build(specs.Select(TapSpec.Parse).ToList(), context ?? new TapContext { Output = TextWriter.Null });
+        ExampleTaps.CreateRegistry().Build(specs.Select(TapSpec.Parse).ToList(), context ?? new TapContext { Output = TextWriter.Null });
 
     /// <summary>Deterministic bytes for a write.</summary>
     public static byte[] Pattern(Random random, int sectors)

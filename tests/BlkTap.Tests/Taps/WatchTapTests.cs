@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using BlkTap.Chains;
 using BlkTap.Examples;
 using FsCheck;
 using FsCheck.Fluent;

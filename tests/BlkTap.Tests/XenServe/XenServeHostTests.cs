@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using BlkTap.Chains;
 using BlkTap.Cli.Commands;
 using BlkTap.Emulator;
 using BlkTap.Examples;
@@ -50,7 +51,7 @@ public sealed class XenServeHostTests
             using (var f = File.Create(image)) f.SetLength(3 << 20);
             using var emulator = new XenEmulator();
             using var runtime = new TapRuntime();
-            var taps = TapRegistry.CreateDefault().Build(new[] { TapSpec.Parse("dump:quiet=true"), TapSpec.Parse("img") }, new TapContext { Output = TextWriter.Null });
+            var taps = ExampleTaps.CreateRegistry().Build(new[] { TapSpec.Parse("dump:quiet=true"), TapSpec.Parse("img") }, new TapContext { Output = TextWriter.Null });
             var logger = new ListLogger();
             XenServeHost.RegisterChainAndLog(runtime, taps, logger);
             using var cts = new CancellationTokenSource();

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using BlkTap.Chains;
 using BlkTap.Examples;
 using BlkTap.Examples.Nbd;
 

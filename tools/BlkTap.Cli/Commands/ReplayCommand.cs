@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Examples;
 using BlkTap.Examples.Trace;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using BlkTap.Chains;
 using BlkTap.Examples;
 using BlkTap.Xen;
 using Microsoft.Extensions.DependencyInjection;

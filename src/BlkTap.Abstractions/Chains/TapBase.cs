@@ -1,6 +1,7 @@
-namespace BlkTap.Examples;
+namespace BlkTap.Chains;
 
 /// <summary>A convenient <see cref="ITap"/> whose hooks are the object itself where it implements them.</summary>
+/// <remarks>Threading: as <see cref="ITap"/> (hooks on the loop thread; Dispose once the runtime has stopped).</remarks>
 public abstract class TapBase : ITap
 {
     /// <summary>Creates a tap named <paramref name="name"/>.</summary>

@@ -1,24 +1,21 @@
 using System.Reflection;
 using System.Runtime.Loader;
 
-namespace BlkTap.Examples;
+namespace BlkTap.Chains;
 
 /// <summary>
-/// Finds taps by name: the built-in ones and those in plugin assemblies loaded at run time (the seed's
-/// last TODO: no new main() per tap), and builds chains from specs.
+/// Finds taps by name: the built-in ones (a host adds them, for example BlkTap.Examples'
+/// <c>ExampleTaps.AddExampleTaps</c>) and those in plugin assemblies loaded at run time (the seed's last TODO: no
+/// new main() per tap), and builds chains from specs.
 /// </summary>
 /// <remarks>Not thread-safe: build it, load plugins, then use it from one thread.</remarks>
 public sealed class TapRegistry
 {
     private readonly Dictionary<string, ITapFactory> _factories = new(StringComparer.Ordinal);
 
-    /// <summary>A registry with the built-in taps.</summary>
-    public static TapRegistry CreateDefault()
-    {
-        var r = new TapRegistry();
-        r.AddFrom(typeof(TapRegistry).Assembly, "built-in");
-        return r;
-    }
+    // Assemblies a plugin shares with the host instead of loading its own copy: the contract, so that ITapFactory
+    // is one type, plus what ShareWithPlugins adds (an assembly of taps a plugin may build on).
+    private readonly HashSet<string> _shared = new(StringComparer.Ordinal) { typeof(TapRegistry).Assembly.GetName().Name! };
 
     /// <summary>Where each factory came from ("built-in" or a plugin path).</summary>
     public Dictionary<string, string> Origins { get; } = new(StringComparer.Ordinal);
@@ -49,9 +46,15 @@ public sealed class TapRegistry
     }
 
     /// <summary>
+    /// Makes plugins loaded later use the host's copy of <paramref name="assembly"/> (BlkTap.Abstractions is always
+    /// shared). For an assembly of taps that plugins may reference, such as BlkTap.Examples.
+    /// </summary>
+    public void ShareWithPlugins(Assembly assembly) => _shared.Add(assembly.GetName().Name!);
+
+    /// <summary>
     /// Loads every <c>*.dll</c> in <paramref name="directory"/> into its own AssemblyLoadContext and
-    /// adds the tap factories it exports. A plugin references BlkTap.Abstractions and
-    /// BlkTap.Examples, which are shared with the host.
+    /// adds the tap factories it exports. A plugin references BlkTap.Abstractions (and may reference the
+    /// assemblies given to <see cref="ShareWithPlugins"/>), which are shared with the host.
     /// </summary>
     public int LoadPlugins(string directory)
     {
@@ -60,7 +63,7 @@ public sealed class TapRegistry
         foreach (var dll in Directory.GetFiles(directory, "*.dll").Order(StringComparer.Ordinal))
         {
             Assembly asm;
-            try { asm = new PluginLoadContext(dll).LoadFromAssemblyPath(Path.GetFullPath(dll)); }
+            try { asm = new PluginLoadContext(dll, _shared).LoadFromAssemblyPath(Path.GetFullPath(dll)); }
             catch (BadImageFormatException) { continue; } // not a .NET assembly
             n += AddFrom(asm, dll);
         }
@@ -75,9 +78,9 @@ public sealed class TapRegistry
     /// <summary>
     /// Builds a chain from specs (frontend side first): checks names, options and that the last tap
     /// is the only terminator (unless <paramref name="requireTerminator"/> is false, for interposition
-    /// in front of a real backend).
+    /// in front of a real backend). The caller owns the chain: dispose it once the runtime has stopped.
     /// </summary>
-    public IReadOnlyList<ITap> Build(IReadOnlyList<TapSpec> specs, TapContext context, bool requireTerminator = true)
+    public TapChain Build(IReadOnlyList<TapSpec> specs, TapContext context, bool requireTerminator = true)
     {
         if (specs.Count == 0) throw new ChainSpecException("no --tap given: a chain needs at least a terminator (for example --tap mem:size=64M)");
         var factories = specs.Select(s => Get(s.Name)).ToList();
@@ -95,27 +98,27 @@ public sealed class TapRegistry
         }
         if (requireTerminator && !factories[^1].IsTerminator)
             throw new ChainSpecException($"the chain ends with '{specs[^1].Name}', which passes requests on: end it with a terminator ({string.Join(", ", _factories.Values.Where(f => f.IsTerminator).Select(f => f.Name).Order(StringComparer.Ordinal))})");
-        var taps = new List<ITap>();
+        var chain = new TapChain();
         try
         {
-            for (int i = 0; i < specs.Count; i++) taps.Add(factories[i].Create(specs[i], context));
+            for (int i = 0; i < specs.Count; i++) chain.Add(factories[i].Create(specs[i], context));
         }
         catch
         {
-            foreach (var t in taps) t.Dispose();
+            chain.Dispose();
             throw;
         }
-        return taps;
+        return chain;
     }
 
-    private sealed class PluginLoadContext(string path) : AssemblyLoadContext(Path.GetFileNameWithoutExtension(path), isCollectible: false)
+    private sealed class PluginLoadContext(string path, IReadOnlySet<string> shared) : AssemblyLoadContext(Path.GetFileNameWithoutExtension(path), isCollectible: false)
     {
         private readonly AssemblyDependencyResolver _resolver = new(path);
 
         protected override Assembly? Load(AssemblyName name)
         {
             // Share the contract assemblies with the host so ITapFactory is the same type.
-            if (name.Name is "BlkTap.Abstractions" or "BlkTap.Examples") return null;
+            if (name.Name != null && shared.Contains(name.Name)) return null;
             var p = _resolver.ResolveAssemblyToPath(name);
             return p != null ? LoadFromAssemblyPath(p) : null;
         }
