@@ -89,7 +89,7 @@ public class AioModelTests
         }
         finally
         {
-            foreach (var t in taps) t.Dispose();
+            taps.Dispose();
         }
     }
 }

@@ -8,7 +8,7 @@ namespace BlkTap.Tests.Cow;
 /// <summary>An emulator rig running a chain built from specs, disposing the taps with it; plus temp files and model helpers.</summary>
 internal sealed class ChainRig : IAsyncDisposable
 {
-    private ChainRig(EmulatorRig rig, IReadOnlyList<ITap> taps, List<string> diagnostics)
+    private ChainRig(EmulatorRig rig, TapChain taps, List<string> diagnostics)
     {
         Rig = rig;
         Taps = taps;
@@ -16,7 +16,7 @@ internal sealed class ChainRig : IAsyncDisposable
     }
 
     public EmulatorRig Rig { get; }
-    public IReadOnlyList<ITap> Taps { get; }
+    public TapChain Taps { get; }
     public List<string> Diagnostics { get; }
     public BlkFront Front => Rig.Frontends[0];
 
@@ -35,7 +35,7 @@ internal sealed class ChainRig : IAsyncDisposable
         }
         catch
         {
-            foreach (var t in taps) t.Dispose();
+            taps.Dispose();
             throw;
         }
     }
@@ -60,7 +60,7 @@ internal sealed class ChainRig : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Rig.DisposeAsync();
-        foreach (var t in Taps) t.Dispose();
+        Taps.Dispose();
     }
 }
 

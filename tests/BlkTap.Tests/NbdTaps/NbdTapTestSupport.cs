@@ -22,7 +22,7 @@ internal static class NbdTapTestSupport
     }
 
     /// <summary>A threaded rig (completions come from sockets) whose tap is the chain <paramref name="specs"/>.</summary>
-    public static async Task<(EmulatorRig Rig, IReadOnlyList<ITap> Taps, List<string> Diagnostics)> RigAsync(
+    public static async Task<(EmulatorRig Rig, TapChain Taps, List<string> Diagnostics)> RigAsync(
         IEnumerable<string> specs, int frontends = 2, TextWriter? output = null, TapRegistry? registry = null)
     {
         registry ??= ExampleTaps.CreateRegistry();
@@ -36,10 +36,10 @@ internal static class NbdTapTestSupport
         return (rig, taps, diagnostics);
     }
 
-    public static async Task DisposeAsync(EmulatorRig rig, IReadOnlyList<ITap> taps)
+    public static async Task DisposeAsync(EmulatorRig rig, TapChain taps)
     {
         await rig.DisposeAsync();
-        foreach (var t in taps) t.Dispose();
+        taps.Dispose();
     }
 
     public static string Describe(IReadOnlyList<FrontendResult> results, List<string> diagnostics)

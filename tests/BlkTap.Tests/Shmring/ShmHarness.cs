@@ -152,7 +152,7 @@ internal sealed class CliProcess : IDisposable
 internal sealed class InProcessShm : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stop = new();
-    private readonly IReadOnlyList<ITap> _taps;
+    private readonly TapChain _taps;
     private readonly Task _loop;
     private readonly Task _serving;
     private readonly List<string> _log = new();
@@ -204,7 +204,7 @@ internal sealed class InProcessShm : IAsyncDisposable
         try { await _serving.WaitAsync(TimeSpan.FromSeconds(60)); } catch (OperationCanceledException) { }
         Runtime.Stop();
         await _loop.WaitAsync(TimeSpan.FromSeconds(60));
-        foreach (var t in _taps) t.Dispose();
+        _taps.Dispose();
         Server.Dispose();
         Runtime.Dispose();
         try { Directory.Delete(Dir, recursive: true); } catch (IOException) { }

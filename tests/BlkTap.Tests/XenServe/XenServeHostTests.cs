@@ -67,7 +67,7 @@ public sealed class XenServeHostTests
             }
             cts.Cancel();
             await Waits.For(loop, "the loop to stop");
-            foreach (var t in taps) t.Dispose();
+            taps.Dispose();
 
             var attach = logger.Lines.FirstOrDefault(l => l.StartsWith("Attach", StringComparison.Ordinal));
             Assert.That(attach, Does.Contain($"image={image}").And.Contain("sectors=6144"), string.Join("\n", logger.Lines));

@@ -66,7 +66,7 @@ internal static class ChainRun
         finally
         {
             if (rig != null) await rig.DisposeAsync();
-            foreach (var t in taps) t.Dispose();
+            taps.Dispose();
         }
     }
 }

@@ -49,7 +49,7 @@ internal static class NbdCommand
             int inFlight = parse.GetValue(maxInFlight);
             if (inFlight is < 1 or > 4096) return Task.FromResult(io.BadInput($"nbd serve: --max-in-flight {inFlight}: must be 1 to 4096"));
             Settings settings;
-            IReadOnlyList<ITap> chain;
+            TapChain chain;
             try
             {
                 settings = new Settings(ChainOptions.Specs(parse.GetValue(taps)), ChainOptions.Registry(parse.GetValue(plugins)),
@@ -65,7 +65,7 @@ internal static class NbdCommand
     private sealed record Settings(IReadOnlyList<TapSpec> Specs, TapRegistry Registry, string? UnixPath, int? Port, IPAddress? Bind,
         string? ExportName, bool ReadOnly, int MaxInFlight);
 
-    private static async Task<int> ServeAsync(Settings settings, IReadOnlyList<ITap> taps, CliIo io, CancellationToken ct)
+    private static async Task<int> ServeAsync(Settings settings, TapChain taps, CliIo io, CancellationToken ct)
     {
         var chain = string.Join(" -> ", settings.Specs.Select(s => s.Text));
         var errLock = new object();
@@ -137,7 +137,7 @@ internal static class NbdCommand
             try { await loop.WaitAsync(TimeSpan.FromSeconds(10)); } catch (TimeoutException) { Err("the tap loop did not stop in time"); }
             runtime.Dispose();
             // The taps flush and close their disks here.
-            foreach (var t in taps) t.Dispose();
+            taps.Dispose();
         }
     }
 }

@@ -194,7 +194,7 @@ internal static class ReplayCommand
         finally
         {
             if (rig != null) await rig.DisposeAsync();
-            foreach (var t in chain) t.Dispose();
+            chain.Dispose();
         }
 
         bool ok = observer.Errors == 0 && observer.Mismatches == 0;

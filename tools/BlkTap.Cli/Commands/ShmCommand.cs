@@ -98,7 +98,7 @@ internal static class ShmCommand
             runtime.Stop();
             if (loop != null) await loop.ConfigureAwait(false);
             // Closing the taps flushes the terminator (img) before the process exits.
-            foreach (var t in chain) t.Dispose();
+            chain.Dispose();
             server?.Dispose();
             runtime.Dispose();
             if (ct.IsCancellationRequested) errors.WriteLine("blktap: shm: stopped: sessions closed, taps flushed and closed, socket removed");

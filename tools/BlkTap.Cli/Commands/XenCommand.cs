@@ -59,7 +59,7 @@ internal static class XenCommand
                 specs = ChainOptions.Specs(parse.GetValue(taps));
                 registry = ChainOptions.Registry(parse.GetValue(plugins));
                 // Check the chain before touching Xen: a bad --tap is reported the same everywhere.
-                foreach (var tap in registry.Build(specs, new TapContext { Output = io.Out })) tap.Dispose();
+                registry.Build(specs, new TapContext { Output = io.Out }).Dispose();
             }
             catch (ChainSpecException ex)
             {
@@ -205,7 +205,7 @@ internal static class XenCommand
             }
             finally
             {
-                foreach (var t in taps) t.Dispose();
+                taps.Dispose();
             }
         }
 

@@ -50,7 +50,7 @@ internal static class XenDevice2005Serve
         }
         finally
         {
-            foreach (var t in taps) t.Dispose();
+            taps.Dispose();
         }
     }
 }
