@@ -1,5 +1,4 @@
 using BlkTap.Chains;
-using BlkTap.Examples;
 using FsCheck;
 using FsCheck.Fluent;
 

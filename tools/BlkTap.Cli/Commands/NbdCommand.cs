@@ -3,7 +3,6 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using BlkTap.Chains;
-using BlkTap.Examples;
 using BlkTap.Examples.Nbd;
 
 namespace BlkTap.Cli.Commands;

@@ -4,7 +4,6 @@ using System.Globalization;
 using System.Text.Json;
 using BlkTap.Chains;
 using BlkTap.Emulator;
-using BlkTap.Examples;
 using BlkTap.Examples.Trace;
 using HdrHistogram;
 using Spectre.Console;

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using BlkTap.Chains;
-using BlkTap.Examples;
 using BlkTap.Xen;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
