@@ -40,6 +40,6 @@ public static class NonBlockingIo
         }
     }
 
-    /// <summary>The system's name for a negative result (for example "EPIPE" or "errno 104").</summary>
+    /// <summary>The system's name for a negative result (for example "EPIPE (the peer closed the connection)" or "errno 5").</summary>
     public static string Describe(long result) => Errno.Describe(-result);
 }

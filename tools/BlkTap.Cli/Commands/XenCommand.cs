@@ -1,5 +1,6 @@
 using System.CommandLine;
 using BlkTap.Chains;
+using BlkTap.Linux;
 using BlkTap.Xen;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -81,7 +82,7 @@ internal static class XenCommand
             {
                 return io.BadInput(ex.Message);
             }
-            catch (XenInteropException ex)
+            catch (LinuxInteropException ex) // XenInteropException, or a libc call on its behalf (pipe2, epoll)
             {
                 io.Err.WriteLine($"blktap: {ex.Message}");
                 return CliApp.Failure;
@@ -172,7 +173,7 @@ internal static class XenCommand
         }
         catch (XenNotAvailableException ex) { return io.BadInput(ex.Message); }
         catch (XenToolstackException ex) { return io.BadInput(ex.Message); }
-        catch (XenInteropException ex)
+        catch (LinuxInteropException ex) // XenInteropException, or a libc call on its behalf (pipe2, epoll)
         {
             io.Err.WriteLine($"blktap: {ex.Message}");
             return CliApp.Failure;
@@ -196,7 +197,7 @@ internal static class XenCommand
                 await backend.RunAsync(stoppingToken);
                 logger.LogInformation("stopped");
             }
-            catch (Exception ex) when (ex is XenNotAvailableException or XenInteropException)
+            catch (Exception ex) when (ex is XenNotAvailableException or LinuxInteropException)
             {
                 logger.LogCritical("{Message}", ex.Message);
                 Environment.ExitCode = ex is XenNotAvailableException ? CliApp.BadInput : CliApp.Failure;
