@@ -6,7 +6,6 @@ namespace BlkTap.Linux;
 /// <summary>
 /// Punches holes in files (fallocate with FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE): the range reads
 /// as zeroes afterwards and its blocks go back to the file system. What a discard on a raw image does.
-/// Lives here because this assembly holds the project's only P/Invoke.
 /// </summary>
 /// <remarks>Thread-safe.</remarks>
 public static class FileHoles
