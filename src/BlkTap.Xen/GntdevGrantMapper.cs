@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using BlkTap.Linux.Interop;
 using BlkTap.Xen.Internal;
 using BlkTap.Xen.Interop;
 
@@ -36,7 +37,7 @@ public sealed class GntdevGrantMapper : IGrantMapper, IDisposable
         _fd = Libc.Open(GntdevIoctls.DevicePath, Libc.O_RDWR);
         if (_fd.IsInvalid)
         {
-            var ex = Errno.Exception("open", GntdevIoctls.DevicePath);
+            var ex = XenErrno.Exception("open", GntdevIoctls.DevicePath);
             _fd.Dispose();
             throw ex;
         }

@@ -72,8 +72,8 @@ public sealed class XenDom0Backend : IDisposable
             XenPlatform.RequireXenStore();
             XenPlatform.RequireDevice(GntdevIoctls.DevicePath, "xen-gntdev");
             XenPlatform.RequireDevice(EvtchnIoctls.DevicePath, "xen-evtchn");
-            XenPlatform.RequireLibrary(Libraries.XenStore, "libxenstore4");
-            XenPlatform.RequireLibrary(Libraries.XenEvtchn, "libxenevtchn1");
+            XenPlatform.RequireLibrary(XenLibraries.XenStore, "libxenstore4");
+            XenPlatform.RequireLibrary(XenLibraries.XenEvtchn, "libxenevtchn1");
             return null;
         }
         catch (XenNotAvailableException ex)

@@ -1,3 +1,5 @@
+using BlkTap.Linux.Internal;
+using BlkTap.Linux.Interop;
 using BlkTap.Xen.Internal;
 using BlkTap.Xen.Interop;
 
@@ -42,18 +44,18 @@ public sealed class XenEventChannel : IEventChannel
     public static XenEventChannel BindInterdomain(ushort remoteDomain, uint remotePort)
     {
         XenPlatform.RequireDevice(EvtchnIoctls.DevicePath, "xen-evtchn");
-        XenPlatform.RequireLibrary(Libraries.XenEvtchn, "libxenevtchn1");
+        XenPlatform.RequireLibrary(XenLibraries.XenEvtchn, "libxenevtchn1");
         var handle = EvtchnLib.Open(0, 0);
         if (handle.IsInvalid)
         {
-            var ex = Errno.Exception("xenevtchn_open");
+            var ex = XenErrno.Exception("xenevtchn_open");
             handle.Dispose();
             throw ex;
         }
         int port = EvtchnLib.BindInterdomain(handle, remoteDomain, remotePort);
         if (port < 0)
         {
-            var ex = Errno.Exception("xenevtchn_bind_interdomain", $"domain {remoteDomain} port {remotePort}");
+            var ex = XenErrno.Exception("xenevtchn_bind_interdomain", $"domain {remoteDomain} port {remotePort}");
             handle.Dispose();
             throw ex;
         }
@@ -82,7 +84,7 @@ public sealed class XenEventChannel : IEventChannel
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (EvtchnLib.Notify(_handle, LocalPort) != 0)
-            throw Errno.Exception("xenevtchn_notify", $"port {LocalPort}");
+            throw XenErrno.Exception("xenevtchn_notify", $"port {LocalPort}");
     }
 
     /// <inheritdoc />
@@ -113,7 +115,7 @@ public sealed class XenEventChannel : IEventChannel
             {
                 fds[0] = new PollFd { Fd = evtFd, Events = Libc.POLLIN };
                 fds[1] = new PollFd { Fd = _wake.ReadEnd.Fd, Events = Libc.POLLIN };
-                if (Libc.Poll(fds, -1) < 0) { PollFailure = Errno.Exception("poll", "/dev/xen/evtchn"); return; }
+                if (Libc.Poll(fds, -1) < 0) { PollFailure = XenErrno.Exception("poll", "/dev/xen/evtchn"); return; }
                 if (fds[1].Revents != 0 || _stopping) return;
                 if ((fds[0].Revents & Libc.POLLIN) != 0)
                 {
@@ -121,7 +123,7 @@ public sealed class XenEventChannel : IEventChannel
                     if (port < 0)
                     {
                         if (Errno.Last == Errno.EAGAIN) continue;
-                        PollFailure = Errno.Exception("xenevtchn_pending", $"port {LocalPort}");
+                        PollFailure = XenErrno.Exception("xenevtchn_pending", $"port {LocalPort}");
                         return;
                     }
                     // NOTE: a port read from /dev/xen/evtchn stays masked until unmasked (xenevtchn.h

@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using System.Text;
+using BlkTap.Linux.Internal;
+using BlkTap.Linux.Interop;
 using BlkTap.Xen.Internal;
 using BlkTap.Xen.Interop;
 
@@ -39,11 +41,11 @@ public sealed class XenStore : IXenStore, IDisposable
     public XenStore(bool readOnly)
     {
         XenPlatform.RequireXenStore();
-        XenPlatform.RequireLibrary(Libraries.XenStore, "libxenstore4");
+        XenPlatform.RequireLibrary(XenLibraries.XenStore, "libxenstore4");
         _handle = XenStoreLib.Open(readOnly ? (nuint)XenStoreLib.XS_OPEN_READONLY : 0);
         if (_handle.IsInvalid)
         {
-            var ex = Errno.Exception("xs_open");
+            var ex = XenErrno.Exception("xs_open");
             _handle.Dispose();
             throw ex;
         }
@@ -87,7 +89,7 @@ public sealed class XenStore : IXenStore, IDisposable
         for (int attempt = 1; ; attempt++)
         {
             uint id = XenStoreLib.TransactionStart(_handle);
-            if (id == XenStoreLib.XBT_NULL) throw Errno.Exception("xs_transaction_start");
+            if (id == XenStoreLib.XBT_NULL) throw XenErrno.Exception("xs_transaction_start");
             T result;
             try
             {
@@ -103,7 +105,7 @@ public sealed class XenStore : IXenStore, IDisposable
             // NOTE: xenstore.h xs_transaction_end: "If this returns false and errno==EAGAIN, the transaction
             // should be retried" (another writer touched what we read).
             if (errno != Errno.EAGAIN || attempt >= maxAttempts)
-                throw Errno.Exception("xs_transaction_end", errno, $"transaction (attempt {attempt} of {maxAttempts})");
+                throw XenErrno.Exception("xs_transaction_end", errno, $"transaction (attempt {attempt} of {maxAttempts})");
         }
     }
 
@@ -119,7 +121,7 @@ public sealed class XenStore : IXenStore, IDisposable
         _watches[token] = registration;
         if (!XenStoreLib.Watch(_handle, path, token))
         {
-            var ex = Errno.Exception("xs_watch", path);
+            var ex = XenErrno.Exception("xs_watch", path);
             _watches.TryRemove(token, out _);
             throw ex;
         }
@@ -149,7 +151,7 @@ public sealed class XenStore : IXenStore, IDisposable
         {
             int errno = Errno.Last;
             if (errno == Errno.ENOENT) return null;
-            throw Errno.Exception("xs_read", errno, path);
+            throw XenErrno.Exception("xs_read", errno, path);
         }
         try { return Encoding.UTF8.GetString((byte*)value, checked((int)length)); }
         finally { Libc.Free(value); }
@@ -168,7 +170,7 @@ public sealed class XenStore : IXenStore, IDisposable
             fixed (byte* p = bytes)
             {
                 if (!XenStoreLib.Write(_handle, transaction, path, p, (uint)n))
-                    throw Errno.Exception("xs_write", path);
+                    throw XenErrno.Exception("xs_write", path);
             }
         }
         finally
@@ -183,7 +185,7 @@ public sealed class XenStore : IXenStore, IDisposable
         if (XenStoreLib.Rm(_handle, transaction, path)) return true;
         int errno = Errno.Last;
         if (errno == Errno.ENOENT) return false;
-        throw Errno.Exception("xs_rm", errno, path);
+        throw XenErrno.Exception("xs_rm", errno, path);
     }
 
     internal unsafe IReadOnlyList<string> DirectoryCore(uint transaction, string path)
@@ -194,7 +196,7 @@ public sealed class XenStore : IXenStore, IDisposable
         {
             int errno = Errno.Last;
             if (errno == Errno.ENOENT) return [];
-            throw Errno.Exception("xs_directory", errno, path);
+            throw XenErrno.Exception("xs_directory", errno, path);
         }
         try
         {
@@ -216,7 +218,7 @@ public sealed class XenStore : IXenStore, IDisposable
         fixed (XsPermissionsNative* p = native)
         {
             if (!XenStoreLib.SetPermissions(_handle, transaction, path, p, (uint)native.Length))
-                throw Errno.Exception("xs_set_permissions", path);
+                throw XenErrno.Exception("xs_set_permissions", path);
         }
     }
 
@@ -247,7 +249,7 @@ public sealed class XenStore : IXenStore, IDisposable
             // NOTE: xs_fileno creates the library's watch pipe; it must exist before the first event is queued
             // so the poll below sees every event.
             int fd = XenStoreLib.Fileno(_handle);
-            if (fd < 0) throw Errno.Exception("xs_fileno");
+            if (fd < 0) throw XenErrno.Exception("xs_fileno");
             _watchThread = new Thread(() => WatchLoop(fd)) { IsBackground = true, Name = "xenstore-watch" };
             _watchThread.Start();
         }
@@ -266,7 +268,7 @@ public sealed class XenStore : IXenStore, IDisposable
             {
                 fds[0] = new PollFd { Fd = xsFd, Events = Libc.POLLIN };
                 fds[1] = new PollFd { Fd = wake.ReadEnd.Fd, Events = Libc.POLLIN };
-                if (Libc.Poll(fds, -1) < 0) { WatchFailure = Errno.Exception("poll", "xenstore watch fd"); return; }
+                if (Libc.Poll(fds, -1) < 0) { WatchFailure = XenErrno.Exception("poll", "xenstore watch fd"); return; }
                 if (fds[1].Revents != 0 || _stopping) return;
                 if (fds[0].Revents == 0) continue;
                 while (!_stopping)
@@ -276,7 +278,7 @@ public sealed class XenStore : IXenStore, IDisposable
                     {
                         int errno = Errno.Last;
                         if (errno == Errno.EAGAIN) break;
-                        WatchFailure = Errno.Exception("xs_check_watch", errno, null);
+                        WatchFailure = XenErrno.Exception("xs_check_watch", errno, null);
                         return;
                     }
                     string path, token;

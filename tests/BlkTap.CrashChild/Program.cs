@@ -4,6 +4,7 @@
 // generation of CrashWorkload writes, each followed by a FLUSH; prints "ready" once connected and
 // "flushed G" after generation G's flush has completed. Runs until killed.
 using BlkTap;
+using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Examples;
 using BlkTap.Tests.Cow;
@@ -14,7 +15,7 @@ if (args.Length != 3 || !int.TryParse(args[2], out int seed))
     Console.Error.WriteLine("usage: BlkTap.CrashChild OVERLAY BASE SEED");
     return 2;
 }
-var taps = TapRegistry.CreateDefault().Build([TapSpec.Parse($"cow:overlay={args[0]}"), TapSpec.Parse($"img:path={args[1]}")], new TapContext());
+var taps = ExampleTaps.CreateRegistry().Build([TapSpec.Parse($"cow:overlay={args[0]}"), TapSpec.Parse($"img:path={args[1]}")], new TapContext());
 await using var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions { Frontends = 1, Seed = seed }, runtime => TapChain.Register(runtime, taps));
 var front = rig.Frontends[0];
 Console.Out.WriteLine("ready");

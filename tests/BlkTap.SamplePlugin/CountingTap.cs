@@ -1,4 +1,4 @@
-using BlkTap.Examples;
+using BlkTap.Chains;
 
 namespace BlkTap.SamplePlugin;
 

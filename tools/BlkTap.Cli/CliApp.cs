@@ -1,6 +1,6 @@
 using System.CommandLine;
+using BlkTap.Chains;
 using BlkTap.Cli.Commands;
-using BlkTap.Examples;
 
 namespace BlkTap.Cli;
 

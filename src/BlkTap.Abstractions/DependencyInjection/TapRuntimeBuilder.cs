@@ -1,3 +1,5 @@
+using BlkTap.Chains;
+
 namespace BlkTap;
 
 /// <summary>
@@ -40,7 +42,7 @@ public sealed class TapRuntimeBuilder
         return this;
     }
 
-    /// <summary>Adds a chain of taps (frontend side first), registered as <see cref="TapChain.Register"/> does.</summary>
+    /// <summary>Adds a chain of taps (frontend side first), registered as <see cref="TapChain.Register(TapRuntime, IReadOnlyList{ITap})"/> does.</summary>
     public TapRuntimeBuilder AddChain(IReadOnlyList<ITap> chain)
     {
         _steps.Add((rt, _) => TapChain.Register(rt, chain));

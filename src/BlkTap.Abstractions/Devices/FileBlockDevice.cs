@@ -19,7 +19,7 @@ public sealed class FileBlockDevice : IBlockDevice
     /// <summary>Opens <paramref name="path"/>; throws <see cref="IOException"/> (with the path) if it cannot be opened.</summary>
     /// <param name="path">The image file or block device.</param>
     /// <param name="readOnly">Refuse writes.</param>
-    /// <param name="punchHole">How to discard a byte range (e.g. BlkTap.Xen.FileHoles.PunchHole); null: discard is not offered.</param>
+    /// <param name="punchHole">How to discard a byte range (e.g. BlkTap.Linux.FileHoles.PunchHole); null: discard is not offered.</param>
     public FileBlockDevice(string path, bool readOnly = false, Func<SafeFileHandle, long, long, BlkifStatus>? punchHole = null)
     {
         _punchHole = readOnly ? null : punchHole;

@@ -9,7 +9,7 @@ public readonly record struct PollReady(long Token, PollEvents Events);
 /// How a <see cref="TapRuntime"/>'s loop sleeps between passes, and (optionally) the file descriptors it watches
 /// while it sleeps, so that a socket served on the loop costs no thread hand-off: the loop thread itself wakes when
 /// the socket is ready. The default (<see cref="EventLoopWaiter"/>) is an event and watches no descriptors; the Linux
-/// epoll waiter in BlkTap.Xen (<c>EpollLoopWaiter</c>) watches descriptors.
+/// epoll waiter in BlkTap.Linux (<c>EpollLoopWaiter</c>) watches descriptors.
 /// </summary>
 /// <remarks>
 /// Threading: <see cref="Wake"/> is called from any thread. <see cref="Wait"/> is called only by the loop thread.
@@ -66,7 +66,7 @@ public sealed class EventLoopWaiter : ILoopWaiter
 
     /// <inheritdoc/>
     public void Watch(int fd, PollEvents interest, long token) =>
-        throw new NotSupportedException("this loop waits on an event and cannot watch file descriptors; use an epoll waiter (BlkTap.Xen.EpollLoopWaiter)");
+        throw new NotSupportedException("this loop waits on an event and cannot watch file descriptors; use an epoll waiter (BlkTap.Linux.EpollLoopWaiter)");
 
     /// <inheritdoc/>
     public void Modify(int fd, PollEvents interest, long token) => Watch(fd, interest, token);

@@ -16,7 +16,7 @@ public sealed class TapRuntimeOptions
     public int MaxIndirectSegments { get; set; } = 256;
 
     /// <summary>
-    /// How the loop sleeps (null: an <see cref="EventLoopWaiter"/>). Give an epoll waiter (BlkTap.Xen's
+    /// How the loop sleeps (null: an <see cref="EventLoopWaiter"/>). Give an epoll waiter (BlkTap.Linux's
     /// <c>EpollLoopWaiter</c>) to let the loop watch descriptors itself (<see cref="TapRuntime.AttachPoll(int, PollEvents, Action{PollEvents})"/>),
     /// which the NBD server uses to serve its sockets without thread hand-offs. The runtime disposes it.
     /// </summary>

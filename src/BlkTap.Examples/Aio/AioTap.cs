@@ -1,3 +1,4 @@
+using BlkTap.Chains;
 using BlkTap.Examples.Internal;
 
 namespace BlkTap.Examples;

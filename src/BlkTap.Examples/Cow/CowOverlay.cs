@@ -77,7 +77,7 @@ public sealed class CowOverlay : IDisposable
             try { File.Move(tmp, path, overwrite: false); }
             catch (IOException) { File.Delete(tmp); if (!File.Exists(path)) throw; }
             // The new name lives in the directory: sync it too, or a power cut could lose the overlay just created.
-            BlkTap.Xen.FileDurability.SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+            BlkTap.Linux.FileDurability.SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
         }
         var o = Open(path);
         if (o.BaseSize != baseSize)

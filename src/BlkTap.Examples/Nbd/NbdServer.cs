@@ -38,7 +38,7 @@ public sealed class NbdServer : IAsyncDisposable
         if (provider is NbdExportProvider p && p.Runtime.SupportsDescriptors) _loop = p.Runtime;
         else
         {
-            _loop = new TapRuntime(new TapRuntimeOptions { Name = "nbd-server", Waiter = new BlkTap.Xen.EpollLoopWaiter() });
+            _loop = new TapRuntime(new TapRuntimeOptions { Name = "nbd-server", Waiter = new BlkTap.Linux.EpollLoopWaiter() });
             _ownsLoop = true;
         }
     }

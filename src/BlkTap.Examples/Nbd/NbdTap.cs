@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using BlkTap.Chains;
 using BlkTap.Examples.Nbd.Internal;
 
 namespace BlkTap.Examples.Nbd;

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using BlkTap.Chains;
 
 namespace BlkTap.Examples;
 

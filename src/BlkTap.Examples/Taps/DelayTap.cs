@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using BlkTap.Chains;
 
 namespace BlkTap.Examples;
 

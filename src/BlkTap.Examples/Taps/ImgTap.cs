@@ -1,3 +1,5 @@
+using BlkTap.Chains;
+
 namespace BlkTap.Examples;
 
 /// <summary>
@@ -57,7 +59,7 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
         try
         {
             // NOTE: discard punches a hole (fallocate PUNCH_HOLE|KEEP_SIZE); a file system that cannot answers EOPNOTSUPP.
-            var d = new FileBlockDevice(path, _readOnly, BlkTap.Xen.FileHoles.PunchHole);
+            var d = new FileBlockDevice(path, _readOnly, BlkTap.Linux.FileHoles.PunchHole);
             _open[path] = (d, 1);
             return d;
         }

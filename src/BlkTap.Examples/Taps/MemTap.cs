@@ -1,3 +1,5 @@
+using BlkTap.Chains;
+
 namespace BlkTap.Examples;
 
 /// <summary>

@@ -1,3 +1,5 @@
+using BlkTap.Linux.Internal;
+using BlkTap.Linux.Interop;
 using BlkTap.Xen.Interop;
 
 namespace BlkTap.Xen.Internal;
@@ -17,7 +19,7 @@ internal sealed class LinuxBlktapDeviceIo : IBlktapDeviceIo
         if (_fd.IsInvalid)
         {
             // NOTE: the 2005 driver allows one opener; a second open fails (EBUSY) while a tap runs.
-            var ex = Errno.Exception("open", path);
+            var ex = XenErrno.Exception("open", path);
             _fd.Dispose();
             _wake.Dispose();
             throw ex;
@@ -27,7 +29,7 @@ internal sealed class LinuxBlktapDeviceIo : IBlktapDeviceIo
     public nint Map(long length)
     {
         var mapping = Libc.Mmap((nuint)length, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, _fd, 0);
-        if (mapping.IsInvalid) throw Errno.Exception("mmap", "/dev/blktap");
+        if (mapping.IsInvalid) throw XenErrno.Exception("mmap", "/dev/blktap");
         _mapping = mapping;
         return mapping.Address;
     }
@@ -49,7 +51,7 @@ internal sealed class LinuxBlktapDeviceIo : IBlktapDeviceIo
             fds[0] = new PollFd { Fd = _fd.Fd, Events = Libc.POLLIN };
             fds[1] = new PollFd { Fd = _wake.ReadEnd.Fd, Events = Libc.POLLIN };
             int rc = Libc.Poll(fds, timeoutMs);
-            if (rc < 0) throw Errno.Exception("poll", "/dev/blktap");
+            if (rc < 0) throw XenErrno.Exception("poll", "/dev/blktap");
             if (fds[1].Revents != 0) { _wake.Drain(); return false; }
             if ((fds[0].Revents & (Libc.POLLERR | Libc.POLLHUP | Libc.POLLNVAL)) != 0)
                 throw new XenInteropException("poll", Errno.EIO, "/dev/blktap reported an error condition");

@@ -49,7 +49,7 @@ public static class BlkTapArbitraries
     public static Arbitrary<ControlScenario> Control() => Arb.From(ControlGenerators.Scenario());
 
     /// <summary>Valid and invalid chains of the built-in taps.</summary>
-    public static Arbitrary<ChainCase> Chain() => Arb.From(ChainGenerators.Any(BlkTap.Examples.TapRegistry.CreateDefault()));
+    public static Arbitrary<ChainCase> Chain() => Arb.From(ChainGenerators.Any(BlkTap.Examples.ExampleTaps.CreateRegistry()));
 
     /// <summary>NBD transmission request headers, valid and malformed.</summary>
     public static Arbitrary<NbdHeaderCase> NbdHeader() => Arb.From(NbdGenerators.HeaderCase);

@@ -1,4 +1,4 @@
-using BlkTap.Examples;
+using BlkTap.Chains;
 using FsCheck;
 using FsCheck.Fluent;
 

@@ -1,3 +1,4 @@
+using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Tests.Cow;
 using FsCheck;
@@ -66,7 +67,7 @@ public class AioModelTests
     {
         using var dir = new TempDir();
         dir.RandomImage("disk.raw", DiskBytes, 6);
-        var taps = BlkTap.Examples.TapRegistry.CreateDefault().Build([BlkTap.Examples.TapSpec.Parse($"aio:path={dir.File("disk.raw")},depth=8")], new());
+        var taps = BlkTap.Examples.ExampleTaps.CreateRegistry().Build([BlkTap.Chains.TapSpec.Parse($"aio:path={dir.File("disk.raw")},depth=8")], new());
         var submitted = new List<ulong>();
         var answered = new List<ulong>();
         int maxInFlight = 0;
@@ -88,7 +89,7 @@ public class AioModelTests
         }
         finally
         {
-            foreach (var t in taps) t.Dispose();
+            taps.Dispose();
         }
     }
 }

@@ -165,7 +165,7 @@ public class BenchCommandTests
     {
         using var doc = JsonDocument.Parse(_stdout);
         var results = Results(doc);
-        bool cowBuilt = Examples.TapRegistry.CreateDefault().Factories.Any(f => f.Name == "cow");
+        bool cowBuilt = Examples.ExampleTaps.CreateRegistry().Factories.Any(f => f.Name == "cow");
         foreach (var job in new[] { NbdJobs[1], NbdJobs[0] })
         {
             var name = $"cow vs qemu qcow2 overlay: {job}";

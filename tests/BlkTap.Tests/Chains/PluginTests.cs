@@ -1,3 +1,4 @@
+using BlkTap.Chains;
 using BlkTap.Cli;
 using BlkTap.Examples;
 using NUnit.Framework;
@@ -45,7 +46,7 @@ public class PluginTests
     [Test]
     public void LoadPlugins_MissingDirectory_ClearError()
     {
-        var ex = Assert.Throws<ChainSpecException>(() => TapRegistry.CreateDefault().LoadPlugins("/nonexistent/plugins"));
+        var ex = Assert.Throws<ChainSpecException>(() => ExampleTaps.CreateRegistry().LoadPlugins("/nonexistent/plugins"));
         Assert.That(ex!.Message, Does.Contain("does not exist"));
     }
 

@@ -1,3 +1,4 @@
+using BlkTap.Chains;
 using BlkTap.Examples;
 using NUnit.Framework;
 
@@ -38,7 +39,7 @@ public class TapSpecTests
     [Test]
     public void RegistryBuild_UnknownOptionOrMissingTerminator_ClearErrors()
     {
-        var registry = TapRegistry.CreateDefault();
+        var registry = ExampleTaps.CreateRegistry();
         var ctx = new TapContext { Output = TextWriter.Null };
         Assert.That(Assert.Throws<ChainSpecException>(() => registry.Build([TapSpec.Parse("mem:bogus=1")], ctx))!.Message, Does.Contain("unknown option 'bogus'"));
         Assert.That(Assert.Throws<ChainSpecException>(() => registry.Build([TapSpec.Parse("dump")], ctx))!.Message, Does.Contain("end it with a terminator"));

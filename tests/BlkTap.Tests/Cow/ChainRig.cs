@@ -1,3 +1,4 @@
+using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Examples;
 using NUnit.Framework;
@@ -7,7 +8,7 @@ namespace BlkTap.Tests.Cow;
 /// <summary>An emulator rig running a chain built from specs, disposing the taps with it; plus temp files and model helpers.</summary>
 internal sealed class ChainRig : IAsyncDisposable
 {
-    private ChainRig(EmulatorRig rig, IReadOnlyList<ITap> taps, List<string> diagnostics)
+    private ChainRig(EmulatorRig rig, TapChain taps, List<string> diagnostics)
     {
         Rig = rig;
         Taps = taps;
@@ -15,13 +16,13 @@ internal sealed class ChainRig : IAsyncDisposable
     }
 
     public EmulatorRig Rig { get; }
-    public IReadOnlyList<ITap> Taps { get; }
+    public TapChain Taps { get; }
     public List<string> Diagnostics { get; }
     public BlkFront Front => Rig.Frontends[0];
 
     public static async Task<ChainRig> StartAsync(IEnumerable<string> specs, bool deterministic, int seed = 1, int frontends = 1)
     {
-        var taps = TapRegistry.CreateDefault().Build(specs.Select(TapSpec.Parse).ToList(), new TapContext { Output = TextWriter.Null, Seed = seed });
+        var taps = ExampleTaps.CreateRegistry().Build(specs.Select(TapSpec.Parse).ToList(), new TapContext { Output = TextWriter.Null, Seed = seed });
         var diagnostics = new List<string>();
         try
         {
@@ -34,7 +35,7 @@ internal sealed class ChainRig : IAsyncDisposable
         }
         catch
         {
-            foreach (var t in taps) t.Dispose();
+            taps.Dispose();
             throw;
         }
     }
@@ -59,7 +60,7 @@ internal sealed class ChainRig : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Rig.DisposeAsync();
-        foreach (var t in Taps) t.Dispose();
+        Taps.Dispose();
     }
 }
 

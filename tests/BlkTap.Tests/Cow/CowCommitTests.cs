@@ -1,3 +1,4 @@
+using BlkTap.Chains;
 using BlkTap.Cli;
 using BlkTap.Examples;
 using FsCheck;
@@ -82,7 +83,7 @@ public class CowCommitTests
         using var dir = new TempDir();
         string ov = MakeOverlay(dir);
         using (var f = File.OpenWrite(ov)) f.WriteByte((byte)'X');
-        var ex = Assert.Throws<ChainSpecException>(() => TapRegistry.CreateDefault().Build(
+        var ex = Assert.Throws<ChainSpecException>(() => ExampleTaps.CreateRegistry().Build(
             [TapSpec.Parse($"cow:overlay={ov}"), TapSpec.Parse($"img:path={dir.File("base.raw")}")], new TapContext()));
         Assert.That(ex!.Message, Does.Contain("not a cow overlay").And.Contain(ov));
     }

@@ -1,3 +1,4 @@
+using BlkTap.Chains;
 using BlkTap.Cli;
 using BlkTap.Examples;
 using BlkTap.Testing;
@@ -14,7 +15,7 @@ public class ChainCaseTests
         if (chain.Specs.Count == 0)
         {
             // `--tap` is required by the command line; the registry is what names the empty chain.
-            var ex = Assert.Throws<ChainSpecException>(() => TapRegistry.CreateDefault().Build([], new TapContext()));
+            var ex = Assert.Throws<ChainSpecException>(() => ExampleTaps.CreateRegistry().Build([], new TapContext()));
             Assert.That(ex!.Message, Does.Contain(chain.ExpectedError));
             return;
         }

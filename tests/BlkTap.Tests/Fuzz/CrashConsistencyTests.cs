@@ -20,7 +20,7 @@ public class CrashConsistencyTests
     /// <summary>The chains under test whose taps this build has (cow and aio join when their factories exist).</summary>
     public static IEnumerable<string> Chains()
     {
-        var registry = TapRegistry.CreateDefault();
+        var registry = ExampleTaps.CreateRegistry();
         bool Has(string tap, params string[] options) =>
             registry.Factories.FirstOrDefault(f => f.Name == tap) is { } f && options.All(o => f.Options.Any(x => x.Key == o));
         yield return "img";

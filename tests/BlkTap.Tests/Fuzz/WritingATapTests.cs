@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.IO.Hashing;
+using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Examples;
 using BlkTap.Testing;
@@ -50,12 +51,12 @@ public class WritingATapTests
     public bool AuditTap_AnyWorkload_DataIntactAndEveryWriteAudited(PositiveInt seed)
     {
             int s = seed.Get;
-            var registry = TapRegistry.CreateDefault();
+            var registry = ExampleTaps.CreateRegistry();
             registry.Add(new AuditTapFactory(), "doc");
             var chain = registry.Build([TapSpec.Parse("audit"), TapSpec.Parse("mem:size=4M")], new TapContext { Output = TextWriter.Null });
             var results = RunWorkload(chain, s);
             var audit = (AuditTap)chain[0];
-            foreach (var t in chain) t.Dispose();
+            chain.Dispose(); // the chain owns its taps: disposes each once, terminator first
             return results.All(r => r.Mismatches == 0 && r.Errors == 0)
                 && audit.Entries.Count >= results.Sum(r => r.Writes);
     }
@@ -68,11 +69,11 @@ public class WritingATapTests
             from seed in Gen.Choose(1, 10_000)
             select (rate, seed)), c =>
         {
-            var chain = TapRegistry.CreateDefault().Build(
+            var chain = ExampleTaps.CreateRegistry().Build(
                 [TapSpec.Parse($"error:rate={c.rate},ops=write,seed={c.seed}"), TapSpec.Parse("mem:size=4M")], new TapContext());
             var results = RunWorkload(chain, c.seed, tolerateErrors: true);
             var error = (ErrorTap)chain[0];
-            foreach (var t in chain) t.Dispose();
+            chain.Dispose(); // the chain owns its taps: disposes each once, terminator first
             // The model ignores failed writes, so any read that differs means a failed write reached the disk.
             return results.All(r => r.Mismatches == 0 && r.Errors <= error.Failed)
                 && (c.rate != "0" || error.Failed == 0);
@@ -81,13 +82,13 @@ public class WritingATapTests
     // A generated chain of built-in taps, with the audit tap in front: still exact.
     [FsCheck.NUnit.Property(MaxTest = 10)]
     public Property AuditTap_InFrontOfAnyGeneratedChain_DataIntact() =>
-        Prop.ForAll(Arb.From(ChainGenerators.Valid(TapRegistry.CreateDefault())), chainCase =>
+        Prop.ForAll(Arb.From(ChainGenerators.Valid(ExampleTaps.CreateRegistry())), chainCase =>
         {
-            var registry = TapRegistry.CreateDefault();
+            var registry = ExampleTaps.CreateRegistry();
             registry.Add(new AuditTapFactory(), "doc");
             var chain = registry.Build(chainCase.Specs.Prepend("audit").Select(TapSpec.Parse).ToList(), new TapContext { Output = TextWriter.Null });
             var results = RunWorkload(chain, chainCase.GetHashCode());
-            foreach (var t in chain) t.Dispose();
+            chain.Dispose(); // the chain owns its taps: disposes each once, terminator first
             return results.All(r => r.Mismatches == 0 && r.Errors == 0).Label(chainCase.ToString());
         });
 

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using BlkTap.Xen;
+using BlkTap.Linux;
 using BlkTap.Tests.Emulator;
 using NUnit.Framework;
 
@@ -114,7 +114,7 @@ public class EpollLoopWaiterTests
     {
         using var pair = new SocketPair();
         _waiter.Watch(pair.Fd, PollEvents.Readable, 5);
-        var ex = Assert.Throws<XenInteropException>(() => _waiter.Watch(pair.Fd, PollEvents.Readable, 6))!;
+        var ex = Assert.Throws<LinuxInteropException>(() => _waiter.Watch(pair.Fd, PollEvents.Readable, 6))!;
         Assert.That((ex.Call, ex.Errno), Is.EqualTo(("epoll_ctl(EPOLL_CTL_ADD)", 17)));
     }
 
@@ -122,7 +122,7 @@ public class EpollLoopWaiterTests
     public void Modify_NotWatched_ThrowsENOENT()
     {
         using var pair = new SocketPair();
-        var ex = Assert.Throws<XenInteropException>(() => _waiter.Modify(pair.Fd, PollEvents.Readable, 6))!;
+        var ex = Assert.Throws<LinuxInteropException>(() => _waiter.Modify(pair.Fd, PollEvents.Readable, 6))!;
         Assert.That((ex.Call, ex.Errno), Is.EqualTo(("epoll_ctl(EPOLL_CTL_MOD)", 2)));
     }
 

@@ -1,4 +1,4 @@
-using BlkTap.Xen;
+using BlkTap.Linux;
 using BlkTap.Tests.Emulator;
 using NUnit.Framework;
 

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using BlkTap.Xen;
+using BlkTap.Linux;
 using BlkTap.Tests.Emulator;
 using NUnit.Framework;
 

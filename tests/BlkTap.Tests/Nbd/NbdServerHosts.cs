@@ -1,5 +1,5 @@
 using BlkTap.Examples.Nbd;
-using BlkTap.Xen;
+using BlkTap.Linux;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.Nbd;

@@ -1,7 +1,8 @@
+using BlkTap.Chains;
 using BlkTap.Examples.Nbd;
+using BlkTap.Linux;
 using BlkTap.Tests.Nbd;
 using BlkTap.Tests.Runtime;
-using BlkTap.Xen;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.NbdTaps;

@@ -178,7 +178,7 @@ public class NbdTapModelTests
     public async Task CowOverNbd_ReadOnlyBase_WorkloadMatchesModelAndBaseIsUntouched()
     {
         // The seed's blkcowgnbd: copy-on-write over a read-only remote base. Runs as soon as the cow tap is merged.
-        var registry = TapRegistry.CreateDefault();
+        var registry = ExampleTaps.CreateRegistry();
         if (!registry.Factories.Any(f => f.Name == "cow")) Assert.Ignore("needs the cow tap (not merged yet): chain 'cow:overlay=PATH --tap nbd:uri=...'");
         var uri = NbdUri.ForUnix(Path.Combine(_dir, "c.sock"));
         using var peer = Nbdkit(uri, "--readonly", "memory", "16M");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using BlkTap.Chains;
 using BlkTap.Cli;
 using BlkTap.Emulator;
 using BlkTap.Examples;
@@ -21,10 +22,10 @@ internal static class NbdTapTestSupport
     }
 
     /// <summary>A threaded rig (completions come from sockets) whose tap is the chain <paramref name="specs"/>.</summary>
-    public static async Task<(EmulatorRig Rig, IReadOnlyList<ITap> Taps, List<string> Diagnostics)> RigAsync(
+    public static async Task<(EmulatorRig Rig, TapChain Taps, List<string> Diagnostics)> RigAsync(
         IEnumerable<string> specs, int frontends = 2, TextWriter? output = null, TapRegistry? registry = null)
     {
-        registry ??= TapRegistry.CreateDefault();
+        registry ??= ExampleTaps.CreateRegistry();
         var taps = registry.Build(specs.Select(TapSpec.Parse).ToList(), new TapContext { Output = output ?? TextWriter.Null });
         var diagnostics = new List<string>();
         var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions
@@ -35,10 +36,10 @@ internal static class NbdTapTestSupport
         return (rig, taps, diagnostics);
     }
 
-    public static async Task DisposeAsync(EmulatorRig rig, IReadOnlyList<ITap> taps)
+    public static async Task DisposeAsync(EmulatorRig rig, TapChain taps)
     {
         await rig.DisposeAsync();
-        foreach (var t in taps) t.Dispose();
+        taps.Dispose();
     }
 
     public static string Describe(IReadOnlyList<FrontendResult> results, List<string> diagnostics)

@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using BlkTap.Xen;
+using BlkTap.Linux;
 using FsCheck;
 using FsCheck.Fluent;
 using BlkTap.Tests.Emulator;

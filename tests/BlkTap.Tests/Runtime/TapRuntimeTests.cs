@@ -54,8 +54,8 @@ public class TapRuntimeTests
     [Test]
     public Task Submit_BackendPlacementOnEpollWaiter_PassedRequestsReachBackendAndResponseHooks()
     {
-        if (!BlkTap.Xen.EpollLoopWaiter.IsSupported) Assert.Ignore("EpollLoopWaiter needs Linux on x86_64");
-        return BackendPlacementRoundTrip(new BlkTap.Xen.EpollLoopWaiter());
+        if (!BlkTap.Linux.EpollLoopWaiter.IsSupported) Assert.Ignore("EpollLoopWaiter needs Linux on x86_64");
+        return BackendPlacementRoundTrip(new BlkTap.Linux.EpollLoopWaiter());
     }
 
     private static async Task BackendPlacementRoundTrip(ILoopWaiter? waiter)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using System.Threading.Channels;
+using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Examples;
 using BlkTap.Testing;
@@ -151,7 +152,7 @@ internal sealed class CliProcess : IDisposable
 internal sealed class InProcessShm : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stop = new();
-    private readonly IReadOnlyList<ITap> _taps;
+    private readonly TapChain _taps;
     private readonly Task _loop;
     private readonly Task _serving;
     private readonly List<string> _log = new();
@@ -162,7 +163,7 @@ internal sealed class InProcessShm : IAsyncDisposable
         Dir = ShmHarness.NewDir();
         Runtime = new TapRuntime(new TapRuntimeOptions { Name = "shm-test", Diagnostics = d => AddLog(d.ToString()) });
         extraHooks?.Invoke(Runtime);
-        _taps = TapRegistry.CreateDefault().Build([TapSpec.Parse(chain)], new TapContext { Output = TextWriter.Null });
+        _taps = ExampleTaps.CreateRegistry().Build([TapSpec.Parse(chain)], new TapContext { Output = TextWriter.Null });
         TapChain.Register(Runtime, _taps);
         Options = new ShmringServerOptions { Log = AddLog, HandshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(60) };
         Server = new ShmringServer(Dir, Runtime, Options);
@@ -203,7 +204,7 @@ internal sealed class InProcessShm : IAsyncDisposable
         try { await _serving.WaitAsync(TimeSpan.FromSeconds(60)); } catch (OperationCanceledException) { }
         Runtime.Stop();
         await _loop.WaitAsync(TimeSpan.FromSeconds(60));
-        foreach (var t in _taps) t.Dispose();
+        _taps.Dispose();
         Server.Dispose();
         Runtime.Dispose();
         try { Directory.Delete(Dir, recursive: true); } catch (IOException) { }

@@ -1,3 +1,4 @@
+using BlkTap.Chains;
 using BlkTap.Examples;
 using FsCheck;
 using FsCheck.Fluent;
@@ -100,7 +101,7 @@ public class CryptTapTests
                 Assert.That(await front.ReadAsync(40, back), Is.EqualTo(BlkifStatus.Okay));
                 Assert.That(back, Is.EqualTo(plain));
             }
-            foreach (var t in chain) t.Dispose();
+            chain.Dispose();
             var image = File.ReadAllBytes(disk).AsSpan(40 * 512, plain.Length).ToArray();
             Assert.That(image, Is.Not.EqualTo(plain));
             using var xts = new XtsAes(key);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using BlkTap.Chains;
 using BlkTap.Examples;
 using BlkTap.Tests.Emulator;
 using NUnit.Framework;

@@ -37,7 +37,7 @@ public class ImgTapTests
                 Assert.That(r.Discards, Is.GreaterThan(0));
             }
         }
-        foreach (var t in chain) t.Dispose();
+        chain.Dispose();
     }
 
     [Test]
@@ -59,7 +59,7 @@ public class ImgTapTests
             long after = AllocatedBytes(path);
             Assert.That(after, Is.LessThan(before), $"allocated bytes {before} -> {after}: the hole was not punched");
         }
-        foreach (var t in chain) t.Dispose();
+        chain.Dispose();
         Assert.That(new FileInfo(path).Length, Is.EqualTo(4L << 20), "KEEP_SIZE: the file keeps its length");
     }
 
@@ -74,7 +74,7 @@ public class ImgTapTests
             Assert.That(await rig.Frontends[0].WriteAsync(0, new byte[512]), Is.EqualTo(BlkifStatus.Error));
             Assert.That(await rig.Frontends[0].ReadAsync(0, new byte[512]), Is.EqualTo(BlkifStatus.Okay));
         }
-        foreach (var t in chain) t.Dispose();
+        chain.Dispose();
     }
 
     private static long AllocatedBytes(string path)

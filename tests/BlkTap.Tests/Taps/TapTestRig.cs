@@ -1,3 +1,4 @@
+using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Examples;
 
@@ -11,8 +12,8 @@ internal static class TapTestRig
     public static async Task<RigScope> StartAsync(int frontends, params ITap[] chain) =>
         new(await EmulatorRig.StartAsync(new EmulatorRigOptions { Frontends = frontends }, rt => TapChain.Register(rt, chain)));
 
-    public static IReadOnlyList<ITap> Build(TapContext? context, params string[] specs) =>
-        TapRegistry.CreateDefault().Build(specs.Select(TapSpec.Parse).ToList(), context ?? new TapContext { Output = TextWriter.Null });
+    public static TapChain Build(TapContext? context, params string[] specs) =>
+        ExampleTaps.CreateRegistry().Build(specs.Select(TapSpec.Parse).ToList(), context ?? new TapContext { Output = TextWriter.Null });
 
     /// <summary>Deterministic bytes for a write.</summary>
     public static byte[] Pattern(Random random, int sectors)

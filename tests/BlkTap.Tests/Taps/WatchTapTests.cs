@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using BlkTap.Chains;
 using BlkTap.Examples;
 using FsCheck;
 using FsCheck.Fluent;
@@ -93,7 +94,7 @@ public class WatchTapTests
                 Assert.That(await rig.Frontends[0].WriteAsync(9, data), Is.EqualTo(BlkifStatus.Okay));
                 Assert.That(await rig.Frontends[0].WriteAsync(20, new byte[512]), Is.EqualTo(BlkifStatus.Okay));
             }
-            foreach (var t in chain) t.Dispose();
+            chain.Dispose();
             var text = File.ReadAllText(path);
             Assert.That(text, Does.Contain("sector=9+2").And.Contain("range=10-10").And.Contain("pattern@510"));
             Assert.That(text.Split('\n', StringSplitOptions.RemoveEmptyEntries), Has.Length.EqualTo(1));

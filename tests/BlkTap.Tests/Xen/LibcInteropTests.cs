@@ -1,4 +1,7 @@
 using System.Runtime.InteropServices;
+using BlkTap.Linux;
+using BlkTap.Linux.Internal;
+using BlkTap.Linux.Interop;
 using BlkTap.Xen;
 using BlkTap.Xen.Internal;
 using BlkTap.Xen.Interop;
@@ -147,13 +150,28 @@ public class LibcInteropTests
     }
 
     [Test]
+    public void Exception_LinuxCall_IsLinuxInteropExceptionWithStrerrorText()
+    {
+        var ex = Errno.Exception("epoll_ctl(EPOLL_CTL_ADD)", Errno.EBADF, "descriptor 7");
+        Assert.That(ex, Is.InstanceOf<IOException>().And.Not.InstanceOf<XenInteropException>());
+        Assert.That(ex.Message, Is.EqualTo($"epoll_ctl(EPOLL_CTL_ADD) failed for descriptor 7: errno 9 ({Marshal.GetPInvokeErrorMessage(Errno.EBADF)})"));
+    }
+
+    [TestCase(-Errno.EAGAIN, "EAGAIN")]
+    [TestCase(-32, "EPIPE (the peer closed the connection)")]
+    [TestCase(-104, "ECONNRESET (the peer reset the connection)")]
+    [TestCase(-5, "errno 5")]
+    public void Describe_NegativeResult_NamesTheErrno(long result, string expected) =>
+        Assert.That(NonBlockingIo.Describe(result), Is.EqualTo(expected));
+
+    [Test]
     public void SyncDirectory_ExistingDirectory_Succeeds()
     {
         var dir = Directory.CreateTempSubdirectory("blktap-sync-").FullName;
         try
         {
             File.WriteAllText(Path.Combine(dir, "f"), "x");
-            Assert.DoesNotThrow(() => BlkTap.Xen.FileDurability.SyncDirectory(dir));
+            Assert.DoesNotThrow(() => BlkTap.Linux.FileDurability.SyncDirectory(dir));
         }
         finally { Directory.Delete(dir, true); }
     }
@@ -162,13 +180,13 @@ public class LibcInteropTests
     public void SyncDirectory_MissingOrNotADirectory_ThrowsNamingIt()
     {
         var missing = Path.Combine(Path.GetTempPath(), $"blktap-nope-{Guid.NewGuid():N}");
-        Assert.That(() => BlkTap.Xen.FileDurability.SyncDirectory(missing),
+        Assert.That(() => BlkTap.Linux.FileDurability.SyncDirectory(missing),
             Throws.InstanceOf<IOException>().With.Message.Contains(missing).And.Message.Contains("errno 2"));
         var file = Path.GetTempFileName();
         try
         {
             // O_DIRECTORY refuses a regular file (ENOTDIR = 20).
-            Assert.That(() => BlkTap.Xen.FileDurability.SyncDirectory(file), Throws.InstanceOf<IOException>().With.Message.Contains("errno 20"));
+            Assert.That(() => BlkTap.Linux.FileDurability.SyncDirectory(file), Throws.InstanceOf<IOException>().With.Message.Contains("errno 20"));
         }
         finally { File.Delete(file); }
     }

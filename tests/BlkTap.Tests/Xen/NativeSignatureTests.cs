@@ -1,12 +1,13 @@
 using System.Reflection;
 using System.Runtime.InteropServices;
+using BlkTap.Linux.Interop;
 using BlkTap.Xen.Interop;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.Xen;
 
 /// <summary>
-/// Proves every [LibraryImport] binding in BlkTap.Xen: its entry point exists in the Debian library it names, its
+/// Proves every [LibraryImport] binding in BlkTap.Linux (libc) and BlkTap.Xen (the Xen libraries): its entry point exists in the Debian library it names, its
 /// C prototype (checked by gcc with __builtin_types_compatible_p against the installed headers) is the one in the
 /// table below, and each C# parameter has the size and kind that prototype needs.
 /// </summary>
@@ -72,7 +73,7 @@ public class NativeSignatureTests
     }
 
     public static IEnumerable<Binding> Bindings() =>
-        typeof(Libc).Assembly.GetTypes()
+        new[] { typeof(Libc).Assembly, typeof(XenStoreLib).Assembly }.SelectMany(a => a.GetTypes())
             .SelectMany(t => t.GetMethods(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
             .Select(m => (m, a: m.GetCustomAttribute<LibraryImportAttribute>()))
             .Where(x => x.a != null)
@@ -128,7 +129,7 @@ public class NativeSignatureTests
     [TestCaseSource(nameof(Bindings))]
     public void Binding_EntryPoint_ExportedByDebianLibrary(Binding binding)
     {
-        if (!NativeLibrary.TryLoad(binding.Library, typeof(Libc).Assembly, null, out var handle))
+        if (!NativeLibrary.TryLoad(binding.Library, binding.Method.DeclaringType!.Assembly, null, out var handle))
             Assert.Fail($"{binding.Library} does not load (apt-get install libxenstore4 libxengnttab1 libxenevtchn1)");
         try
         {

@@ -1,5 +1,5 @@
-using BlkTap.Xen;
 using BlkTap.Tests.Emulator;
+using BlkTap.Xen;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.Xen;

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using BlkTap.Linux.Interop;
 using BlkTap.Xen.Interop;
 using NUnit.Framework;
 

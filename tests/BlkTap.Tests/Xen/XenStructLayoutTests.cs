@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using BlkTap.Linux.Interop;
 using BlkTap.Xen.Interop;
 using NUnit.Framework;
 
@@ -51,9 +52,9 @@ public class XenStructLayoutTests
         // libxen-dev xenstore_lib.h, libc poll.h
         new("struct xs_permissions", typeof(XsPermissionsNative), F("id", "Id"), F("perms", "Perms")),
         new("struct pollfd", typeof(PollFd), F("fd", "Fd"), F("events", "Events"), F("revents", "Revents")),
-        // libc sys/uio.h (writev); BlkTap.Xen.IoSegment is passed as this struct, so it is proved too
+        // libc sys/uio.h (writev); BlkTap.Linux.IoSegment is passed as this struct, so it is proved too
         new("struct iovec", typeof(IoVec), F("iov_base", "Base"), F("iov_len", "Length")),
-        new("struct iovec", typeof(BlkTap.Xen.IoSegment), F("iov_base", "Address"), F("iov_len", "Length")),
+        new("struct iovec", typeof(BlkTap.Linux.IoSegment), F("iov_base", "Address"), F("iov_len", "Length")),
         // libc sys/epoll.h: packed on x86_64 (12 bytes, data at 4), which is the only layout EpollEvent models
         new("struct epoll_event", typeof(EpollEvent), F("events", "Events"), F("data.u64", "Data")),
     ];
@@ -74,10 +75,9 @@ public class XenStructLayoutTests
     [Test]
     public void Table_EveryInteropStruct_IsProved()
     {
-        // Every blittable struct under BlkTap.Xen.Interop is a native ABI mirror: each must be in the table.
-        var asm = typeof(IoctlGntdevGrantRef).Assembly;
-        var mirrors = asm.GetTypes()
-            .Where(t => t.IsValueType && !t.IsEnum && t.Namespace == "BlkTap.Xen.Interop" && t.IsLayoutSequential | t.IsExplicitLayout)
+        // Every blittable struct under BlkTap.Xen.Interop and BlkTap.Linux.Interop is a native ABI mirror: each must be in the table.
+        var mirrors = new[] { typeof(IoctlGntdevGrantRef).Assembly, typeof(PollFd).Assembly }.SelectMany(a => a.GetTypes())
+            .Where(t => t.IsValueType && !t.IsEnum && t.Namespace is "BlkTap.Xen.Interop" or "BlkTap.Linux.Interop" && t.IsLayoutSequential | t.IsExplicitLayout)
             .Where(t => !t.Name.Contains('<'))
             .ToList();
         var proved = Structs.Select(s => s.CSharpType).ToHashSet();

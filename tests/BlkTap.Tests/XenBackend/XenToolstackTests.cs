@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using BlkTap.Emulator;
-using BlkTap.Xen;
 using BlkTap.Tests.Emulator;
+using BlkTap.Xen;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.XenBackend;

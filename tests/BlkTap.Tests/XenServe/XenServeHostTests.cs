@@ -1,8 +1,9 @@
 using System.Collections.Concurrent;
+using BlkTap.Chains;
 using BlkTap.Cli.Commands;
 using BlkTap.Emulator;
-using BlkTap.Tests.Emulator;
 using BlkTap.Examples;
+using BlkTap.Tests.Emulator;
 using BlkTap.Xen;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
@@ -50,7 +51,7 @@ public sealed class XenServeHostTests
             using (var f = File.Create(image)) f.SetLength(3 << 20);
             using var emulator = new XenEmulator();
             using var runtime = new TapRuntime();
-            var taps = TapRegistry.CreateDefault().Build(new[] { TapSpec.Parse("dump:quiet=true"), TapSpec.Parse("img") }, new TapContext { Output = TextWriter.Null });
+            var taps = ExampleTaps.CreateRegistry().Build(new[] { TapSpec.Parse("dump:quiet=true"), TapSpec.Parse("img") }, new TapContext { Output = TextWriter.Null });
             var logger = new ListLogger();
             XenServeHost.RegisterChainAndLog(runtime, taps, logger);
             using var cts = new CancellationTokenSource();
@@ -66,7 +67,7 @@ public sealed class XenServeHostTests
             }
             cts.Cancel();
             await Waits.For(loop, "the loop to stop");
-            foreach (var t in taps) t.Dispose();
+            taps.Dispose();
 
             var attach = logger.Lines.FirstOrDefault(l => l.StartsWith("Attach", StringComparison.Ordinal));
             Assert.That(attach, Does.Contain($"image={image}").And.Contain("sectors=6144"), string.Join("\n", logger.Lines));

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Examples;
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using BlkTap.Chains;
 using BlkTap.Examples;
 using Microsoft.Win32.SafeHandles;
 

@@ -82,7 +82,7 @@ internal static class NbdBenchmarks
         var jobs = new[] { FioJob.Standard[1], FioJob.Standard[0] }; // writes first (they fill the overlay), then reads
         var names = jobs.Select(j => $"cow vs qemu qcow2 overlay: {j.Label}").ToArray();
         string? skip = null;
-        if (!TapRegistry.CreateDefault().Factories.Any(f => f.Name == "cow")) skip = "the cow tap is not built into this blktap yet: not measured";
+        if (!ExampleTaps.CreateRegistry().Factories.Any(f => f.Name == "cow")) skip = "the cow tap is not built into this blktap yet: not measured";
         var fio = PeerPrograms.Find("fio");
         var qemuImg = PeerPrograms.Find("qemu-img");
         var qemuNbd = PeerPrograms.Find("qemu-nbd");

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using BlkTap.Chains;
 using BlkTap.Examples;
 
 namespace BlkTap.Cli.Commands;
@@ -22,7 +23,7 @@ internal static class ChainOptions
 
     public static TapRegistry Registry(string[]? pluginDirs)
     {
-        var registry = TapRegistry.CreateDefault();
+        var registry = ExampleTaps.CreateRegistry();
         foreach (var dir in pluginDirs ?? [])
             registry.LoadPlugins(dir);
         var env = Environment.GetEnvironmentVariable("BLKTAP_PLUGINS");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Examples;
 using Spectre.Console;
@@ -65,7 +66,7 @@ internal static class ChainRun
         finally
         {
             if (rig != null) await rig.DisposeAsync();
-            foreach (var t in taps) t.Dispose();
+            taps.Dispose();
         }
     }
 }

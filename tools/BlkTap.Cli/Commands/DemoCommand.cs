@@ -1,4 +1,5 @@
 using System.CommandLine;
+using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Examples;
 
@@ -28,7 +29,7 @@ internal static class DemoCommand
 
         Task<int> Run(ParseResult parse, string dir) => ChainRun.RunAsync(new ChainRun.Settings(
             Specs: [TapSpec.Parse("dump:quiet=true"), TapSpec.Parse($"cow:overlay={Path.Combine(dir, "demo.cow")}"), TapSpec.Parse("mem:size=64M")],
-            Registry: TapRegistry.CreateDefault(),
+            Registry: ExampleTaps.CreateRegistry(),
             Frontends: 2,
             Workload: new WorkloadOptions { OperationsPerFrontend = 2000, QueueDepth = 16, Seed = parse.GetValue(seed) },
             Deterministic: false,

@@ -1,6 +1,6 @@
 using System.CommandLine;
+using BlkTap.Chains;
 using BlkTap.Emulator;
-using BlkTap.Examples;
 
 namespace BlkTap.Cli.Commands;
 
@@ -27,8 +27,8 @@ internal static class FuzzCommand
             if (specs.Count == 0) specs = [TapSpec.Parse("mem:size=1M")];
             var registry = ChainOptions.Registry(parse.GetValue(plugins));
             // Validate the chain once up front, so a bad spec is exit 2, not a failed round.
-            foreach (var t in registry.Build(specs, new TapContext { Output = TextWriter.Null })) t.Dispose();
-            var made = new List<ITap>();
+            registry.Build(specs, new TapContext { Output = TextWriter.Null }).Dispose();
+            var made = new List<TapChain>();
             var options = new FuzzOptions
             {
                 Seed = parse.GetValue(seed),
@@ -37,7 +37,7 @@ internal static class FuzzCommand
                 Configure = rt =>
                 {
                     var chain = registry.Build(specs, new TapContext { Output = TextWriter.Null, Seed = parse.GetValue(seed) });
-                    lock (made) made.AddRange(chain);
+                    lock (made) made.Add(chain);
                     TapChain.Register(rt, chain);
                 },
                 Progress = (rounds, done) => { if (!Console.IsErrorRedirected) io.Err.Write($"\rfuzz: {done}/{n} requests, {rounds} rounds"); },
@@ -75,7 +75,7 @@ internal static class FuzzCommand
             }
             finally
             {
-                foreach (var t in made) t.Dispose();
+                foreach (var c in made) c.Dispose();
             }
         });
         return cmd;

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using BlkTap.Examples;
+using BlkTap.Chains;
 using BlkTap.Examples.Nbd;
 
 namespace BlkTap.Cli.Commands;
@@ -48,7 +48,7 @@ internal static class NbdCommand
             int inFlight = parse.GetValue(maxInFlight);
             if (inFlight is < 1 or > 4096) return Task.FromResult(io.BadInput($"nbd serve: --max-in-flight {inFlight}: must be 1 to 4096"));
             Settings settings;
-            IReadOnlyList<ITap> chain;
+            TapChain chain;
             try
             {
                 settings = new Settings(ChainOptions.Specs(parse.GetValue(taps)), ChainOptions.Registry(parse.GetValue(plugins)),
@@ -64,7 +64,7 @@ internal static class NbdCommand
     private sealed record Settings(IReadOnlyList<TapSpec> Specs, TapRegistry Registry, string? UnixPath, int? Port, IPAddress? Bind,
         string? ExportName, bool ReadOnly, int MaxInFlight);
 
-    private static async Task<int> ServeAsync(Settings settings, IReadOnlyList<ITap> taps, CliIo io, CancellationToken ct)
+    private static async Task<int> ServeAsync(Settings settings, TapChain taps, CliIo io, CancellationToken ct)
     {
         var chain = string.Join(" -> ", settings.Specs.Select(s => s.Text));
         var errLock = new object();
@@ -74,7 +74,7 @@ internal static class NbdCommand
             Name = "nbd",
             Diagnostics = d => { if (d.Level != TapDiagnosticLevel.Information) Err(d.ToString()); },
             // The loop watches the client sockets itself: one thread serves sockets, hooks and image.
-            Waiter = new BlkTap.Xen.EpollLoopWaiter(),
+            Waiter = new BlkTap.Linux.EpollLoopWaiter(),
         });
         TapChain.Register(runtime, taps);
         using var loopCts = new CancellationTokenSource();
@@ -136,7 +136,7 @@ internal static class NbdCommand
             try { await loop.WaitAsync(TimeSpan.FromSeconds(10)); } catch (TimeoutException) { Err("the tap loop did not stop in time"); }
             runtime.Dispose();
             // The taps flush and close their disks here.
-            foreach (var t in taps) t.Dispose();
+            taps.Dispose();
         }
     }
 }

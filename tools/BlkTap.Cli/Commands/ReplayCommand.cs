@@ -2,8 +2,8 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using BlkTap.Chains;
 using BlkTap.Emulator;
-using BlkTap.Examples;
 using BlkTap.Examples.Trace;
 using HdrHistogram;
 using Spectre.Console;
@@ -193,7 +193,7 @@ internal static class ReplayCommand
         finally
         {
             if (rig != null) await rig.DisposeAsync();
-            foreach (var t in chain) t.Dispose();
+            chain.Dispose();
         }
 
         bool ok = observer.Errors == 0 && observer.Mismatches == 0;

@@ -1,6 +1,6 @@
 using System.CommandLine;
+using BlkTap.Chains;
 using BlkTap.Emulator;
-using BlkTap.Examples;
 
 namespace BlkTap.Cli.Commands;
 

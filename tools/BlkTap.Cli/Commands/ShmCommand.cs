@@ -1,6 +1,6 @@
 using System.CommandLine;
+using BlkTap.Chains;
 using BlkTap.Emulator;
-using BlkTap.Examples;
 
 namespace BlkTap.Cli.Commands;
 
@@ -59,7 +59,7 @@ internal static class ShmCommand
             Name = "shm",
             Diagnostics = d => errors.WriteLine($"blktap: {d}"),
             // The loop waits on the event-channel socket itself: a notification wakes the loop thread directly.
-            Waiter = new BlkTap.Xen.EpollLoopWaiter(),
+            Waiter = new BlkTap.Linux.EpollLoopWaiter(),
         });
         ShmringServer? server = null;
         Task? loop = null;
@@ -97,7 +97,7 @@ internal static class ShmCommand
             runtime.Stop();
             if (loop != null) await loop.ConfigureAwait(false);
             // Closing the taps flushes the terminator (img) before the process exits.
-            foreach (var t in chain) t.Dispose();
+            chain.Dispose();
             server?.Dispose();
             runtime.Dispose();
             if (ct.IsCancellationRequested) errors.WriteLine("blktap: shm: stopped: sessions closed, taps flushed and closed, socket removed");

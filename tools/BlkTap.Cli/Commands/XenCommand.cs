@@ -1,5 +1,6 @@
 using System.CommandLine;
-using BlkTap.Examples;
+using BlkTap.Chains;
+using BlkTap.Linux;
 using BlkTap.Xen;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -58,7 +59,7 @@ internal static class XenCommand
                 specs = ChainOptions.Specs(parse.GetValue(taps));
                 registry = ChainOptions.Registry(parse.GetValue(plugins));
                 // Check the chain before touching Xen: a bad --tap is reported the same everywhere.
-                foreach (var tap in registry.Build(specs, new TapContext { Output = io.Out })) tap.Dispose();
+                registry.Build(specs, new TapContext { Output = io.Out }).Dispose();
             }
             catch (ChainSpecException ex)
             {
@@ -81,7 +82,7 @@ internal static class XenCommand
             {
                 return io.BadInput(ex.Message);
             }
-            catch (XenInteropException ex)
+            catch (LinuxInteropException ex) // XenInteropException, or a libc call on its behalf (pipe2, epoll)
             {
                 io.Err.WriteLine($"blktap: {ex.Message}");
                 return CliApp.Failure;
@@ -172,7 +173,7 @@ internal static class XenCommand
         }
         catch (XenNotAvailableException ex) { return io.BadInput(ex.Message); }
         catch (XenToolstackException ex) { return io.BadInput(ex.Message); }
-        catch (XenInteropException ex)
+        catch (LinuxInteropException ex) // XenInteropException, or a libc call on its behalf (pipe2, epoll)
         {
             io.Err.WriteLine($"blktap: {ex.Message}");
             return CliApp.Failure;
@@ -196,7 +197,7 @@ internal static class XenCommand
                 await backend.RunAsync(stoppingToken);
                 logger.LogInformation("stopped");
             }
-            catch (Exception ex) when (ex is XenNotAvailableException or XenInteropException)
+            catch (Exception ex) when (ex is XenNotAvailableException or LinuxInteropException)
             {
                 logger.LogCritical("{Message}", ex.Message);
                 Environment.ExitCode = ex is XenNotAvailableException ? CliApp.BadInput : CliApp.Failure;
@@ -204,7 +205,7 @@ internal static class XenCommand
             }
             finally
             {
-                foreach (var t in taps) t.Dispose();
+                taps.Dispose();
             }
         }
 

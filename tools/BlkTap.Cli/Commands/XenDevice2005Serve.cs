@@ -1,4 +1,5 @@
-using BlkTap.Examples;
+using BlkTap.Chains;
+using BlkTap.Linux;
 using BlkTap.Xen;
 
 namespace BlkTap.Cli.Commands;
@@ -34,7 +35,7 @@ internal static class XenDevice2005Serve
             {
                 return io.BadInput(ex.Message);
             }
-            catch (XenInteropException ex)
+            catch (LinuxInteropException ex) // XenInteropException, or a libc call on its behalf (pipe2, epoll)
             {
                 io.Err.WriteLine($"blktap: {ex.Message}");
                 return CliApp.Failure;
@@ -49,7 +50,7 @@ internal static class XenDevice2005Serve
         }
         finally
         {
-            foreach (var t in taps) t.Dispose();
+            taps.Dispose();
         }
     }
 }

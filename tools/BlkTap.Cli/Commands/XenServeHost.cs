@@ -1,3 +1,4 @@
+using BlkTap.Chains;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -36,7 +37,7 @@ internal static class XenServeHost
 
     /// <summary>
     /// Registers the chain, then the log hook: control hooks run in registration order and the chain registers its
-    /// terminator's first (<see cref="TapChain.Register"/>), so the log line of an Attach shows the size the
+    /// terminator's first (<see cref="TapChain.Register(TapRuntime, IReadOnlyList{ITap})"/>), so the log line of an Attach shows the size the
     /// terminator found, not 0.
     /// </summary>
     public static void RegisterChainAndLog(TapRuntime runtime, IReadOnlyList<ITap> taps, ILogger logger)

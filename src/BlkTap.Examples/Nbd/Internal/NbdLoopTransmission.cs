@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using BlkTap.Xen;
+using BlkTap.Linux;
 
 namespace BlkTap.Examples.Nbd.Internal;
 

@@ -1,3 +1,5 @@
+using BlkTap.Chains;
+
 namespace BlkTap.Examples;
 
 /// <summary>Parses an <c>ops=</c> option into a set of operations a tap targets. Immutable; thread-safe.</summary>

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using BlkTap.Linux.Interop;
 
 namespace BlkTap.Xen.Interop;
 

@@ -5,6 +5,6 @@ namespace BlkTap.Xen.Interop;
 internal static partial class EvtchnLib
 {
     /// <summary><c>int xenevtchn_fd(xenevtchn_handle *xce);</c> readable when a port is pending (owned by the library).</summary>
-    [LibraryImport(Libraries.XenEvtchn, EntryPoint = "xenevtchn_fd", SetLastError = true)]
+    [LibraryImport(XenLibraries.XenEvtchn, EntryPoint = "xenevtchn_fd", SetLastError = true)]
     public static partial int Fd(SafeEvtchnHandle h);
 }

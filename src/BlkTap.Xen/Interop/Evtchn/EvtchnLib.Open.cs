@@ -9,6 +9,6 @@ internal static partial class EvtchnLib
     public const uint XENEVTCHN_NO_CLOEXEC = 1 << 0;
 
     /// <summary><c>xenevtchn_handle *xenevtchn_open(struct xentoollog_logger *logger, unsigned int flags);</c></summary>
-    [LibraryImport(Libraries.XenEvtchn, EntryPoint = "xenevtchn_open", SetLastError = true)]
+    [LibraryImport(XenLibraries.XenEvtchn, EntryPoint = "xenevtchn_open", SetLastError = true)]
     public static partial SafeEvtchnHandle Open(nint logger, uint flags);
 }

@@ -5,6 +5,6 @@ namespace BlkTap.Xen.Interop;
 internal static partial class EvtchnLib
 {
     /// <summary><c>int xenevtchn_unbind(xenevtchn_handle *xce, evtchn_port_t port);</c></summary>
-    [LibraryImport(Libraries.XenEvtchn, EntryPoint = "xenevtchn_unbind", SetLastError = true)]
+    [LibraryImport(XenLibraries.XenEvtchn, EntryPoint = "xenevtchn_unbind", SetLastError = true)]
     public static partial int Unbind(SafeEvtchnHandle h, uint port);
 }

@@ -9,6 +9,6 @@ internal static partial class GntTabLib
     // NOTE: xengnttab.h's struct xengnttab_grant_copy_segment has the same layout as gntdev.h's
     // struct gntdev_grant_copy_segment (libxengnttab passes the array straight to IOCTL_GNTDEV_GRANT_COPY);
     // the ABI tests check both against GntdevGrantCopySegment.
-    [LibraryImport(Libraries.XenGntTab, EntryPoint = "xengnttab_grant_copy", SetLastError = true)]
+    [LibraryImport(XenLibraries.XenGntTab, EntryPoint = "xengnttab_grant_copy", SetLastError = true)]
     public static unsafe partial int GrantCopy(SafeGntTabHandle h, uint count, GntdevGrantCopySegment* segments);
 }

@@ -9,6 +9,6 @@ internal static partial class XenStoreLib
     /// One malloced block holding the pointer array and the strings: free the array pointer once.
     /// </summary>
     // NOTE: xenstore.h: "Returns a malloced array: call free() on it after use." The strings live in the same block.
-    [LibraryImport(Libraries.XenStore, EntryPoint = "xs_directory", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    [LibraryImport(XenLibraries.XenStore, EntryPoint = "xs_directory", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial nint Directory(SafeXenStoreHandle h, uint transaction, string path, out uint count);
 }

@@ -19,6 +19,6 @@ internal static partial class XenStoreLib
     public const ulong XS_UNWATCH_FILTER = 1UL << 2;
 
     /// <summary><c>struct xs_handle *xs_open(unsigned long flags);</c> NULL with errno on failure.</summary>
-    [LibraryImport(Libraries.XenStore, EntryPoint = "xs_open", SetLastError = true)]
+    [LibraryImport(XenLibraries.XenStore, EntryPoint = "xs_open", SetLastError = true)]
     public static partial SafeXenStoreHandle Open(nuint flags);
 }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using BlkTap.Linux.Interop;
 
 namespace BlkTap.Xen.Interop;
 
@@ -8,6 +9,6 @@ internal static partial class XenStoreLib
     /// <c>void *xs_read(struct xs_handle *h, xs_transaction_t t, const char *path, unsigned int *len);</c>
     /// A malloced, NUL-terminated value (free with <see cref="Libc.Free"/>), or NULL with errno.
     /// </summary>
-    [LibraryImport(Libraries.XenStore, EntryPoint = "xs_read", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    [LibraryImport(XenLibraries.XenStore, EntryPoint = "xs_read", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial nint Read(SafeXenStoreHandle h, uint transaction, string path, out uint length);
 }

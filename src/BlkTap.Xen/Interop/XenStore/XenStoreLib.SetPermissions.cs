@@ -14,7 +14,7 @@ internal static partial class XenStoreLib
 {
     /// <summary><c>bool xs_set_permissions(struct xs_handle *h, xs_transaction_t t, const char *path,
     /// struct xs_permissions *perms, unsigned int num_perms);</c></summary>
-    [LibraryImport(Libraries.XenStore, EntryPoint = "xs_set_permissions", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    [LibraryImport(XenLibraries.XenStore, EntryPoint = "xs_set_permissions", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     [return: MarshalAs(UnmanagedType.U1)]
     public static unsafe partial bool SetPermissions(SafeXenStoreHandle h, uint transaction, string path, XsPermissionsNative* perms, uint count);
 }

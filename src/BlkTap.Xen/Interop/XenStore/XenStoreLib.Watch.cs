@@ -5,7 +5,7 @@ namespace BlkTap.Xen.Interop;
 internal static partial class XenStoreLib
 {
     /// <summary><c>bool xs_watch(struct xs_handle *h, const char *path, const char *token);</c></summary>
-    [LibraryImport(Libraries.XenStore, EntryPoint = "xs_watch", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    [LibraryImport(XenLibraries.XenStore, EntryPoint = "xs_watch", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     [return: MarshalAs(UnmanagedType.U1)]
     public static partial bool Watch(SafeXenStoreHandle h, string path, string token);
 }

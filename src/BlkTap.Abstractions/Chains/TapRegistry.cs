@@ -1,0 +1,126 @@
+using System.Reflection;
+using System.Runtime.Loader;
+
+namespace BlkTap.Chains;
+
+/// <summary>
+/// Finds taps by name: the built-in ones (a host adds them, for example BlkTap.Examples'
+/// <c>ExampleTaps.AddExampleTaps</c>) and those in plugin assemblies loaded at run time (the seed's last TODO: no
+/// new main() per tap), and builds chains from specs.
+/// </summary>
+/// <remarks>Not thread-safe: build it, load plugins, then use it from one thread.</remarks>
+public sealed class TapRegistry
+{
+    private readonly Dictionary<string, ITapFactory> _factories = new(StringComparer.Ordinal);
+
+    // Assemblies a plugin shares with the host instead of loading its own copy: the contract, so that ITapFactory
+    // is one type, plus what ShareWithPlugins adds (an assembly of taps a plugin may build on).
+    private readonly HashSet<string> _shared = new(StringComparer.Ordinal) { typeof(TapRegistry).Assembly.GetName().Name! };
+
+    /// <summary>Where each factory came from ("built-in" or a plugin path).</summary>
+    public Dictionary<string, string> Origins { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>All factories, by name.</summary>
+    public IReadOnlyCollection<ITapFactory> Factories => _factories.Values;
+
+    /// <summary>Adds a factory; a second factory with the same name is refused.</summary>
+    public void Add(ITapFactory factory, string origin = "built-in")
+    {
+        if (_factories.ContainsKey(factory.Name))
+            throw new ChainSpecException($"tap '{factory.Name}' from {origin} clashes with one from {Origins[factory.Name]}");
+        _factories[factory.Name] = factory;
+        Origins[factory.Name] = origin;
+    }
+
+    /// <summary>Adds every factory type in <paramref name="assembly"/>.</summary>
+    public int AddFrom(Assembly assembly, string origin)
+    {
+        int n = 0;
+        foreach (var t in assembly.GetExportedTypes())
+        {
+            if (t.IsAbstract || !typeof(ITapFactory).IsAssignableFrom(t) || t.GetConstructor(Type.EmptyTypes) == null) continue;
+            Add((ITapFactory)Activator.CreateInstance(t)!, origin);
+            n++;
+        }
+        return n;
+    }
+
+    /// <summary>
+    /// Makes plugins loaded later use the host's copy of <paramref name="assembly"/> (BlkTap.Abstractions is always
+    /// shared). For an assembly of taps that plugins may reference, such as BlkTap.Examples.
+    /// </summary>
+    public void ShareWithPlugins(Assembly assembly) => _shared.Add(assembly.GetName().Name!);
+
+    /// <summary>
+    /// Loads every <c>*.dll</c> in <paramref name="directory"/> into its own AssemblyLoadContext and
+    /// adds the tap factories it exports. A plugin references BlkTap.Abstractions (and may reference the
+    /// assemblies given to <see cref="ShareWithPlugins"/>), which are shared with the host.
+    /// </summary>
+    public int LoadPlugins(string directory)
+    {
+        if (!Directory.Exists(directory)) throw new ChainSpecException($"plugin directory '{directory}' does not exist");
+        int n = 0;
+        foreach (var dll in Directory.GetFiles(directory, "*.dll").Order(StringComparer.Ordinal))
+        {
+            Assembly asm;
+            try { asm = new PluginLoadContext(dll, _shared).LoadFromAssemblyPath(Path.GetFullPath(dll)); }
+            catch (BadImageFormatException) { continue; } // not a .NET assembly
+            n += AddFrom(asm, dll);
+        }
+        return n;
+    }
+
+    /// <summary>The factory for <paramref name="name"/>; throws naming the known taps.</summary>
+    public ITapFactory Get(string name) =>
+        _factories.TryGetValue(name, out var f) ? f
+        : throw new ChainSpecException($"unknown tap '{name}' (known: {string.Join(", ", _factories.Keys.Order(StringComparer.Ordinal))})");
+
+    /// <summary>
+    /// Builds a chain from specs (frontend side first): checks names, options and that the last tap
+    /// is the only terminator (unless <paramref name="requireTerminator"/> is false, for interposition
+    /// in front of a real backend). The caller owns the chain: dispose it once the runtime has stopped.
+    /// </summary>
+    public TapChain Build(IReadOnlyList<TapSpec> specs, TapContext context, bool requireTerminator = true)
+    {
+        if (specs.Count == 0) throw new ChainSpecException("no --tap given: a chain needs at least a terminator (for example --tap mem:size=64M)");
+        var factories = specs.Select(s => Get(s.Name)).ToList();
+        for (int i = 0; i < specs.Count; i++)
+        {
+            var known = factories[i].Options.Select(o => o.Key).ToHashSet(StringComparer.Ordinal);
+            foreach (var key in specs[i].Options.Keys)
+                if (!known.Contains(key))
+                    throw new ChainSpecException($"tap '{specs[i].Name}': unknown option '{key}' (known: {(known.Count == 0 ? "none" : string.Join(", ", known.Order(StringComparer.Ordinal)))})");
+            foreach (var o in factories[i].Options.Where(o => o.Required))
+                if (!specs[i].Options.ContainsKey(o.Key))
+                    throw new ChainSpecException($"tap '{specs[i].Name}': missing option '{o.Key}=...' ({o.Description})");
+            if (factories[i].IsTerminator && i != specs.Count - 1)
+                throw new ChainSpecException($"tap '{specs[i].Name}' serves requests itself, so it must be the last --tap (found at position {i + 1} of {specs.Count})");
+        }
+        if (requireTerminator && !factories[^1].IsTerminator)
+            throw new ChainSpecException($"the chain ends with '{specs[^1].Name}', which passes requests on: end it with a terminator ({string.Join(", ", _factories.Values.Where(f => f.IsTerminator).Select(f => f.Name).Order(StringComparer.Ordinal))})");
+        var chain = new TapChain();
+        try
+        {
+            for (int i = 0; i < specs.Count; i++) chain.Add(factories[i].Create(specs[i], context));
+        }
+        catch
+        {
+            chain.Dispose();
+            throw;
+        }
+        return chain;
+    }
+
+    private sealed class PluginLoadContext(string path, IReadOnlySet<string> shared) : AssemblyLoadContext(Path.GetFileNameWithoutExtension(path), isCollectible: false)
+    {
+        private readonly AssemblyDependencyResolver _resolver = new(path);
+
+        protected override Assembly? Load(AssemblyName name)
+        {
+            // Share the contract assemblies with the host so ITapFactory is the same type.
+            if (name.Name != null && shared.Contains(name.Name)) return null;
+            var p = _resolver.ResolveAssemblyToPath(name);
+            return p != null ? LoadFromAssemblyPath(p) : null;
+        }
+    }
+}

@@ -1,0 +1,48 @@
+namespace BlkTap.Linux.Interop;
+
+/// <summary>libc constants used by the wrappers.</summary>
+/// <remarks>NOTE: values from Linux asm-generic/fcntl.h, asm-generic/mman-common.h and asm-generic/poll.h;
+/// x86_64 and aarch64 use the generic values. The epoll and eventfd values come from sys/epoll.h and
+/// sys/eventfd.h.</remarks>
+internal static partial class Libc
+{
+    public const int O_RDONLY = 0;
+    public const int O_RDWR = 2;
+    public const int O_NONBLOCK = 0x800;
+    public const int O_CLOEXEC = 0x80000;
+    public const int O_DIRECTORY = 0x10000; // NOTE: asm-generic/fcntl.h 00200000 (x86_64); arm64 uses 040000.
+
+    // NOTE: linux/falloc.h.
+    public const int FALLOC_FL_KEEP_SIZE = 0x01;
+    public const int FALLOC_FL_PUNCH_HOLE = 0x02;
+
+    public const int PROT_NONE = 0;
+    public const int PROT_READ = 1;
+    public const int PROT_WRITE = 2;
+
+    public const int MAP_SHARED = 1;
+
+    /// <summary>mmap's failure value, <c>(void *)-1</c>.</summary>
+    public static readonly nint MAP_FAILED = -1;
+
+    public const short POLLIN = 0x1;
+    public const short POLLERR = 0x8;
+    public const short POLLHUP = 0x10;
+    public const short POLLNVAL = 0x20;
+
+    // NOTE: sys/epoll.h (enum EPOLL_EVENTS, uint32_t like struct epoll_event's events; the same values as the
+    // kernel's uapi linux/eventpoll.h). EPOLL_CLOEXEC is O_CLOEXEC.
+    public const uint EPOLLIN = 0x001;
+    public const uint EPOLLOUT = 0x004;
+    public const uint EPOLLERR = 0x008;
+    public const uint EPOLLHUP = 0x010;
+    public const uint EPOLLRDHUP = 0x2000;
+    public const int EPOLL_CTL_ADD = 1;
+    public const int EPOLL_CTL_DEL = 2;
+    public const int EPOLL_CTL_MOD = 3;
+    public const int EPOLL_CLOEXEC = 0x80000;
+
+    // NOTE: sys/eventfd.h (bits/eventfd.h): EFD_CLOEXEC is O_CLOEXEC, EFD_NONBLOCK is O_NONBLOCK.
+    public const int EFD_CLOEXEC = 0x80000;
+    public const int EFD_NONBLOCK = 0x800;
+}
