@@ -34,10 +34,13 @@ xl_qemu_stop() {
 }
 
 xl_boot_and_wait() {
-    local shell=$1 console="$XL_OUT/console.log" accel=tcg cpu=${XENLAB_QEMU_CPU:-max,-smap,-smep,-pcid,-invpcid,-avx,-avx2,-fma,-f16c,-vaes,-vpclmulqdq,-avx512f} serial
+    local shell=$1 console="$XL_OUT/console.log" accel=tcg cpu=${XENLAB_QEMU_CPU:-max,-smap,-smep,-pcid,-invpcid,-xsave,-xsaveopt,-fsgsbase,-avx,-avx2,-fma,-f16c,-vaes,-vpclmulqdq,-avx512f} serial
     # -smap/-smep: plain max crashes dom0 in create_bounce_frame. No AVX: qemu 7.2 (Debian 12) is the first TCG
     # with AVX/AVX2; with them advertised, .NET's JIT segfaulted in dom0 and the domU sometimes read different
-    # bytes than the image held through blktap (never seen without AVX so far). XENLAB_QEMU_CPU overrides.
+    # bytes than the image held through blktap. Without AVX, on a busy host, guest processes still lost register
+    # contents (48 zero bytes in a memcpy, one 128-byte AES-NI batch wrong, segfaults, ld.so assertions): the suspect
+    # is the FPU/SSE state save and restore across context switches, so XSAVE/XSAVEOPT (Xen and Linux then use
+    # FXSAVE) and FSGSBASE are masked too, and PCID/INVPCID. XENLAB_QEMU_CPU overrides.
     # KVM only where it can run a PV dom0; these machines' /dev/kvm cannot (issue 15), so TCG unless asked.
     # XENLAB_TCG_THREAD=single|multi: one host thread for every vCPU, or one each (MTTCG).
     [ "${XENLAB_TCG_THREAD:-multi}" = single ] && accel="tcg,thread=single"
