@@ -10,4 +10,16 @@ public interface IEventChannelFactory
     /// reason when the port does not exist, is not offered to us, or is already bound.
     /// </summary>
     IEventChannel? BindInterdomain(ushort remoteDomain, uint remotePort, out string? error);
+
+    /// <summary>
+    /// Allocates a local port offered to <paramref name="remoteDomain"/> (EVTCHNOP_alloc_unbound), for a
+    /// frontend to write to xenstore as <c>event-channel</c>; the returned channel delivers the remote's
+    /// notifications once it has bound. Returns null with a reason when that fails. Platforms that
+    /// cannot offer ports (the default) say so.
+    /// </summary>
+    IEventChannel? AllocateUnbound(ushort remoteDomain, out string? error)
+    {
+        error = $"{GetType().Name} cannot offer event channels (no frontend support on this platform)";
+        return null;
+    }
 }
