@@ -16,7 +16,7 @@ namespace BlkTap.Emulator;
 public sealed class XenEmulator : IDisposable
 {
     /// <summary>DOMID_FIRST_RESERVED (xen/include/public/xen.h): ids from 0x7FF0 up are special.</summary>
-    public const ushort FirstReservedDomainId = 0x7FF0;
+    public const ushort FirstReservedDomainId = XenDomainIds.FirstReserved;
 
     private readonly object _memoryGate = new();
     private readonly object _eventGate = new();
@@ -203,6 +203,21 @@ public sealed class XenEmulator : IDisposable
         GetDomain(domid);
         return new EmulatedEventChannelFactory(this, domid, _eventGate);
     }
+
+    /// <summary>
+    /// The grant issuer (emulated gntalloc) of domain <paramref name="domid"/>, for a frontend running there:
+    /// it allocates the domain's pages and grants them.
+    /// </summary>
+    /// <exception cref="ArgumentException">No such domain.</exception>
+    public IGrantIssuer GrantIssuerFor(ushort domid) => new EmulatedGrantIssuer(GetDomain(domid));
+
+    /// <summary>
+    /// Everything a block frontend running in domain <paramref name="domid"/> needs (xenstore, event
+    /// channels it can offer, pages it can grant): give it to a <see cref="XenbusBlockFrontend"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">No such domain.</exception>
+    public BlockFrontendPlatform FrontendPlatformFor(ushort domid) =>
+        new(domid, Store, EventChannelFactoryFor(domid), GrantIssuerFor(domid));
 
     /// <summary>Stops the scheduler and destroys every domain. Pages still mapped are freed at their last unmap.</summary>
     public void Dispose()

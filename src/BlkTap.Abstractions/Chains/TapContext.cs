@@ -8,4 +8,16 @@ public sealed class TapContext
     public TextWriter Output { get; init; } = Console.Out;
     /// <summary>A seed for taps that draw random numbers (error, delay), so runs reproduce.</summary>
     public int Seed { get; init; } = 1;
+
+    /// <summary>
+    /// What a tap that is itself a block frontend (<c>vbd</c>, the lower end of an interposing chain)
+    /// needs of the domain the host runs in; null where the host is not a Xen domain (or the emulator).
+    /// </summary>
+    public BlockFrontendPlatform? Frontends { get; init; }
+
+    /// <summary>
+    /// True when the chain is built only to check its specs (a command's early validation): taps must
+    /// check their options but not open devices or connect to anything.
+    /// </summary>
+    public bool CheckOnly { get; init; }
 }

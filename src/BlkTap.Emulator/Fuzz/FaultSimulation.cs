@@ -66,7 +66,7 @@ public sealed class FaultSimulationReport
 /// calls. Invariants: every guest operation completes; errors never exceed injected failures; reads
 /// that succeed equal the model (a failed write changed nothing); nothing stays in flight.</item>
 /// <item><see cref="FaultRoundKind.TapFrontendDeath"/>: the tap runs in its own domain and forwards to
-/// dom0's blkback; at a seeded step its blkfront is torn down mid-flight. Invariants: no guest hangs
+/// dom0's blkback through <see cref="XenbusBlockFrontend"/> (the vbd tap's lower end); at a seeded step that frontend is torn down mid-flight. Invariants: no guest hangs
 /// (the deterministic scheduler proves it: idle before completion is a failure), every operation in
 /// flight and every later one is answered ERROR, successful reads still equal the model, the guests'
 /// rings stay healthy.</item>
@@ -198,7 +198,7 @@ public static class FaultSimulation
             options.Configure?.Invoke(rt);
         });
         chaos.Post = rig.Emulator.Post;
-        var tapFront = ((BlkFrontBackend)rig.Runtime.Backend!).Front;
+        var tapFront = (XenbusBlockFrontend)rig.Runtime.Backend!;
         int deathStep = random.Next(1, 80);
         bool dead = false, inFlightAtDeath = false;
         IReadOnlyList<FrontendResult> results = [];

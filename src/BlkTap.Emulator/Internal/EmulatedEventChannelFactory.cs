@@ -49,4 +49,24 @@ internal sealed class EmulatedEventChannelFactory : IEventChannelFactory
             return local.EventChannels.BindLocked(port);
         }
     }
+
+    public IEventChannel? AllocateUnbound(ushort remoteDomain, out string? error)
+    {
+        if (!_emulator.TryGetDomain(_domid, out var local) || !local.IsAlive)
+        {
+            error = $"domain {_domid} (the allocator) is dead";
+            return null;
+        }
+        try
+        {
+            var (_, channel) = local.EventChannels.AllocUnbound(remoteDomain);
+            error = null;
+            return channel;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            error = e.Message;
+            return null;
+        }
+    }
 }

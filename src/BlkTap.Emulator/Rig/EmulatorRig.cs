@@ -43,7 +43,7 @@ public sealed class EmulatorRig : IAsyncDisposable
 
     private TapRuntime? _blkback;
     private XenbusBlockBackend? _blkbackXenbus;
-    private BlkFront? _tapFront;
+    private XenbusBlockFrontend? _tapFront;
     private int _blkbackPosted;
 
     private EmulatorRig(XenEmulator emulator, TapRuntime runtime, XenbusBlockBackend backend, EmulatorRigOptions options)
@@ -95,11 +95,13 @@ public sealed class EmulatorRig : IAsyncDisposable
             await rig.Execute(async () =>
             {
                 XenbusDevices.CreateVbd(emulator.Store, tapDomain.Id, emulator.Dom0.Id, options.DeviceId, "blkback-disk");
-                rig._tapFront = new BlkFront(emulator, tapDomain, options.DeviceId, new BlkFrontOptions { Seed = options.Seed });
+                // The tap domain's lower end: the same frontend 'blktap xen serve' runs in dom0
+                // (the vbd tap), here over the emulator's gntalloc, evtchn and xenstore.
+                rig._tapFront = new XenbusBlockFrontend(emulator.FrontendPlatformFor(tapDomain.Id), XenbusBlockFrontend.PathFor(tapDomain.Id, options.DeviceId));
                 await rig._tapFront.ConnectAsync();
             });
             var front = rig._tapFront!;
-            runtime.Backend = new BlkFrontBackend(front);
+            runtime.Backend = front;
             // The tap's disks are as large as the real backend's.
             runtime.RegisterControlHook("interpose", Hook.Control(e =>
             {
@@ -107,7 +109,7 @@ public sealed class EmulatorRig : IAsyncDisposable
                 e.Session.Sectors = front.Sectors;
                 e.Session.ReadOnly = front.IsReadOnly;
                 e.Session.SupportsDiscard = front.SupportsDiscard;
-                e.Session.SupportsFlush = front.SupportsFlush;
+                e.Session.SupportsFlush = front.SupportsFlush || front.SupportsBarrier;
             }));
         }
         backend.Start();

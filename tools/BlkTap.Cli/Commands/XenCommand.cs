@@ -32,7 +32,7 @@ internal static class XenCommand
 
     private static string? CheckCommon(int backendDomid, string type)
     {
-        if (backendDomid is < 0 or >= 0x7FF0) return $"--backend-domid {backendDomid}: must be a domain id from 0 to 32751";
+        if (backendDomid is < 0 or >= XenDomainIds.FirstReserved) return $"--backend-domid {backendDomid}: must be a domain id from 0 to 32751";
         if (type is not ("vbd" or "vbd3")) return $"--type '{type}': use vbd3 or vbd";
         return null;
     }
@@ -59,7 +59,7 @@ internal static class XenCommand
                 specs = ChainOptions.Specs(parse.GetValue(taps));
                 registry = ChainOptions.Registry(parse.GetValue(plugins));
                 // Check the chain before touching Xen: a bad --tap is reported the same everywhere.
-                registry.Build(specs, new TapContext { Output = io.Out }).Dispose();
+                registry.Build(specs, new TapContext { Output = io.Out, CheckOnly = true }).Dispose();
             }
             catch (ChainSpecException ex)
             {
@@ -108,7 +108,7 @@ internal static class XenCommand
             int be = parse.GetValue(backendDomid);
             string t = parse.GetValue(type)!;
             int fe = parse.GetValue(domain);
-            var problem = CheckCommon(be, t) ?? (fe is < 0 or >= 0x7FF0 ? $"--domain {fe}: must be a domain id from 0 to 32751" : null);
+            var problem = CheckCommon(be, t) ?? (fe is < 0 or >= XenDomainIds.FirstReserved ? $"--domain {fe}: must be a domain id from 0 to 32751" : null);
             if (problem != null) return io.BadInput(problem);
             var attachment = new XenVbdAttachment((ushort)fe, parse.GetValue(vdev)!, parse.GetValue(parameters)!)
             {
@@ -142,7 +142,7 @@ internal static class XenCommand
             string t = parse.GetValue(type)!;
             int fe = parse.GetValue(domain);
             int seconds = parse.GetValue(timeout);
-            var problem = CheckCommon(be, t) ?? (fe is < 0 or >= 0x7FF0 ? $"--domain {fe}: must be a domain id from 0 to 32751" : null)
+            var problem = CheckCommon(be, t) ?? (fe is < 0 or >= XenDomainIds.FirstReserved ? $"--domain {fe}: must be a domain id from 0 to 32751" : null)
                 ?? (seconds < 0 ? $"--timeout {seconds}: must be 0 or more" : null);
             if (problem != null) return io.BadInput(problem);
             return WithStore(io, store =>

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace BlkTap.Xen;
+namespace BlkTap;
 
 /// <summary>Guest disk names (<c>xvdb</c>, <c>sdc</c>, <c>51728</c>) and the xenbus device numbers they stand for.</summary>
 /// <remarks>
