@@ -123,6 +123,15 @@ public sealed class VbdTap : TapBase, IRequestHook, IControlHook
         return HookResult.Stolen;
     }
 
-    /// <summary>Disconnects from the vbd (the lower backend lets go of the ring and pages).</summary>
-    public override void Dispose() => _frontend?.Dispose();
+    /// <summary>
+    /// Disconnects from the vbd in order (waiting at most 10 s for the lower backend to let go of the ring
+    /// and pages), then releases the frontend.
+    /// </summary>
+    public override void Dispose()
+    {
+        if (_frontend == null) return;
+        try { _frontend.DisconnectAsync().Wait(TimeSpan.FromSeconds(10)); }
+        catch (AggregateException) { } // already failed or gone: Dispose still releases everything
+        _frontend.Dispose();
+    }
 }

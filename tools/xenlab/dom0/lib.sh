@@ -191,3 +191,26 @@ lab_cleanup_domains() {
     local d
     for d in $(xl list 2>/dev/null | awk 'NR > 1 && $2 != 0 {print $2}'); do xl destroy "$d" >/dev/null 2>&1; done
 }
+
+# ---- the kernel's blkback as a chain's lower end (interpose scenarios) ----
+# lab_lower_attach IMAGE: a loop device over IMAGE served by xen-blkback to a vbd of dom0 itself (xvdb, 51728), the
+# way a user makes one: xl block-attach 0. Nothing in dom0 drives its frontend (xen-blkfront is not loaded): the
+# chain's vbd tap is that frontend. Sets XL_LOWER_LOOP.
+lab_lower_attach() {
+    local img=$1
+    XL_LOWER_LOOP=$(losetup -f --show "$img") || lab_fail "losetup $img failed"
+    lab_step "xl block-attach 0 phy:$XL_LOWER_LOOP,xvdb,w"
+    xl block-attach 0 "phy:$XL_LOWER_LOOP,xvdb,w" >"$XL_SDIR/block-attach.log" 2>&1 \
+        || lab_fail "xl block-attach 0 phy:$XL_LOWER_LOOP,xvdb,w failed: $(tail -3 "$XL_SDIR/block-attach.log" | tr '\n' ' ')"
+    lab_wait 60 "blkback to wait for dom0's frontend (backend/vbd/0/51728 state 2)" \
+        bash -c '[ "$(xenstore-read /local/domain/0/backend/vbd/0/51728/state 2>/dev/null)" = 2 ]' \
+        || lab_fail "the kernel's blkback did not reach InitWait for dom0's xvdb: $(xenstore-ls -f /local/domain/0/backend/vbd/0 2>&1 | head -20 | tr '\n' ' ')"
+}
+
+# lab_lower_detach: the vbd and the loop device go away (after the server that used them stopped).
+lab_lower_detach() {
+    xl block-detach 0 xvdb >>"$XL_SDIR/block-attach.log" 2>&1 || lab_check "xl block-detach 0 xvdb failed: $(tail -2 "$XL_SDIR/block-attach.log" | tr '\n' ' ')"
+    lab_wait 30 "xl to remove backend/vbd/0/51728" bash -c '! xenstore-read /local/domain/0/backend/vbd/0/51728/state >/dev/null 2>&1' \
+        || lab_check "backend/vbd/0/51728 is still there after xl block-detach"
+    losetup -d "$XL_LOWER_LOOP" 2>/dev/null || lab_check "losetup -d $XL_LOWER_LOOP failed (still in use?)"
+}
