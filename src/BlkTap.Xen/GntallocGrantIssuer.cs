@@ -20,7 +20,7 @@ namespace BlkTap.Xen;
 /// </remarks>
 public sealed class GntallocGrantIssuer : IGrantIssuer, IDisposable
 {
-    /// <summary>The most pages one <see cref="Grant"/> call accepts (gntalloc's default module limit in all).</summary>
+    /// <summary>The most pages one <see cref="Grant"/> call accepts (also gntalloc's default limit for all allocations together).</summary>
     public const int MaxPagesPerGrant = 1024;
 
     private const int StackPages = 32;
