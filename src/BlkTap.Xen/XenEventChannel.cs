@@ -6,8 +6,10 @@ using BlkTap.Xen.Interop;
 namespace BlkTap.Xen;
 
 /// <summary>
-/// A bound interdomain event channel through libxenevtchn (<c>/dev/xen/evtchn</c>). A dedicated poll thread waits
-/// for the port, reads it with xenevtchn_pending, unmasks it, then runs the handler.
+/// An interdomain event channel through libxenevtchn (<c>/dev/xen/evtchn</c>), bound to a peer's port
+/// (<see cref="BindInterdomain"/>, a backend) or offered to a peer domain (<see cref="AllocateUnbound"/>, a
+/// frontend). A dedicated poll thread waits for the port, reads it with xenevtchn_pending, unmasks it, then runs
+/// the handler.
 /// </summary>
 /// <remarks>
 /// Threading: <see cref="Notify"/>, <see cref="SetHandler"/> and <see cref="Dispose"/> may be called from any
@@ -43,15 +45,7 @@ public sealed class XenEventChannel : IEventChannel
     /// <exception cref="XenInteropException">xenevtchn_open or xenevtchn_bind_interdomain failed.</exception>
     public static XenEventChannel BindInterdomain(ushort remoteDomain, uint remotePort)
     {
-        XenPlatform.RequireDevice(EvtchnIoctls.DevicePath, "xen-evtchn");
-        XenPlatform.RequireLibrary(XenLibraries.XenEvtchn, "libxenevtchn1");
-        var handle = EvtchnLib.Open(0, 0);
-        if (handle.IsInvalid)
-        {
-            var ex = XenErrno.Exception("xenevtchn_open");
-            handle.Dispose();
-            throw ex;
-        }
+        var handle = OpenHandle();
         int port = EvtchnLib.BindInterdomain(handle, remoteDomain, remotePort);
         if (port < 0)
         {
@@ -62,13 +56,50 @@ public sealed class XenEventChannel : IEventChannel
         return new XenEventChannel(handle, (uint)port, remoteDomain, remotePort);
     }
 
+    /// <summary>
+    /// Allocates a new local port that <paramref name="remoteDomain"/> may bind to (EVTCHNOP_alloc_unbound): the
+    /// frontend's side, whose <see cref="LocalPort"/> it publishes in xenstore as <c>event-channel</c>. The
+    /// backend's notifications are delivered (through the same poll thread as a bound channel) once it has bound;
+    /// a <see cref="Notify"/> before that is accepted by Xen and lost.
+    /// </summary>
+    /// <remarks><see cref="RemotePort"/> is 0: Xen does not tell the allocating side which port the peer bound.</remarks>
+    /// <exception cref="XenNotAvailableException">/dev/xen/evtchn or libxenevtchn.so.1 is missing.</exception>
+    /// <exception cref="XenInteropException">xenevtchn_open or xenevtchn_bind_unbound_port failed (e.g. ESRCH:
+    /// no such domain).</exception>
+    public static XenEventChannel AllocateUnbound(ushort remoteDomain)
+    {
+        var handle = OpenHandle();
+        int port = EvtchnLib.BindUnboundPort(handle, remoteDomain);
+        if (port < 0)
+        {
+            var ex = XenErrno.Exception("xenevtchn_bind_unbound_port", $"domain {remoteDomain}");
+            handle.Dispose();
+            throw ex;
+        }
+        return new XenEventChannel(handle, (uint)port, remoteDomain, remotePort: 0);
+    }
+
+    private static SafeEvtchnHandle OpenHandle()
+    {
+        XenPlatform.RequireDevice(EvtchnIoctls.DevicePath, "xen-evtchn");
+        XenPlatform.RequireLibrary(XenLibraries.XenEvtchn, "libxenevtchn1");
+        var handle = EvtchnLib.Open(0, 0);
+        if (handle.IsInvalid)
+        {
+            var ex = XenErrno.Exception("xenevtchn_open");
+            handle.Dispose();
+            throw ex;
+        }
+        return handle;
+    }
+
     /// <inheritdoc />
     public uint LocalPort { get; }
 
     /// <summary>The peer domain.</summary>
     public ushort RemoteDomain { get; }
 
-    /// <summary>The peer's port.</summary>
+    /// <summary>The peer's port; 0 (unknown) for a channel made by <see cref="AllocateUnbound"/>.</summary>
     public uint RemotePort { get; }
 
     /// <summary>The last exception the handler threw, or null.</summary>

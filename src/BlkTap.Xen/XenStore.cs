@@ -143,9 +143,30 @@ public sealed class XenStore : IXenStore, IDisposable
         _wake?.Dispose();
     }
 
-    internal unsafe string? ReadCore(uint transaction, string path)
+    /// <summary>
+    /// Reads <paramref name="relativePath"/> under this connection's own domain directory; null when it does not
+    /// exist. Used where the domain id is not known yet (the <c>domid</c> node).
+    /// </summary>
+    /// <remarks>NOTE: xen docs/misc/xenstore.txt (&lt;path&gt;): a path without a leading '/' is relative to
+    /// /local/domain/&lt;domid&gt; of the calling domain, and "the caller must be a domain (rather than connected via a
+    /// socket)"; libxenstore passes it through unchanged. Over xenstored's Unix socket (only in the domain running
+    /// xenstored, dom0) a daemon may refuse it: callers treat a failure as "no such node".</remarks>
+    internal string? ReadRelative(string relativePath)
+    {
+        ArgumentNullException.ThrowIfNull(relativePath);
+        if (relativePath.Length == 0 || relativePath[0] == '/' || relativePath[0] == '@' || relativePath.Contains('\0'))
+            throw new ArgumentException($"xenstore path '{relativePath}' is not a relative path", nameof(relativePath));
+        return ReadUnchecked(XenStoreLib.XBT_NULL, relativePath);
+    }
+
+    internal string? ReadCore(uint transaction, string path)
     {
         ValidatePath(path);
+        return ReadUnchecked(transaction, path);
+    }
+
+    private unsafe string? ReadUnchecked(uint transaction, string path)
+    {
         nint value = XenStoreLib.Read(_handle, transaction, path, out uint length);
         if (value == 0)
         {

@@ -61,6 +61,7 @@ public class NativeSignatureTests
         ["xenevtchn_close"] = "int (*)(xenevtchn_handle *)",
         ["xenevtchn_fd"] = "int (*)(xenevtchn_handle *)",
         ["xenevtchn_bind_interdomain"] = "xenevtchn_port_or_error_t (*)(xenevtchn_handle *, uint32_t, evtchn_port_t)",
+        ["xenevtchn_bind_unbound_port"] = "xenevtchn_port_or_error_t (*)(xenevtchn_handle *, uint32_t)",
         ["xenevtchn_unbind"] = "int (*)(xenevtchn_handle *, evtchn_port_t)",
         ["xenevtchn_notify"] = "int (*)(xenevtchn_handle *, evtchn_port_t)",
         ["xenevtchn_pending"] = "xenevtchn_port_or_error_t (*)(xenevtchn_handle *)",

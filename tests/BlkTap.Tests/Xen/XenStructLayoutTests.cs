@@ -41,6 +41,10 @@ public class XenStructLayoutTests
         // libxengnttab's copy segment must match gntdev's (the library hands it to the ioctl)
         new("struct xengnttab_grant_copy_segment", typeof(GntdevGrantCopySegment),
             [.. CopyPtr("source", "Source"), .. CopyPtr("dest", "Dest"), F("len", "Len"), F("flags", "Flags"), F("status", "Status")]),
+        // linux-libc-dev /usr/include/xen/gntalloc.h
+        new("struct ioctl_gntalloc_alloc_gref", typeof(IoctlGntallocAllocGref),
+            F("domid", "Domid"), F("flags", "Flags"), F("count", "Count"), F("index", "Index"), F("gref_ids[0]", "GrefIds")),
+        new("struct ioctl_gntalloc_dealloc_gref", typeof(IoctlGntallocDeallocGref), F("index", "Index"), F("count", "Count")),
         // linux-libc-dev /usr/include/xen/evtchn.h
         new("struct ioctl_evtchn_bind_virq", typeof(IoctlEvtchnBindVirq), F("virq", "Virq")),
         new("struct ioctl_evtchn_bind_interdomain", typeof(IoctlEvtchnBindInterdomain),
@@ -60,7 +64,10 @@ public class XenStructLayoutTests
     ];
 
     private static readonly Lazy<Dictionary<string, string>> CValues = new(() =>
-        CProbe.Run(CProbe.Program(CProbe.Lines(Structs.SelectMany(s => s.CLines()))), "xen_struct_probe"));
+        CProbe.Run(CProbe.Program(CProbe.Lines(Structs.SelectMany(s => s.CLines())), GntallocHeader), "xen_struct_probe"));
+
+    /// <summary>gntalloc.h is not among <see cref="CProbe.StandardIncludes"/>; its structs need it.</summary>
+    internal const string GntallocHeader = "#include <xen/gntalloc.h>\n";
 
     [SetUp]
     public void RequireHeaders() => CProbe.RequireHeaders();
