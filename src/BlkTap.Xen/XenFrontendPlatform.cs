@@ -68,6 +68,33 @@ public static class XenFrontendPlatform
         }
     }
 
+    /// <summary>
+    /// Like <see cref="Open"/>, for a host that may never run a frontend (<c>blktap xen serve</c>, whose chain may
+    /// have no <c>vbd</c> tap): it needs only xenstore; gntalloc is opened at the first grant, and a missing
+    /// /dev/xen/gntalloc is then a grant failure naming the module, not a start-up failure.
+    /// </summary>
+    /// <exception cref="XenNotAvailableException">xenstore or its library is missing.</exception>
+    /// <exception cref="XenInteropException">xenstore failed.</exception>
+    public static BlockFrontendPlatform OpenLazily(out IDisposable lifetime)
+    {
+        XenPlatform.RequireXenStore();
+        XenPlatform.RequireLibrary(XenLibraries.XenStore, "libxenstore4");
+        var store = new XenStore();
+        var grants = new GntallocGrantIssuer();
+        try
+        {
+            ushort domainId = ParseDomainId(ReadOwnDomainId(store));
+            lifetime = new Lifetime(grants, store);
+            return new BlockFrontendPlatform(domainId, store, new XenEventChannelFactory(), grants);
+        }
+        catch
+        {
+            grants.Dispose();
+            store.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>The value of this domain's <c>domid</c> node, or null when it is absent or cannot be read.</summary>
     private static string? ReadOwnDomainId(XenStore store)
     {

@@ -127,6 +127,9 @@ public sealed partial class XenbusBlockFrontend : ITapBackend, IDisposable
     /// <summary>Ring requests the frontend keeps in flight at most (valid once Initialised).</summary>
     public int Depth { get; private set; }
 
+    /// <summary>The backend's xenbus state as xenstore holds it now (Unknown when its directory is gone).</summary>
+    public XenbusState BackendState => ReadBackendState(out _);
+
     /// <summary>True while connected and not failed.</summary>
     public bool IsConnected { get { lock (_lock) return _phase == Phase.Connected; } }
 
@@ -228,9 +231,10 @@ public sealed partial class XenbusBlockFrontend : ITapBackend, IDisposable
             switch (_phase)
             {
                 case Phase.WaitingForBackend:
+                    // NOTE: a backend left Closed by an earlier frontend (xen-blkback's frontend_changed():
+                    // "prepare for reconnect") goes back to InitWait when it sees Initialising: wait for that.
+                    // The caller bounds the wait; BackendState tells what the backend last said.
                     if (backend == XenbusState.InitWait) TalkToBackend();
-                    else if (backend is XenbusState.Closing or XenbusState.Closed)
-                        FailConnect($"the backend {BackendPath} is {backend}{BackendReason()}");
                     break;
                 case Phase.Initialised:
                     if (backend == XenbusState.Connected) FinishConnect();

@@ -59,7 +59,7 @@ public sealed class VbdTapFactory : ITapFactory
         try
         {
             if (!frontend.ConnectAsync().Wait(TimeSpan.FromSeconds(timeout)))
-                throw new ChainSpecException($"tap 'vbd': the backend of {path} ({frontend.BackendPath}) did not connect within {timeout} s (is it served? check its state node)");
+                throw new ChainSpecException($"tap 'vbd': the backend of {path} ({frontend.BackendPath}) did not connect within {timeout} s (its state is {frontend.BackendState}: is a backend serving it?)");
         }
         catch (AggregateException e) when (e.InnerException is XenbusFrontendException inner)
         {

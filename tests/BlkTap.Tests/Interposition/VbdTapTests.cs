@@ -24,12 +24,14 @@ public sealed class VbdTapTests
     {
         private readonly List<TapRequest> _held = new();
         public volatile bool Closed;
+        public SemaphoreSlim Held { get; } = new(0);
         public int HeldCount { get { lock (_held) return _held.Count; } }
 
         public HookResult OnRequest(TapRequest r)
         {
             if (!Closed) return HookResult.Pass;
             lock (_held) _held.Add(r);
+            Held.Release();
             return HookResult.Stolen;
         }
 
@@ -138,7 +140,7 @@ public sealed class VbdTapTests
             Assert.That(await Waits.For(front.ReadAsync(sector, back), "a read"), Is.EqualTo(BlkifStatus.Okay));
             Assert.That(back.AsSpan().SequenceEqual(model.AsSpan((int)sector * 512, back.Length)), Is.True, $"read at {sector} equals the model");
         }
-        Assert.That(lab.DumpOutput.ToString(), Does.Contain("WRITE"), "the dump tap above saw the requests");
+        Assert.That(lab.DumpOutput.ToString(), Does.Contain(" Write sector="), "the dump tap above saw the requests");
         var tap = (VbdTap)lab.Chain![^1];
         Assert.That(tap.Frontend!.RequestsSent, Is.GreaterThanOrEqualTo(80));
     }
@@ -181,7 +183,7 @@ public sealed class VbdTapTests
         lab.Gate.Closed = true;
         var read = front.ReadAsync(0, new byte[4096]);
         var write = front.WriteAsync(64, new byte[8192]);
-        Waits.ForSignal(new SemaphoreSlim(0), () => lab.Gate.HeldCount == 2, "both requests to reach the lower backend");
+        Waits.ForSignal(lab.Gate.Held, () => lab.Gate.HeldCount == 2, "both requests to reach the lower backend");
 
         XenbusDevices.WriteState(lab.Emulator.Store, lab.LowerPaths.BackendPath, XenbusState.Closing);
 

@@ -187,7 +187,22 @@ internal static class XenCommand
     {
         protected override async Task ExecuteAsync(CancellationToken stoppingToken)
         {
-            var taps = settings.Registry.Build(settings.Specs, new TapContext { Output = settings.Io.Out });
+            // A vbd tap (interposition) is a frontend in this domain: it connects while the chain is built.
+            TapChain taps;
+            IDisposable? frontendLifetime = null;
+            try
+            {
+                var frontends = XenFrontendPlatform.OpenLazily(out frontendLifetime);
+                taps = settings.Registry.Build(settings.Specs, new TapContext { Output = settings.Io.Out, Frontends = frontends });
+            }
+            catch (Exception ex) when (ex is ChainSpecException or XenNotAvailableException or LinuxInteropException)
+            {
+                logger.LogCritical("{Message}", ex.Message);
+                Environment.ExitCode = ex is LinuxInteropException ? CliApp.Failure : CliApp.BadInput;
+                frontendLifetime?.Dispose();
+                lifetime.StopApplication();
+                return;
+            }
             using var runtime = new TapRuntime(new TapRuntimeOptions { Name = "xen", Diagnostics = Log });
             XenServeHost.RegisterChainAndLog(runtime, taps, logger);
             try
@@ -206,6 +221,7 @@ internal static class XenCommand
             finally
             {
                 taps.Dispose();
+                frontendLifetime?.Dispose();
             }
         }
 
