@@ -60,9 +60,8 @@ public static class XenVbdToolstack
     /// <exception cref="XenToolstackException">A domain id is reserved, or the device type is not a plain name.</exception>
     public static XenVbdNodes PathsFor(ushort frontendDomain, ushort backendDomain, string deviceType, int deviceNumber)
     {
-        // NOTE: DOMID_FIRST_RESERVED is 0x7FF0 (xen/include/public/xen.h).
-        if (frontendDomain >= 0x7FF0) throw new XenToolstackException($"domain {frontendDomain} is a reserved domain id");
-        if (backendDomain >= 0x7FF0) throw new XenToolstackException($"backend domain {backendDomain} is a reserved domain id");
+        if (!XenDomainIds.IsValid(frontendDomain)) throw new XenToolstackException($"domain {frontendDomain} is a reserved domain id");
+        if (!XenDomainIds.IsValid(backendDomain)) throw new XenToolstackException($"backend domain {backendDomain} is a reserved domain id");
         if (string.IsNullOrEmpty(deviceType) || deviceType.Contains('/') || deviceType.Contains('\0'))
             throw new XenToolstackException($"device type '{deviceType}' is not a plain name (use vbd3 or vbd)");
         var inv = CultureInfo.InvariantCulture;
