@@ -282,7 +282,7 @@ public sealed class VbdTapTests
         Assert.That(((VbdTap)chain[0]).Frontend, Is.Null);
     }
 
-    [TestCase("vbd", "dev= is required")]
+    [TestCase("vbd", "missing option 'dev=...'")]
     [TestCase("vbd:dev=hda", "not an xvdX or sdX name")]
     [TestCase("vbd:dev=xvdb,depth=0", "depth=0")]
     [TestCase("vbd:dev=xvdb,ring-order=9", "ring-order=9")]
