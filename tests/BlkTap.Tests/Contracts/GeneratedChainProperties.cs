@@ -20,17 +20,18 @@ namespace BlkTap.Tests.Contracts;
 /// dump of a chain sees every request the guests sent, operation by operation;</item>
 /// <item>crypt: no storage below it (image, NBD export, cow overlay) holds a sector of what the guests wrote;</item>
 /// <item>cow: no write or discard passes below it, and the base (image or NBD export) is byte for byte unchanged;</item>
-/// <item>delay: it only delays: the same run without the delay taps gives the same results and the same disk.</item>
+/// <item>delay: it delays the requests of its operations that reach it (every one when its least delay is positive), and
+/// only delays: the same run without the delay taps gives the same results and the same disk.</item>
 /// </list>
 /// </summary>
 /// <remarks>
-/// The chain under test gets passive observers spliced in (a recorder in front of everything, one in front of each dump,
-/// a spy below each cow); they pass every request. Threaded rig: aio, delay and nbd complete from other threads.
+/// The chain under test gets passive observers spliced in (a recorder in front of everything, one in front of each dump
+/// and each delay, a spy below each cow); they pass every request. Threaded rig: aio, delay and nbd complete from other threads.
 /// </remarks>
 public class GeneratedChainProperties
 {
-    /// <summary>Cases per tap: ten taps, about 0.3 s a case here (twice that with a delay): the class runs in about 25 s on two shared cores.</summary>
-    private const int CasesPerTap = 6;
+    /// <summary>Cases per tap: ten taps at 0.1 to 0.3 s a case (twice that with a delay) keep the class at 15 to 30 s on two shared cores.</summary>
+    private const int CasesPerTap = 10;
     private const int Frontends = 2;
     private const int OperationsPerFrontend = 60;
     private static readonly TimeSpan RunDeadline = TimeSpan.FromMinutes(2);
@@ -103,7 +104,7 @@ public class GeneratedChainProperties
     private static void CheckDump(Outcome o, int i)
     {
         var dump = (DumpTap)o.Taps[i];
-        var seen = o.BeforeDump[i];
+        var seen = o.BeforeTap[i];
         Assert.That(dump.Requests, Is.EqualTo(seen.Requests.Count), $"dump at {i} counts the requests that reached it; {o.Describe()}");
         Assert.That(dump.Responses, Is.EqualTo(seen.Responses.Count), $"dump at {i} counts every response; {o.Describe()}");
         var spec = TapSpec.Parse(o.Specs[i]);
@@ -167,10 +168,21 @@ public class GeneratedChainProperties
     private static void CheckDelayed(Outcome o, int i)
     {
         var spec = TapSpec.Parse(o.Specs[i]);
-        long least = spec.GetInt64("ms", spec.GetInt64("min", 0));
-        string ops = spec.Get("ops") ?? "read+write";
-        if (least > 0 && (ops.Contains("read", StringComparison.Ordinal) || ops.Contains("write", StringComparison.Ordinal)))
-            Assert.That(((DelayTap)o.Taps[i]).Delayed, Is.Positive, $"delay at {i} delayed nothing; {o.Describe()}");
+        long least = spec.GetInt64("ms", spec.GetInt64("min", 0)), most = spec.GetInt64("ms", spec.GetInt64("max", 0));
+        var ops = (spec.Get("ops") ?? "read+write+flush+discard").Split('+');
+        // The requests of its operations that reached it (a cow above answers writes and flushes itself).
+        long targeted = o.BeforeTap[i].Operations.Count(op => op switch
+        {
+            BlkifOperation.Read => ops.Contains("read"),
+            BlkifOperation.Write or BlkifOperation.WriteBarrier => ops.Contains("write"),
+            BlkifOperation.FlushDiskCache => ops.Contains("flush"),
+            BlkifOperation.Discard => ops.Contains("discard"),
+            _ => false,
+        });
+        long delayed = ((DelayTap)o.Taps[i]).Delayed;
+        if (least > 0) Assert.That(delayed, Is.EqualTo(targeted), $"delay at {i} delays every request of its operations; {o.Describe()}");
+        else if (most == 0) Assert.That(delayed, Is.Zero, $"delay at {i} with no delay; {o.Describe()}");
+        else Assert.That(delayed, Is.InRange(0, targeted), $"delay at {i} delays only requests of its operations; {o.Describe()}");
     }
 
     private static void CheckDelayOnlyDelays(GeneratedRun run, Outcome delayed)
@@ -213,7 +225,7 @@ public class GeneratedChainProperties
         public required IReadOnlyList<string> Specs;
         public required TapChain Taps;
         public required TrafficRecorder Guest;
-        public required Dictionary<int, TrafficRecorder> BeforeDump;
+        public required Dictionary<int, TrafficRecorder> BeforeTap;
         public required Dictionary<int, BaseSpy> BelowCow;
         public required List<string> Diagnostics;
         public IReadOnlyList<FrontendResult> Results = [];
@@ -246,13 +258,13 @@ public class GeneratedChainProperties
         var taps = resources.Build(new TapContext { Output = TextWriter.Null, Seed = seed });
         var o = new Outcome
         {
-            Specs = resources.Specs, Taps = taps, Guest = new TrafficRecorder("guests", keepWrites),
-            BeforeDump = [], BelowCow = [], Diagnostics = [], StorageBefore = before,
+            Specs = resources.Specs, Taps = taps, Guest = new TrafficRecorder("guests", keepWrites, tag: false),
+            BeforeTap = [], BelowCow = [], Diagnostics = [], StorageBefore = before,
         };
         var spliced = new List<ITap> { o.Guest };
         for (int i = 0; i < taps.Count; i++)
         {
-            if (taps[i] is DumpTap) spliced.Add(o.BeforeDump[i] = new TrafficRecorder($"before-dump{i}", false));
+            if (taps[i] is DumpTap or DelayTap) spliced.Add(o.BeforeTap[i] = new TrafficRecorder($"before-{taps[i].Name}{i}", keepWrites: false, tag: taps[i] is DumpTap));
             spliced.Add(taps[i]);
             if (taps[i] is CowTap) spliced.Add(o.BelowCow[i] = new BaseSpy());
         }
@@ -314,19 +326,23 @@ public class GeneratedChainProperties
 
     /// <summary>
     /// Passes every request and remembers what passed it (in dump's own line format) and every response it saw, and
-    /// with <c>keepWrites</c> the data of every written sector. Loop thread only; read after the rig is disposed.
+    /// with <c>keepWrites</c> the data of every written sector. With <c>tag</c> it marks the requests it saw (a request
+    /// carries at most 8 tags), so a response line says whether its request passed here. Loop thread only; read after
+    /// the rig is disposed.
     /// </summary>
-    private sealed class TrafficRecorder(string name, bool keepWrites) : TapBase(name), IRequestHook, IResponseHook
+    private sealed class TrafficRecorder(string name, bool keepWrites, bool tag) : TapBase(name), IRequestHook, IResponseHook
     {
         public readonly record struct Line(string DumpLine);
 
         public List<Line> Requests { get; } = [];
+        public List<BlkifOperation> Operations { get; } = [];
         public List<Line> Responses { get; } = [];
         public List<byte[]> WrittenSectors { get; } = [];
 
         public HookResult OnRequest(TapRequest r)
         {
-            r.SetTag(this, 1);
+            if (tag) r.SetTag(this, 1);
+            Operations.Add(r.Operation);
             Requests.Add(new Line(string.Create(CultureInfo.InvariantCulture,
                 $"> {r.Session.Name} id={r.Id} {r.Operation} sector={r.Sector}+{r.SectorCount} segs={r.SegmentCount}")));
             if (keepWrites && r.Operation is BlkifOperation.Write or BlkifOperation.WriteBarrier)
