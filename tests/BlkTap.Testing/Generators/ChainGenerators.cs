@@ -99,7 +99,7 @@ public static class ChainGenerators
     /// <summary>Built-in taps generated chains leave out, and why.</summary>
     public static IReadOnlyDictionary<string, string> Excluded { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
     {
-        // VbdTapFactory's dev option is not marked Required, so without this a bare "vbd" was generated as valid.
+        // Not just "has a required option": a bare vbd used to be generated as valid (its dev option was not marked Required).
         ["vbd"] = "a Xen block frontend: it needs a frontend platform and a lower vbd served by another backend (tested by VbdTapTests)",
     };
 
