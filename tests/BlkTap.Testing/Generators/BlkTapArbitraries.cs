@@ -14,7 +14,8 @@ namespace BlkTap.Testing;
 /// <item><see cref="RingSlot"/>: raw slot bytes; <see cref="RingGeometry"/>: ring size and a start index near 2^32.</item>
 /// <item><see cref="BlkifProtocol"/>: either ABI.</item>
 /// <item><see cref="ControlScenario"/>: guests' connect and end orders, image ids (<see cref="ControlGenerators"/>).</item>
-/// <item><see cref="ChainCase"/>: a valid or invalid chain of built-in taps (<see cref="ChainGenerators"/>).</item>
+/// <item><see cref="ChainCase"/>: a valid or invalid chain of built-in taps (<see cref="ChainGenerators"/>); build it
+/// from <see cref="ChainResources.Create"/>, which makes the files and NBD servers it names.</item>
 /// <item><see cref="NbdHeaderCase"/>, <see cref="NbdHandshakeScript"/>: NBD bytes and the verdict (<see cref="NbdGenerators"/>).</item>
 /// </list>
 /// Nothing shrinks: counterexamples print in full through the types' <c>ToString</c>. Thread-safe.

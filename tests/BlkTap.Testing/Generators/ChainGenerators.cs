@@ -9,34 +9,101 @@ namespace BlkTap.Testing;
 /// about it: <see cref="ExpectedError"/> null for a valid chain, otherwise a fragment of the
 /// <see cref="ChainSpecException"/> message naming the problem.
 /// </summary>
+/// <remarks>
+/// A spec may name files in a per-case scratch directory as <see cref="DirToken"/> (<c>img:path={dir}/img0.raw</c>),
+/// and <see cref="Resources"/> says what must exist there first (images, key files, NBD exports):
+/// <see cref="ChainResources.Create"/> makes them and gives the specs with the directory filled in.
+/// </remarks>
 /// <param name="Specs">The spec texts, as given to <c>--tap</c>.</param>
 /// <param name="ExpectedError">Null, or text the error message must contain.</param>
 public sealed record ChainCase(IReadOnlyList<string> Specs, string? ExpectedError)
 {
+    /// <summary>Stands for the case's scratch directory in <see cref="Specs"/>.</summary>
+    public const string DirToken = "{dir}";
+
+    /// <summary>What must exist in the scratch directory before the chain is built (empty: nothing).</summary>
+    public IReadOnlyList<ChainResource> Resources { get; init; } = [];
+
     /// <summary>Whether the chain is valid.</summary>
     public bool IsValid => ExpectedError == null;
 
+    /// <summary>Whether a spec names the scratch directory (then build it from <see cref="ChainResources.Create"/>'s specs).</summary>
+    public bool NeedsScratch => Specs.Any(s => s.Contains(DirToken, StringComparison.Ordinal));
+
+    /// <summary>
+    /// Whether a tap of the chain completes requests from another thread (aio's I/O, delay's timer, nbd's socket), so
+    /// the chain cannot run on the emulator's deterministic single-thread scheduler.
+    /// </summary>
+    public bool NeedsThreads => Specs.Any(s => TapName(s) is "aio" or "delay" or "nbd");
+
+    /// <summary>The tap names, in chain order.</summary>
+    public IEnumerable<string> TapNames => Specs.Select(TapName);
+
+    /// <summary>The tap name of one spec text.</summary>
+    public static string TapName(string spec)
+    {
+        int colon = spec.IndexOf(':');
+        return colon < 0 ? spec : spec[..colon];
+    }
+
     /// <inheritdoc />
     public override string ToString() =>
-        $"{string.Join(" ", Specs.Select(s => "--tap " + s))}{(ExpectedError == null ? " (valid)" : $" (error: {ExpectedError})")}";
+        $"{string.Join(" ", Specs.Select(s => "--tap " + s))}{(ExpectedError == null ? " (valid)" : $" (error: {ExpectedError})")}"
+        + (Resources.Count == 0 ? "" : " with " + string.Join(", ", Resources));
+}
+
+/// <summary>A file or service a generated chain needs in its scratch directory (<see cref="ChainCase.DirToken"/>).</summary>
+/// <param name="Name">File name inside the scratch directory.</param>
+public abstract record ChainResource(string Name);
+
+/// <summary>An image file of <paramref name="Bytes"/> bytes: sparse (reads as zeros) or random bytes from <paramref name="ContentSeed"/>.</summary>
+public sealed record ImageFileResource(string Name, long Bytes, int? ContentSeed) : ChainResource(Name)
+{
+    /// <inheritdoc />
+    public override string ToString() => $"{Name}: {Bytes >> 10} KiB image, {(ContentSeed == null ? "sparse" : $"random content seed {ContentSeed}")}";
+}
+
+/// <summary>An XTS key file of <paramref name="Bytes"/> (32 or 64) random bytes from <paramref name="Seed"/>, halves different.</summary>
+public sealed record KeyFileResource(string Name, int Bytes, int Seed) : ChainResource(Name)
+{
+    /// <inheritdoc />
+    public override string ToString() => $"{Name}: {Bytes}-byte key seed {Seed}";
+}
+
+/// <summary>
+/// An in-process NBD server (the project's own <c>NbdServer</c> over a memory export of <paramref name="Bytes"/>
+/// zero bytes) listening on the Unix socket <see cref="ChainResource.Name"/>.
+/// </summary>
+public sealed record NbdExportResource(string Name, long Bytes, bool ReadOnly) : ChainResource(Name)
+{
+    /// <inheritdoc />
+    public override string ToString() => $"{Name}: {Bytes >> 10} KiB NBD memory export{(ReadOnly ? ", read-only" : "")}";
 }
 
 /// <summary>
 /// FsCheck 3 generators of tap chains from a <see cref="TapRegistry"/>: valid chains (interposers, then
 /// exactly one terminator, each with valid options) and invalid ones with the error the registry must
-/// report. Taps this class knows option values for (the built-in ones that need no file, peer or
-/// wall-clock delay: dump, error, watch, mem) get random valid options; other taps in the registry
-/// with no required option (plugins) are used bare.
+/// report. Every built-in tap but <c>vbd</c> takes part (see <see cref="Excluded"/>): the ones needing a
+/// file, a key or a server get it through <see cref="ChainCase.Resources"/> (build them with
+/// <see cref="ChainResources"/>); taps of other registries with no required option (plugins) are used bare.
 /// </summary>
 /// <remarks>
-/// Valid chains run in the emulator without outside resources: the error tap always has <c>rate=0</c>
-/// unless <c>allowFailures</c>, dump is quiet. Thread-safe: generators are immutable values.
+/// Valid chains run in the emulator and must pass a verified workload: the error tap always has
+/// <c>rate=0</c> unless <c>allowFailures</c>; delays are a few milliseconds; a terminator is read-only
+/// only under a <c>cow</c> that makes the disk writable. Thread-safe: generators are immutable values.
 /// </remarks>
 public static class ChainGenerators
 {
     private static readonly Gen<string> Ops = Gen.Elements("read", "write", "flush", "discard", "read+write", "write+flush", "read+write+flush+discard");
 
-    /// <summary>Valid option strings for the built-in taps that need no outside resource.</summary>
+    /// <summary>Built-in taps generated chains leave out, and why.</summary>
+    public static IReadOnlyDictionary<string, string> Excluded { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        // Not just "has a required option": a bare vbd used to be generated as valid (its dev option was not marked Required).
+        ["vbd"] = "a Xen block frontend: it needs a frontend platform and a lower vbd served by another backend (tested by VbdTapTests)",
+    };
+
+    /// <summary>Valid option strings for the built-in taps that need no file, key or server.</summary>
     public static Gen<string>? OptionsFor(string tap, bool allowFailures = false) => tap switch
     {
         "dump" => Gen.Constant("dump:quiet=true"),
@@ -55,31 +122,119 @@ public static class ChainGenerators
             from size in Gen.Elements("1M", "4M", "16M", "1048576", "2MiB")
             from shared in Gen.Elements("", ",shared=true", ",shared=false")
             select $"mem:size={size}{shared}",
+        // A few milliseconds at most: generated runs stay fast; ms=0 and min=0 pass some requests undelayed.
+        "delay" =>
+            from delay in Gen.Elements("ms=0", "ms=1", "ms=2", "min=0,max=2", "min=1,max=3")
+            from ops in Gen.Elements("", ",ops=read+write", ",ops=write", ",ops=read+write+flush+discard")
+            from seed in Gen.Elements("", ",seed=7", ",seed=123456")
+            select $"delay:{delay}{ops}{seed}",
         _ => null,
     };
 
+    /// <summary>A generated spec and the resources it needs.</summary>
+    private sealed record Part(string Spec, ChainResource[] Resources);
+
+    /// <summary>
+    /// Specs of tap <paramref name="tap"/> at chain position <paramref name="index"/> (resource names carry it, so they are
+    /// unique in a chain); <paramref name="readOnly"/> asks a terminator for its read-only form. Null: not a tap known here.
+    /// </summary>
+    private static Gen<Part>? PartFor(string tap, int index, bool allowFailures, bool readOnly)
+    {
+        string dir = ChainCase.DirToken;
+        string ro = readOnly ? ",readonly=true" : "";
+        switch (tap)
+        {
+            case "img":
+            case "aio":
+                return
+                    from kib in Gen.Elements(512, 1024, 4096)
+                    from random in Gen.Elements(false, true)
+                    from seed in Gen.Choose(1, 1_000_000)
+                    from depth in tap == "aio" ? Gen.Elements("", ",depth=1", ",depth=4", ",depth=64") : Gen.Constant("")
+                    let name = $"{tap}{index}.raw"
+                    select new Part($"{tap}:path={dir}/{name}{depth}{ro}", [new ImageFileResource(name, kib * 1024L, random ? seed : null)]);
+            case "nbd":
+                return
+                    from kib in Gen.Elements(512, 1024, 4096)
+                    from timeout in Gen.Elements("", ",timeout=30")
+                    let name = $"nbd{index}.sock"
+                    select new Part($"nbd:uri=nbd+unix:///?socket={dir}/{name}{timeout}", [new NbdExportResource(name, kib * 1024L, readOnly)]);
+            case "mem":
+                return OptionsFor("mem")!.Select(s => new Part(s + ro, []));
+            case "cow":
+                return
+                    from cluster in Gen.Elements("", ",cluster=4K", ",cluster=64K")
+                    from roBase in Gen.Elements("", ",readonly-base=true", ",readonly-base=false")
+                    select new Part($"cow:overlay={dir}/cow{index}.ovl{cluster}{roBase}", []);
+            case "crypt":
+                return
+                    from bytes in Gen.Elements(32, 64)
+                    from seed in Gen.Choose(1, 1_000_000)
+                    from discard in Gen.Elements("", ",discard=false", ",discard=true")
+                    let name = $"key{index}"
+                    select new Part($"crypt:keyfile={dir}/{name}{discard}", [new KeyFileResource(name, bytes, seed)]);
+            case "dump":
+                return Gen.OneOf(
+                    Gen.Constant(new Part("dump:quiet=true", [])),
+                    Gen.Constant(new Part($"dump:file={dir}/dump{index}.txt", [])),
+                    Gen.Constant(new Part($"dump:file={dir}/dump{index}.txt,quiet=false", [])));
+            default:
+                return OptionsFor(tap, allowFailures)?.Select(s => new Part(s, []));
+        }
+    }
+
+    private static bool Known(string tap) => PartFor(tap, 0, false, false) != null;
+
     private static List<ITapFactory> Usable(TapRegistry registry, bool terminator) =>
         registry.Factories
-            .Where(f => f.IsTerminator == terminator && (OptionsFor(f.Name) != null || f.Options.All(o => !o.Required)))
-            .Where(f => OptionsFor(f.Name) != null || (f.Name is not ("img" or "aio" or "nbd" or "delay" or "cow" or "crypt")))
+            .Where(f => f.IsTerminator == terminator && !Excluded.ContainsKey(f.Name) && (Known(f.Name) || f.Options.All(o => !o.Required)))
             .OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
 
-    private static Gen<string> SpecOf(ITapFactory f, bool allowFailures) => OptionsFor(f.Name, allowFailures) ?? Gen.Constant(f.Name);
+    /// <summary>The taps of <paramref name="registry"/> that generated chains use, by name.</summary>
+    public static IReadOnlyList<string> Covered(TapRegistry registry) =>
+        [.. Usable(registry, terminator: false).Select(f => f.Name), .. Usable(registry, terminator: true).Select(f => f.Name)];
 
-    /// <summary>Valid chains: 0..<paramref name="maxInterposers"/> interposers then one terminator.</summary>
-    public static Gen<ChainCase> Valid(TapRegistry registry, int maxInterposers = 3, bool allowFailures = false)
+    private static Gen<Part> PartOf(ITapFactory f, int index, bool allowFailures, bool readOnly) =>
+        PartFor(f.Name, index, allowFailures, readOnly) ?? Gen.Constant(new Part(f.Name, []));
+
+    /// <summary>
+    /// Valid chains: 0..<paramref name="maxInterposers"/> interposers then one terminator. With <paramref name="including"/>,
+    /// every chain has that tap (as its terminator or one of its interposers).
+    /// </summary>
+    /// <exception cref="ArgumentException">The registry has no usable terminator, or <paramref name="including"/> is not a usable tap.</exception>
+    public static Gen<ChainCase> Valid(TapRegistry registry, int maxInterposers = 3, bool allowFailures = false, string? including = null)
     {
         var interposers = Usable(registry, terminator: false);
         var terminators = Usable(registry, terminator: true);
-        if (terminators.Count == 0) throw new ArgumentException("the registry has no terminator usable without outside resources", nameof(registry));
-        var interposer = interposers.Count == 0 ? null : Gen.Elements(interposers.ToArray()).SelectMany(f => SpecOf(f, allowFailures));
-        var terminator = Gen.Elements(terminators.ToArray()).SelectMany(f => SpecOf(f, allowFailures));
+        if (terminators.Count == 0) throw new ArgumentException("the registry has no terminator usable in generated chains", nameof(registry));
+        var forced = including == null ? null
+            : interposers.Concat(terminators).FirstOrDefault(f => f.Name == including)
+              ?? throw new ArgumentException($"'{including}' is not a tap generated chains use (they use: {string.Join(", ", Covered(registry))})", nameof(including));
+        bool forcedInterposer = forced is { IsTerminator: false };
+        var interposerChoice = interposers.Count == 0 ? null : Gen.Elements(interposers.ToArray());
+        var terminatorChoice = forced is { IsTerminator: true } ? Gen.Constant(forced) : Gen.Elements(terminators.ToArray());
+        int min = forcedInterposer ? 1 : 0;
+        int max = interposerChoice == null ? 0 : Math.Max(min, maxInterposers);
         return
-            from n in Gen.Choose(0, interposer == null ? 0 : maxInterposers)
-            from front in n == 0 ? Gen.Constant(Array.Empty<string>()) : interposer!.ArrayOf(n)
-            from last in terminator
-            select new ChainCase([.. front, last], null);
+            from n in Gen.Choose(min, max)
+            from picked in n == 0 ? Gen.Constant(Array.Empty<ITapFactory>()) : interposerChoice!.ArrayOf(n)
+            from at in Gen.Choose(0, Math.Max(0, n - 1))
+            let kinds = forcedInterposer ? picked.Select((f, i) => i == at ? forced! : f).ToArray() : picked
+            from front in Sequence(kinds.Select((f, i) => PartOf(f, i, allowFailures, readOnly: false)))
+            // A cow makes the disk writable over a read-only base (readonly-base defaults to true): then the base may be read-only.
+            let cows = front.Where(p => ChainCase.TapName(p.Spec) == "cow").ToList()
+            let readOnlyAllowed = cows.Count > 0 && cows.All(p => !p.Spec.Contains("readonly-base=false", StringComparison.Ordinal))
+            from readOnly in readOnlyAllowed ? Gen.Elements(false, true) : Gen.Constant(false)
+            from terminator in terminatorChoice
+            from last in PartOf(terminator, n, allowFailures, readOnly && terminator.Name is "img" or "aio" or "mem" or "nbd")
+            select new ChainCase([.. front.Select(p => p.Spec), last.Spec], null)
+            {
+                Resources = [.. front.SelectMany(p => p.Resources), .. last.Resources],
+            };
     }
+
+    private static Gen<Part[]> Sequence(IEnumerable<Gen<Part>> gens) =>
+        gens.Aggregate(Gen.Constant(Array.Empty<Part>()), (acc, g) => from a in acc from p in g select (Part[])[.. a, p]);
 
     /// <summary>Invalid chains, each with one problem and the message fragment that names it.</summary>
     public static Gen<ChainCase> Invalid(TapRegistry registry)
@@ -91,18 +246,21 @@ public static class ChainGenerators
             from c in valid
             from at in Gen.Choose(0, c.Specs.Count - 1)
             from name in Gen.Elements("nosuch", "Mem", "imgx", "dump2", "tap")
-            select new ChainCase(Replace(c.Specs, at, name + ":size=1M"), $"unknown tap '{name}'"),
+            select c with { Specs = Replace(c.Specs, at, name + ":size=1M"), ExpectedError = $"unknown tap '{name}'" },
             // An unknown option on the terminator.
             from c in valid
             from key in Gen.Elements("bogus", "Size", "path2", "x")
-            select new ChainCase(Replace(c.Specs, c.Specs.Count - 1, c.Specs[^1] + (c.Specs[^1].Contains(':') ? "," : ":") + key + "=1"), $"unknown option '{key}'"),
+            select c with { Specs = Replace(c.Specs, c.Specs.Count - 1, c.Specs[^1] + (c.Specs[^1].Contains(':') ? "," : ":") + key + "=1"), ExpectedError = $"unknown option '{key}'" },
             // The terminator is not last.
             from c in valid
-            select new ChainCase([c.Specs[^1], .. c.Specs], "must be the last --tap"),
+            select c with { Specs = [c.Specs[^1], .. c.Specs], ExpectedError = "must be the last --tap" },
             // The chain ends with an interposer.
             from c in valid
-            from extra in interposers.Count == 0 ? Gen.Constant("dump") : Gen.Elements(interposers.Select(f => f.Name).ToArray())
-            select new ChainCase([.. c.Specs.Take(c.Specs.Count - 1), extra], "passes requests on"),
+            from extra in interposers.Count == 0 ? Gen.Constant(new Part("dump", [])) : Gen.Elements(interposers.ToArray()).SelectMany(f => PartOf(f, c.Specs.Count, false, false))
+            select c with
+            {
+                Specs = [.. c.Specs.Take(c.Specs.Count - 1), extra.Spec], Resources = [.. c.Resources, .. extra.Resources], ExpectedError = "passes requests on",
+            },
             // Bad option values.
             Gen.Elements(
                 new ChainCase(["error:rate=2", "mem"], "must be between 0 and 1"),
@@ -120,6 +278,13 @@ public static class ChainGenerators
                 new ChainCase(["nbd"], "missing option 'uri=...'"),
                 new ChainCase(["watch", "mem"], "nothing to watch"),
                 new ChainCase(["watch:sectors=9-3", "mem"], "END is before START"),
+                new ChainCase(["delay", "mem"], "missing the delay"),
+                new ChainCase(["delay:ms=1,min=0,max=2", "mem"], "not both"),
+                new ChainCase(["cow", "mem"], "missing option 'overlay=...'"),
+                new ChainCase(["cow:overlay=/nonexistent/dir/o.cow", "mem"], "does not exist"),
+                new ChainCase(["crypt:keyfile=/nonexistent/blktap.key", "mem"], "cannot read key file"),
+                new ChainCase(["aio:path=/nonexistent/blktap-fuzz.raw"], "does not exist"),
+                new ChainCase(["nbd:uri=http://example.com/"], "uri="),
                 new ChainCase([], "no --tap given")));
     }
 

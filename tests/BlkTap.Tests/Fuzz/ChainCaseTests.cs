@@ -19,8 +19,12 @@ public class ChainCaseTests
             Assert.That(ex!.Message, Does.Contain(chain.ExpectedError));
             return;
         }
-        var args = new List<string> { "run", "--frontends", "1", "--workload", "random:ops=20", "--deterministic", "--seed", "3" };
-        foreach (var s in chain.Specs) { args.Add("--tap"); args.Add(s); }
+        // Image files, keys and NBD servers the chain names are made in a scratch directory first.
+        using var resources = ChainResources.Create(chain);
+        var args = new List<string> { "run", "--frontends", "1", "--workload", "random:ops=20", "--seed", "3" };
+        // aio, delay and nbd complete requests from other threads: those chains run threaded.
+        if (!chain.NeedsThreads) args.Add("--deterministic");
+        foreach (var s in resources.Specs) { args.Add("--tap"); args.Add(s); }
         var stdout = new StringWriter();
         var stderr = new StringWriter();
         int rc = CliApp.Run([.. args], stdout, stderr);
