@@ -85,6 +85,13 @@ public sealed class AioTap : TapBase, IRequestHook, IResponseHook, IControlHook
     public HookResult OnRequest(TapRequest r)
     {
         if (!r.Session.Items.TryGetValue(this, out var o)) { r.Status = BlkifStatus.Error; return HookResult.Respond; }
+        // The file's own bounds: a tap above may report a larger disk than the file holds, and positional I/O
+        // past the end would read zeros or grow the image (the terminator contract suite found it).
+        if (r.SectorCount > 0 && (r.Sector >= ((AioFile)o).Sectors || r.SectorCount > ((AioFile)o).Sectors - r.Sector))
+        {
+            r.Status = BlkifStatus.Error;
+            return HookResult.Respond;
+        }
         switch (r.Operation)
         {
             case BlkifOperation.Read:

@@ -34,17 +34,6 @@ public sealed class AioTerminatorContract : TerminatorContract
 {
     protected override bool AdvertisesDiscard => false;
 
-    /// <summary>
-    /// KNOWN BUG, failing on purpose: the aio tap does no range check of its own (AioOperation.Perform does positional
-    /// I/O at whatever sector reaches it; img's FileBlockDevice and mem's MemoryBlockDevice refuse). A request past
-    /// the end of the file that gets past the ring's check (a tap above reporting more sectors than the file has) is
-    /// answered OKAY: a read returns zeros, a write grows the image file. The fix: refuse requests whose range is
-    /// not within AioFile.Sectors (BlkifValidation.InRange) in AioTap.OnRequest, as BlockDeviceHook's devices do.
-    /// </summary>
-    [Test, Category("KnownBug")]
-    public override Task Request_OutOfRangePastTheRingCheck_TerminatorAnswersErrorAndChangesNothing() =>
-        base.Request_OutOfRangePastTheRingCheck_TerminatorAnswersErrorAndChangesNothing();
-
     protected override ChainCase Chain(bool readOnly) =>
         new([$"aio:path={ChainCase.DirToken}/disk.raw,depth=8{(readOnly ? ",readonly=true" : "")}"], null)
         {
