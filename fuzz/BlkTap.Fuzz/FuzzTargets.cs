@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
 using BlkTap.Examples;
-using BlkTap.Examples.Trace;
+using BlkTap.Trace;
 
 namespace BlkTap.Fuzz;
 

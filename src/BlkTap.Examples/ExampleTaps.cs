@@ -1,5 +1,6 @@
 using BlkTap.Chains;
 using BlkTap.Nbd;
+using BlkTap.Trace;
 
 namespace BlkTap.Examples;
 
@@ -12,8 +13,8 @@ namespace BlkTap.Examples;
 public static class ExampleTaps
 {
     /// <summary>
-    /// Adds the example taps and the NBD taps to <paramref name="registry"/> and shares this assembly and BlkTap.Nbd with
-    /// plugins that build on them.
+    /// Adds the example taps and the NBD taps to <paramref name="registry"/> and shares this assembly, BlkTap.Nbd and
+    /// BlkTap.Trace (which the dump tap's types expose) with plugins that build on them.
     /// </summary>
     /// <returns><paramref name="registry"/>, for chaining.</returns>
     /// <exception cref="ChainSpecException">A tap of the same name is already registered.</exception>
@@ -22,6 +23,7 @@ public static class ExampleTaps
         ArgumentNullException.ThrowIfNull(registry);
         registry.AddFrom(typeof(ExampleTaps).Assembly, "built-in");
         registry.ShareWithPlugins(typeof(ExampleTaps).Assembly);
+        registry.ShareWithPlugins(typeof(TraceCapture).Assembly);
         registry.AddNbdTaps();
         return registry;
     }

@@ -4,7 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using BlkTap.Chains;
 using BlkTap.Emulator;
-using BlkTap.Examples.Trace;
+using BlkTap.Trace;
 using HdrHistogram;
 using Spectre.Console;
 

@@ -1,7 +1,7 @@
 using System.Globalization;
-using BlkTap.Examples.Trace.Internal;
+using BlkTap.Trace.Internal;
 
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>
 /// Imports the default text output of <c>blkparse</c> (no <c>-f</c>/<c>-F</c> format), for example

@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
 using System.Text;
-using BlkTap.Examples.Trace.Internal;
+using BlkTap.Trace.Internal;
 
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>
 /// Streams the records of a native trace file (docs/trace-format.md). The header is read and

@@ -1,4 +1,4 @@
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>The trace formats BlkTapSim reads.</summary>
 public enum TraceFormat

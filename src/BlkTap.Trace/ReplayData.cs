@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>What <see cref="ReplayData.Check"/> recognised in a 512-byte sector.</summary>
 public enum ReplaySectorKind

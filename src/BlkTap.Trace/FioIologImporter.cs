@@ -1,7 +1,7 @@
 using System.Globalization;
-using BlkTap.Examples.Trace.Internal;
+using BlkTap.Trace.Internal;
 
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>
 /// Imports fio iologs, version 2 (<c>fio version 2 iolog</c>; lines <c>filename action</c> and

@@ -1,4 +1,4 @@
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>What <see cref="TraceWriter.Append"/> does when the background writer has fallen behind.</summary>
 public enum TraceFullMode

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
 
-namespace BlkTap.Examples.Trace.Internal;
+namespace BlkTap.Trace.Internal;
 
 /// <summary>
 /// Byte layout of the native trace format, version 1 (docs/trace-format.md is the normative

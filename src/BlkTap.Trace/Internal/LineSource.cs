@@ -1,4 +1,4 @@
-namespace BlkTap.Examples.Trace.Internal;
+namespace BlkTap.Trace.Internal;
 
 /// <summary>Opens text trace files for importers (shared, read-only, large buffer).</summary>
 internal static class LineSource

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>How <see cref="FioIologExporter"/> writes a discard.</summary>
 public enum FioDiscardMode

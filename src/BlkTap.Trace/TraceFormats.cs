@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text;
-using BlkTap.Examples.Trace.Internal;
+using BlkTap.Trace.Internal;
 
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>
 /// Entry points over every trace format: detection from a file's first bytes, and streaming

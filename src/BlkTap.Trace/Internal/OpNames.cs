@@ -1,4 +1,4 @@
-namespace BlkTap.Examples.Trace.Internal;
+namespace BlkTap.Trace.Internal;
 
 /// <summary>Names of operations and statuses in the text form (docs/trace-format.md).</summary>
 internal static class OpNames

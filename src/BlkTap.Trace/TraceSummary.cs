@@ -1,4 +1,4 @@
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>
 /// Figures of a whole trace, gathered in one streaming pass: record count, sessions in order of

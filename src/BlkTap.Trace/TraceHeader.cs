@@ -1,4 +1,4 @@
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>The header of a native trace file. Immutable.</summary>
 /// <param name="Version">Format version (1).</param>

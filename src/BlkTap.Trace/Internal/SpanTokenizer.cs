@@ -1,4 +1,4 @@
-namespace BlkTap.Examples.Trace.Internal;
+namespace BlkTap.Trace.Internal;
 
 /// <summary>Splits a line into whitespace- (or separator-) delimited tokens without allocating.</summary>
 internal ref struct SpanTokenizer

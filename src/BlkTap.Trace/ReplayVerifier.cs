@@ -1,4 +1,4 @@
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>A read that did not return what the replay model expects.</summary>
 /// <param name="Sector">The sector whose content is wrong.</param>

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.IO.Hashing;
 
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>
 /// Records every request a tap sees into a native trace (docs/trace-format.md): submit and complete

@@ -1,4 +1,4 @@
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>Per-record flags of a <see cref="TraceRecord"/>.</summary>
 [Flags]

@@ -1,7 +1,7 @@
 using System.Globalization;
-using BlkTap.Examples.Trace.Internal;
+using BlkTap.Trace.Internal;
 
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>
 /// Imports SNIA MSR Cambridge block traces: CSV lines

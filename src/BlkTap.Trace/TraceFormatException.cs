@@ -1,4 +1,4 @@
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>
 /// A trace file (native, text or imported) is malformed: bad magic, unknown version, truncation,

@@ -1,4 +1,4 @@
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>
 /// Reads a trace format into <see cref="TraceRecord"/>s, streaming: records are produced while the

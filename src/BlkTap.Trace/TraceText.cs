@@ -1,7 +1,7 @@
 using System.Globalization;
-using BlkTap.Examples.Trace.Internal;
+using BlkTap.Trace.Internal;
 
-namespace BlkTap.Examples.Trace;
+namespace BlkTap.Trace;
 
 /// <summary>
 /// The text form of a trace: a first line <c># blktap-trace text v1</c>, then one line per record
