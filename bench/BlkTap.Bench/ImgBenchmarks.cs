@@ -4,7 +4,7 @@ using BlkTap.Chains;
 using BlkTap.Examples;
 using Microsoft.Win32.SafeHandles;
 
-namespace BlkTap.Cli.Bench;
+namespace BlkTap.Bench;
 
 /// <summary>
 /// The <c>img</c> tap against plain positional I/O on the same page-cached file in /dev/shm: 4 KiB

@@ -1,15 +1,17 @@
 using System.Runtime.InteropServices;
 
-namespace BlkTap.Cli.Bench;
+namespace BlkTap.Bench;
 
 /// <summary>What the figures were measured on (read from /proc where it exists).</summary>
-internal sealed record BenchMachine(int Cores, string Cpu, long MemoryBytes, string Kernel, string Os, string Runtime, string Build)
+/// <remarks>Threading: an immutable value; <see cref="Current"/> may be called from any thread.</remarks>
+public sealed record BenchMachine(int Cores, string Cpu, long MemoryBytes, string Kernel, string Os, string Runtime, string Build)
 {
     /// <summary>"Release" or "Debug (JIT optimizer off: figures are not representative)".</summary>
     public static string BuildKind() =>
         typeof(BenchMachine).Assembly.GetCustomAttributes(typeof(System.Diagnostics.DebuggableAttribute), false) is [System.Diagnostics.DebuggableAttribute { IsJITOptimizerDisabled: true }]
             ? "Debug (JIT optimizer off: figures are not representative)" : "Release";
 
+    /// <summary>This machine, now.</summary>
     public static BenchMachine Current()
     {
         string cpu = "unknown", kernel = RuntimeInformation.OSDescription;

@@ -1,4 +1,4 @@
-namespace BlkTap.Cli.Bench;
+namespace BlkTap.Bench;
 
 /// <summary>Finds peer programs (fio, nbdkit, qemu-nbd, qemu-img) on PATH and the sbin directories.</summary>
 internal static class PeerPrograms
@@ -20,7 +20,7 @@ internal static class PeerPrograms
     public static string DotnetHost =>
         Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : Find("dotnet") ?? "dotnet";
 
-    /// <summary>blktap.dll next to the running CLI assembly.</summary>
+    /// <summary>blktap.dll in the application's directory (next to this assembly, which the CLI ships with).</summary>
     public static string BlktapDll => Path.Combine(AppContext.BaseDirectory is { Length: > 0 } b && File.Exists(Path.Combine(b, "blktap.dll"))
-        ? b : Path.GetDirectoryName(typeof(CliApp).Assembly.Location)!, "blktap.dll");
+        ? b : Path.GetDirectoryName(typeof(PeerPrograms).Assembly.Location)!, "blktap.dll");
 }

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 
-namespace BlkTap.Cli.Bench;
+namespace BlkTap.Bench;
 
 /// <summary>One fio job over NBD (ioengine=nbd, libnbd): what it does and how its figure is read.</summary>
 /// <param name="Label">Short name for result lines.</param>

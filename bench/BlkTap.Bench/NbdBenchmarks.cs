@@ -1,6 +1,6 @@
 using BlkTap.Examples;
 
-namespace BlkTap.Cli.Bench;
+namespace BlkTap.Bench;
 
 /// <summary>
 /// The same fio jobs (ioengine=nbd over a Unix socket) against <c>blktap nbd serve --tap img</c>,

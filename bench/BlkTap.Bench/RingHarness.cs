@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace BlkTap.Cli.Bench;
+namespace BlkTap.Bench;
 
 /// <summary>
 /// Frontends and a tap in one thread, with no thread hops: N front rings over native pages, each a

@@ -1,24 +1,35 @@
-namespace BlkTap.Cli.Bench;
+namespace BlkTap.Bench;
 
 /// <summary>
 /// What every benchmark group gets: the run mode, a progress sink (stderr, only when it is a
 /// terminal), and a scratch directory under /dev/shm that is removed at the end.
 /// </summary>
 /// <remarks>Threading: one thread (the bench command's).</remarks>
-internal sealed class BenchContext : IDisposable
+public sealed class BenchContext : IDisposable
 {
     private readonly Action<string> _progress;
 
-    public BenchContext(bool quick, Action<string> progress)
+    /// <summary>Creates the scratch directory.</summary>
+    /// <param name="quick">Tiny runs (<see cref="Quick"/>).</param>
+    /// <param name="progress">Where "what is running now" goes.</param>
+    /// <param name="blktap">
+    /// Runs a <c>blktap</c> command line in this process and returns its exit code (the CLI passes its own entry
+    /// point): the replay group measures the <c>replay</c> verb itself.
+    /// </param>
+    public BenchContext(bool quick, Action<string> progress, Func<string[], TextWriter, TextWriter, int> blktap)
     {
         Quick = quick;
         _progress = progress;
+        Blktap = blktap;
         // NOTE: DESIGN.md "Measuring on these machines": the work tree is on a slow virtual disk;
         // images live in /dev/shm (memory) so the figures measure our software, not the disk.
         var root = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
         ScratchDirectory = Path.Combine(root, $"blktap-bench-{Environment.ProcessId}");
         Directory.CreateDirectory(ScratchDirectory);
     }
+
+    /// <summary>Runs a <c>blktap</c> command line in this process (arguments, stdout, stderr), returning its exit code.</summary>
+    public Func<string[], TextWriter, TextWriter, int> Blktap { get; }
 
     /// <summary>Tiny runs (a smoke test of every line; the figures mean little).</summary>
     public bool Quick { get; }
@@ -50,6 +61,7 @@ internal sealed class BenchContext : IDisposable
         return path;
     }
 
+    /// <summary>Removes the scratch directory.</summary>
     public void Dispose()
     {
         try { Directory.Delete(ScratchDirectory, recursive: true); }

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace BlkTap.Cli.Bench;
+namespace BlkTap.Bench;
 
 /// <summary>Requests per second through the runtime on one core (1 and 4 frontends), and bytes allocated per request.</summary>
 internal static class RuntimeBenchmarks

@@ -1,18 +1,22 @@
 using System.Globalization;
 using System.Text;
 
-namespace BlkTap.Cli.Bench;
+namespace BlkTap.Bench;
 
 /// <summary>
 /// Writes bench/RESULTS.md: the machine, the date, the command, every line as a table row. The
 /// hand-written section between <see cref="NotesStart"/> and <see cref="NotesEnd"/> (profile notes,
 /// before/after figures) is kept from the existing page when the page is regenerated.
 /// </summary>
-internal static class ResultsPage
+/// <remarks>Threading: no state; do not write one path from two threads at once.</remarks>
+public static class ResultsPage
 {
+    /// <summary>The line that opens the kept, hand-written section.</summary>
     public const string NotesStart = "<!-- notes: kept when the page is regenerated -->";
+    /// <summary>The line that closes the kept, hand-written section.</summary>
     public const string NotesEnd = "<!-- /notes -->";
 
+    /// <summary>Writes the page to <paramref name="path"/>, keeping the notes of the page already there.</summary>
     public static void Write(string path, IReadOnlyList<BenchResult> results, BenchMachine machine, DateTime utc, string command, bool quick, TimeSpan elapsed)
     {
         string notes = NotesStart + "\n## Notes\n\n(none yet)\n" + NotesEnd;
@@ -44,6 +48,7 @@ internal static class ResultsPage
         File.WriteAllText(path, sb.ToString());
     }
 
+    /// <summary>A figure as the page and the table print it: no decimals from 100 up, one below.</summary>
     public static string Format(double v) => v >= 100 ? v.ToString("N0", CultureInfo.InvariantCulture) : v.ToString("N1", CultureInfo.InvariantCulture);
 
     private static string Cell(string s) => s.Replace("|", "\\|", StringComparison.Ordinal);

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 
-namespace BlkTap.Cli.Bench;
+namespace BlkTap.Bench;
 
 /// <summary>
 /// An NBD server started as a child process on a Unix socket (ours, nbdkit, qemu-nbd), ready once it

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using BlkTap.Trace;
 
-namespace BlkTap.Cli.Bench;
+namespace BlkTap.Bench;
 
 /// <summary>
 /// <c>blktap replay --timing fast</c> of a generated trace (4 KiB random reads and writes, one session)
@@ -17,7 +17,7 @@ internal static class ReplayBenchmarks
         const string baseline = "the runtime's null-terminator rate, 1 frontend (the ceiling: replay adds the emulator and the trace reader)";
         // The verb exists when the root help lists it (it is merged from another branch).
         var help = new StringWriter();
-        CliApp.Run(["--help"], help, new StringWriter());
+        ctx.Blktap(["--help"], help, new StringWriter());
         if (!help.ToString().Split('\n').Any(l => l.TrimStart().StartsWith("replay ", StringComparison.Ordinal)))
         {
             yield return new BenchResult(Name, 0, ctx.NullTerminatorRate, "req/s", baseline, Note: "the replay verb is not in this blktap yet: not measured");
@@ -43,10 +43,10 @@ internal static class ReplayBenchmarks
         var stdout = new StringWriter();
         var stderr = new StringWriter();
         var sw = Stopwatch.StartNew();
-        int code = CliApp.Run(["replay", trace, "--format", "native", "--tap", $"mem:size={diskBytes >> 20}M", "--timing", "fast", "--json"], stdout, stderr);
+        int code = ctx.Blktap(["replay", trace, "--format", "native", "--tap", $"mem:size={diskBytes >> 20}M", "--timing", "fast", "--json"], stdout, stderr);
         sw.Stop();
         File.Delete(trace);
-        if (code != CliApp.Ok)
+        if (code != 0)
             throw new InvalidOperationException($"blktap replay exited {code}: {stderr.ToString().Trim()}");
         double rate = records / sw.Elapsed.TotalSeconds;
         string note = $"{records} requests; wall clock of the verb (includes reading the trace)";

@@ -1,4 +1,4 @@
-namespace BlkTap.Cli.Bench;
+namespace BlkTap.Bench;
 
 /// <summary>What several benchmark groups share: the median of repeated runs, and the random 4 KiB slot sequence.</summary>
 /// <remarks>Threading: pure functions.</remarks>

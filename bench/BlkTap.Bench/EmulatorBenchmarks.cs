@@ -3,7 +3,7 @@ using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Examples;
 
-namespace BlkTap.Cli.Bench;
+namespace BlkTap.Bench;
 
 /// <summary>
 /// The whole emulated system: guest domains whose <see cref="BlkFront"/> grants pages and pushes ring requests, event
