@@ -1,11 +1,20 @@
 namespace BlkTap.Bench;
 
-/// <summary>Finds peer programs (fio, nbdkit, qemu-nbd, qemu-img) on PATH and the sbin directories.</summary>
-internal static class PeerPrograms
+/// <summary>
+/// Finds peer programs (fio, nbdkit, qemu-nbd, qemu-img, ...) on PATH and in the usual bin and sbin directories: the
+/// one lookup the bench harness and the tests (<c>BlkTap.Testing.Peers</c>) share.
+/// </summary>
+/// <remarks>Threading: no state; safe from any thread.</remarks>
+public static class PeerPrograms
 {
-    /// <summary>The full path of <paramref name="program"/>, or null when it is not installed.</summary>
+    /// <summary>
+    /// The full path of <paramref name="program"/>, or null when it is not installed. A name with a '/' is a path: itself
+    /// when the file exists. Otherwise the first match in PATH, then /usr/local/bin, /usr/bin, /usr/sbin, /sbin, /bin.
+    /// </summary>
     public static string? Find(string program)
     {
+        ArgumentNullException.ThrowIfNull(program);
+        if (program.Contains('/')) return File.Exists(program) ? program : null;
         var dirs = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
             .Concat(["/usr/local/bin", "/usr/bin", "/usr/sbin", "/sbin", "/bin"]);
         foreach (var dir in dirs)
