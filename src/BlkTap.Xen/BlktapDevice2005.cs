@@ -4,7 +4,7 @@ using BlkTap.Xen.Internal;
 namespace BlkTap.Xen;
 
 /// <summary>
-/// The seed's kernel interface: a tap on the 2005 <c>/dev/blktap</c> character device, byte for byte as the 2005
+/// The 2005 blktap's kernel interface: a tap on the 2005 <c>/dev/blktap</c> character device, byte for byte as the 2005
 /// XenLinux driver (<c>linux-2.6-xen-sparse/drivers/xen/blktap/</c>) and its library (<c>tools/blktap/blktaplib.c</c>)
 /// define it. The mapping is exactly 771 pages: page 0 the control ring (copies of the controller's
 /// CMSG_BLKIF_BE messages), page 1 the be ring (the tap produces requests for the real backend), page 2 the fe

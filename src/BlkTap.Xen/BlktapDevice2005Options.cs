@@ -8,9 +8,10 @@ public sealed class BlktapDevice2005Options
 
     /// <summary>
     /// The mode set with SETMODE (must pass <see cref="BlktapDeviceAbi.IsValidMode"/>). The default,
-    /// <see cref="BlktapDeviceAbi.ModeInterpose"/>, is the seed library's: requests that pass every hook reach the
-    /// real backend through the be ring. Without <see cref="BlktapDeviceAbi.ModeInterceptBe"/> the driver ignores
-    /// the be ring, so the device is not the runtime's backend and a request that passes every hook is refused.
+    /// <see cref="BlktapDeviceAbi.ModeInterpose"/>, is the 2005 library's (blktaplib.c): requests that pass every
+    /// hook reach the real backend through the be ring. Without <see cref="BlktapDeviceAbi.ModeInterceptBe"/> the
+    /// driver ignores the be ring, so the device is not the runtime's backend and a request that passes every hook
+    /// is refused.
     /// </summary>
     public uint Mode { get; set; } = BlktapDeviceAbi.ModeInterpose;
 

@@ -7,14 +7,14 @@ namespace BlkTap.Xen;
 /// <remarks>
 /// <para>Source: xen-project/xen, <c>linux-2.6-xen-sparse/drivers/xen/blktap/</c> (<c>blktap.h</c>,
 /// <c>blktap_userdev.c</c>, <c>blktap_datapath.c</c>) of mid-2005, the ctrl_if era before xenbus; and the matching
-/// seed library <c>tools/blktap/blktaplib.c</c>. Every member is a constant or a pure function: thread-safe.</para>
+/// library <c>tools/blktap/blktaplib.c</c>. Every member is a constant or a pure function: thread-safe.</para>
 /// </remarks>
 public static class BlktapDeviceAbi
 {
     /// <summary>The page size of every ring and data page (x86 PAGE_SIZE).</summary>
     public const int PageSize = 4096;
 
-    /// <summary>The device node the seed library opens.</summary>
+    /// <summary>The device node the 2005 library (blktaplib.c) opens.</summary>
     /// <remarks>NOTE: blktaplib.c opens "/dev/blktap"; blktap_userdev.c registers a misc device named "blktap"
     /// (minor <see cref="MiscMinor"/>, devfs name "misc/blktap"), while a comment in blktap.h says
     /// "/dev/xen/blktap ... minor=200". The code wins: /dev/blktap.</remarks>
@@ -54,7 +54,7 @@ public static class BlktapDeviceAbi
     public const uint ModeCopyFePages = 0x10;
     /// <summary>BLKTAP_MODE_COPY_BE_PAGES.</summary>
     public const uint ModeCopyBePages = 0x20;
-    /// <summary>BLKTAP_MODE_INTERPOSE = INTERCEPT_FE | INTERCEPT_BE: the seed library's mode.</summary>
+    /// <summary>BLKTAP_MODE_INTERPOSE = INTERCEPT_FE | INTERCEPT_BE: the mode the 2005 blktaplib.c sets.</summary>
     public const uint ModeInterpose = ModeInterceptFe | ModeInterceptBe;
 
     /// <summary>Whether the driver accepts <paramref name="mode"/> (blktap.h BLKTAP_MODE_VALID).</summary>

@@ -5,8 +5,8 @@ namespace BlkTap.Chains;
 
 /// <summary>
 /// Finds taps by name: the built-in ones (a host adds them, for example BlkTap.Examples'
-/// <c>ExampleTaps.AddExampleTaps</c>) and those in plugin assemblies loaded at run time (the seed's last TODO: no
-/// new main() per tap), and builds chains from specs.
+/// <c>ExampleTaps.AddExampleTaps</c>) and those in plugin assemblies loaded at run time (the last TODO of the 2005 Xen
+/// blktap, Xen's <c>tools/blktap/README</c>: no new main() per tap), and builds chains from specs.
 /// </summary>
 /// <remarks>Not thread-safe: build it, load plugins, then use it from one thread.</remarks>
 public sealed class TapRegistry

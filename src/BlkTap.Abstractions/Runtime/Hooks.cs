@@ -1,6 +1,6 @@
 namespace BlkTap;
 
-/// <summary>What a request hook did with a request (the seed's BLKTAP_PASS / RESPOND / STOLEN).</summary>
+/// <summary>What a request hook did with a request (the 2005 blktaplib's BLKTAP_PASS / RESPOND / STOLEN).</summary>
 public enum HookResult
 {
     /// <summary>Hand the request to the next hook; past the last hook, to the backend (or EOPNOTSUPP with none).</summary>
@@ -11,7 +11,7 @@ public enum HookResult
     Stolen = 2,
 }
 
-/// <summary>A request hook (the seed's <c>blktap_register_request_hook</c>).</summary>
+/// <summary>A request hook (the 2005 blktaplib's <c>blktap_register_request_hook</c>).</summary>
 /// <remarks>
 /// Threading: called on the tap's loop thread only, one request at a time. Must not block: slow work
 /// steals the request and injects its response later from any thread. An exception thrown here is
@@ -23,7 +23,7 @@ public interface IRequestHook
     HookResult OnRequest(TapRequest request);
 }
 
-/// <summary>A response hook (the seed's <c>blktap_register_response_hook</c>).</summary>
+/// <summary>A response hook (the 2005 blktaplib's <c>blktap_register_response_hook</c>).</summary>
 /// <remarks>
 /// Threading: loop thread only. Sees every response (from the backend, a Respond, or an injection)
 /// exactly once before it reaches the frontend; may read the request's data (a read's result) and
@@ -35,7 +35,7 @@ public interface IResponseHook
     void OnResponse(TapRequest request);
 }
 
-/// <summary>A control hook (the seed's <c>blktap_register_ctrl_hook</c>).</summary>
+/// <summary>A control hook (the 2005 blktaplib's <c>blktap_register_ctrl_hook</c>).</summary>
 /// <remarks>Threading: loop thread only. May set the session's disk parameters during <see cref="ControlEventKind.Attach"/>.</remarks>
 public interface IControlHook
 {

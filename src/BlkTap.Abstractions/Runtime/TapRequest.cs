@@ -151,9 +151,6 @@ public sealed class TapRequest
     /// <summary>A transport's private value (a mapping handle).</summary>
     internal long TransportHandle;
 
-    /// <summary>A second transport value (a slot, a cookie).</summary>
-    internal long TransportCookie;
-
     /// <summary>A transport's object for this request (the buffer request it came from).</summary>
     internal object? TransportObject;
 
@@ -173,7 +170,6 @@ public sealed class TapRequest
         ByteCount = 0;
         NextHook = 0;
         TransportHandle = 0;
-        TransportCookie = 0;
         TransportObject = null;
         _tagOwners = default;
     }

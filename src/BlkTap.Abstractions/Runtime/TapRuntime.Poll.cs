@@ -58,11 +58,11 @@ public interface IEndOfPassHandler
 public sealed partial class TapRuntime
 {
     private readonly List<PollRegistration> _polls = new();
-    // Descriptor registrations by slot, read by the loop without a lock: a token is (generation << 32 | slot), so a
-    // report for a registration that has gone (its slot reused since) does not match the slot's new token.
+    // Descriptor registrations by slot, read by the loop without a lock: a token is a GenerationalHandle (generation,
+    // slot), so a report for a registration that has gone (its slot reused since) does not match the slot's new token.
     // Written under the _polls lock; grown by copy.
     private PollRegistration?[] _slots = new PollRegistration?[8];
-    private long _generation;
+    private uint _generation;
     private int _descriptors;
 
     internal ILoopWaiter Waiter => _waiter;
@@ -90,7 +90,7 @@ public sealed partial class TapRuntime
                 slot = slots.Length;
                 Array.Resize(ref slots, slots.Length * 2);
             }
-            reg.Token = (++_generation << 32) | (uint)slot;
+            reg.Token = (long)GenerationalHandle.Make(++_generation, slot);
             slots[slot] = reg;
             Volatile.Write(ref _slots, slots);
             _polls.Add(reg);
@@ -108,7 +108,7 @@ public sealed partial class TapRuntime
     /// <summary>Under the _polls lock: frees the registration's slot.</summary>
     private void ReleaseSlot(PollRegistration reg)
     {
-        int slot = (int)(reg.Token & 0xffffffff);
+        int slot = GenerationalHandle.SlotOf((ulong)reg.Token);
         if (ReferenceEquals(_slots[slot], reg)) { Volatile.Write(ref _slots[slot], null); _descriptors--; }
     }
 
@@ -119,7 +119,7 @@ public sealed partial class TapRuntime
         for (int i = 0; i < count; i++)
         {
             long token = _ready[i].Token;
-            int slot = (int)(token & 0xffffffff);
+            int slot = GenerationalHandle.SlotOf((ulong)token);
             var reg = slot < slots.Length ? Volatile.Read(ref slots[slot]) : null;
             if (reg == null || reg.Token != token || reg.Detached) continue;
             try { reg.Handler(_ready[i].Events); }

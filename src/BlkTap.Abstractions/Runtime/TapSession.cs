@@ -34,7 +34,10 @@ public abstract class TapSession
     /// <summary>The frontend domain.</summary>
     public ushort DomainId { get; }
 
-    /// <summary>The image identifier passed at attach (the seed's second TODO), or null.</summary>
+    /// <summary>
+    /// The image identifier passed at attach (the 2005 Xen blktap's second TODO, "pass a image identifier in the
+    /// connect message": Xen's <c>tools/blktap/README</c>), or null.
+    /// </summary>
     public string? ImageId { get; }
 
     /// <summary>The runtime the session is attached to.</summary>

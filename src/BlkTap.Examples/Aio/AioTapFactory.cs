@@ -3,8 +3,9 @@ using BlkTap.Chains;
 namespace BlkTap.Examples;
 
 /// <summary>
-/// <c>aio</c>: an asynchronous raw-file terminator (the seed's "tragically stalled" one): every
-/// request is stolen and its file I/O runs concurrently off the loop, up to <c>depth</c> at once.
+/// <c>aio</c>: an asynchronous raw-file terminator (a TODO of the 2005 Xen blktap, whose libaio attempt was
+/// "tragically stalled": Xen's <c>tools/blktap/README</c>): every request is stolen and its file I/O runs
+/// concurrently off the loop, up to <c>depth</c> at once.
 /// </summary>
 public sealed class AioTapFactory : ITapFactory
 {

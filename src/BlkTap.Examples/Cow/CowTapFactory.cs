@@ -3,9 +3,9 @@ using BlkTap.Chains;
 namespace BlkTap.Examples;
 
 /// <summary>
-/// <c>cow</c>: a persistent, crash-safe copy-on-write overlay in front of any lower layer (the
-/// seed's blkcow, minus libdb). Writes go to the overlay file; reads come from the overlay, the
-/// layer below, or both merged.
+/// <c>cow</c>: a persistent, crash-safe copy-on-write overlay in front of any lower layer (blkcow of
+/// the 2005 Xen blktap, Xen's <c>tools/blktap/README</c>, without its libdb). Writes go to the overlay
+/// file; reads come from the overlay, the layer below, or both merged.
 /// </summary>
 public sealed class CowTapFactory : ITapFactory
 {

@@ -4,9 +4,10 @@ using BlkTap.Chains;
 namespace BlkTap.Examples;
 
 /// <summary>
-/// <c>crypt</c>: transparent XTS-AES disk encryption (the seed's first motivation). Each 512-byte
-/// sector is encrypted with its sector number as tweak (dm-crypt <c>aes-xts-plain64</c> layout), so
-/// the disk below holds ciphertext and the guest sees plaintext.
+/// <c>crypt</c>: transparent XTS-AES disk encryption (the first use the 2005 Xen blktap names, "to encrypt
+/// data": Xen's <c>tools/blktap/README</c>). Each 512-byte sector is encrypted with its sector number as
+/// tweak (dm-crypt <c>aes-xts-plain64</c> layout), so the disk below holds ciphertext and the guest sees
+/// plaintext.
 /// </summary>
 public sealed class CryptTapFactory : ITapFactory
 {

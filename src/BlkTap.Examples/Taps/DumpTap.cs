@@ -6,7 +6,10 @@ using BlkTap.Trace;
 
 namespace BlkTap.Examples;
 
-/// <summary><c>dump</c>: prints every request and response in flight without changing the stream (the seed's blkdump).</summary>
+/// <summary>
+/// <c>dump</c>: prints every request and response in flight without changing the stream (blkdump of the
+/// 2005 Xen blktap, Xen's <c>tools/blktap/README</c>).
+/// </summary>
 public sealed class DumpTapFactory : ITapFactory
 {
     /// <inheritdoc/>

@@ -3,9 +3,10 @@ using BlkTap.Chains;
 namespace BlkTap.Examples;
 
 /// <summary>
-/// <c>img</c>: terminates on a raw image file or block device (the seed's blkimg). One image per
-/// session: the image identifier given at attach (xenstore <c>params</c>) if the session has one and
-/// no <c>path</c> is set, otherwise <c>path</c>. Capacity is the file's size.
+/// <c>img</c>: terminates on a raw image file or block device (blkimg of the 2005 Xen blktap, Xen's
+/// <c>tools/blktap/README</c>). One image per session: the image identifier given at attach (xenstore
+/// <c>params</c>) if the session has one and no <c>path</c> is set, otherwise <c>path</c>. Capacity is
+/// the file's size.
 /// </summary>
 public sealed class ImgTapFactory : ITapFactory
 {

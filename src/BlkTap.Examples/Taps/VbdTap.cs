@@ -20,7 +20,7 @@ public sealed class VbdTapFactory : ITapFactory
     /// <inheritdoc/>
     public IReadOnlyList<TapOptionInfo> Options { get; } =
     [
-        new("dev", "the vbd in this domain to connect to: xvdb, 51728, or a frontend path /local/domain/0/device/vbd/51728 (required)"),
+        new("dev", "the vbd in this domain to connect to: xvdb, 51728, or a frontend path /local/domain/0/device/vbd/51728", Required: true),
         new("domain", "the domain whose vbd it is (default: the domain blktap runs in, 0 in dom0)"),
         new("depth", "most ring requests in flight (default 32; each holds 11 granted pages)"),
         new("ring-order", "largest ring page order to ask for (default 2; the backend's max-ring-page-order caps it)"),

@@ -1,6 +1,8 @@
 using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Examples;
+using BlkTap.Nbd;
+using BlkTap.Linux;
 using BlkTap.Tests.Emulator;
 using BlkTap.Xen;
 using NUnit.Framework;
@@ -217,6 +219,56 @@ public sealed class VbdTapTests
     }
 
     [Test]
+    public async Task Chain_VbdServedOverNbd_MegabyteRequestsAreSplitIntoRingRequestsAndLandExactly()
+    {
+        // An NBD client's 1 MiB requests reach the chain as one request with segments longer than a page: the
+        // frontend walks them page by page and splits them into ring requests of 11 pages (indirect descriptors
+        // are not sent), then answers once.
+        await using var lab = new Lab();
+        using var chain = ExampleTaps.CreateRegistry().Build([TapSpec.Parse("vbd:dev=xvdb,depth=4")], lab.Context);
+        using var runtime = new TapRuntime(new TapRuntimeOptions { Name = "nbd-vbd", Waiter = new EpollLoopWaiter() });
+        chain.Register(runtime);
+        using var stop = new CancellationTokenSource();
+        var loop = runtime.RunAsync(stop.Token);
+        var dir = Directory.CreateTempSubdirectory("vbdtap-nbd").FullName;
+        var model = new byte[DiskBytes];
+        try
+        {
+            await using (var server = new NbdServer(new NbdExportProvider(runtime, null)))
+            {
+                var uri = NbdUri.ForUnix(Path.Combine(dir, "s.sock"));
+                server.ListenUnix(uri.SocketPath!);
+                using var client = new NbdBlockingClient(uri) { Timeout = Waits.Deadline };
+                Assert.That(client.Client.ExportSize, Is.EqualTo((ulong)DiskBytes));
+                var random = new Random(21);
+                foreach (var (offset, length) in new[] { (4096L + 512, 1 << 20), (0L, 1 << 20), (3L << 20, 1 << 20), (2L << 20, 45 * 4096) })
+                {
+                    var data = new byte[length];
+                    random.NextBytes(data);
+                    Assert.That(client.Write((ulong)offset, data), Is.EqualTo(0), $"write {length} at {offset}");
+                    data.CopyTo(model, offset);
+                }
+                Assert.That(client.Flush(), Is.EqualTo(0));
+                var back = new byte[1 << 20];
+                Assert.That(client.Read(4096 + 512, back), Is.EqualTo(0));
+                Assert.That(back.AsSpan().SequenceEqual(model.AsSpan(4096 + 512, 1 << 20)), Is.True, "a 1 MiB read equals the model");
+            }
+            var lower = new byte[DiskBytes];
+            lab.Lower.Read(0, lower);
+            Assert.That(lower.AsSpan().SequenceEqual(model), Is.True, "the lower disk holds exactly what the NBD client wrote");
+            var tap = (VbdTap)chain[0];
+            // 3 x 1 MiB + 180 KiB written and 1 MiB read, 11 pages a ring request at most.
+            Assert.That(tap.Frontend!.RequestsSent, Is.GreaterThanOrEqualTo((4L * 256 + 45) / 11));
+        }
+        finally
+        {
+            stop.Cancel();
+            try { await loop.WaitAsync(Waits.Deadline); } catch (OperationCanceledException) { }
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Test]
     public void Create_WithoutAFrontendPlatform_SaysItNeedsXen()
     {
         var e = Assert.Throws<ChainSpecException>(() => ExampleTaps.CreateRegistry().Build([TapSpec.Parse("vbd:dev=xvdb")], new TapContext { Output = TextWriter.Null }));
@@ -230,7 +282,7 @@ public sealed class VbdTapTests
         Assert.That(((VbdTap)chain[0]).Frontend, Is.Null);
     }
 
-    [TestCase("vbd", "dev= is required")]
+    [TestCase("vbd", "missing option 'dev=...'")]
     [TestCase("vbd:dev=hda", "not an xvdX or sdX name")]
     [TestCase("vbd:dev=xvdb,depth=0", "depth=0")]
     [TestCase("vbd:dev=xvdb,ring-order=9", "ring-order=9")]

@@ -31,7 +31,7 @@ public class XenFrontendRequiresXenTests
         Assert.That(granted!.PageCount, Is.EqualTo(3));
         var refs = Enumerable.Range(0, 3).Select(granted.Reference).ToArray();
         Assert.That(refs, Is.Unique, "each page has its own grant reference");
-        Assert.That(granted.Address % PageSize, Is.EqualTo(0), "page-aligned");
+        Assert.That((long)granted.Address % PageSize, Is.EqualTo(0L), "page-aligned");
 
         var local = new byte[3 * PageSize];
         Marshal.Copy(granted.Address, local, 0, local.Length);

@@ -26,10 +26,11 @@ public sealed class XenDom0BackendTests
         using var cts = new CancellationTokenSource();
         var run = backend.RunAsync(cts.Token);
         using var store = new XenStore();
-        var nodes = XenVbdToolstack.PathsFor(0x7FEF, 0, "vbd3-blktaptest", 51712);
+        // The frontend is dom0 itself: xen serve sweeps the directories of frontend domains that do not exist.
+        var nodes = XenVbdToolstack.PathsFor(0, 0, "vbd3-blktaptest", 51760);
         try
         {
-            XenVbdToolstack.WriteAttach(store, new XenVbdAttachment(0x7FEF, "xvda", "none") { DeviceType = "vbd3-blktaptest" });
+            XenVbdToolstack.WriteAttach(store, new XenVbdAttachment(0, "xvdd", "none") { DeviceType = "vbd3-blktaptest" });
             store.Write(nodes.FrontendPath + "/ring-ref", "not-a-number");
             store.Write(nodes.FrontendPath + "/event-channel", "1");
             store.Write(nodes.FrontendPath + "/state", "3");
