@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
 using BlkTap.Examples;
-using BlkTap.Examples.Trace;
+using BlkTap.Trace;
 
 namespace BlkTap.Fuzz;
 
@@ -127,9 +127,9 @@ internal static class FuzzTargets
     /// <summary>Any bytes: a header decodes (and re-encodes to the same bytes) or is refused with a reason.</summary>
     private static void NbdHeader(ReadOnlySpan<byte> input)
     {
-        if (BlkTap.Examples.Nbd.NbdRequestHeader.TryRead(input, out var h, out var error))
+        if (BlkTap.Nbd.NbdRequestHeader.TryRead(input, out var h, out var error))
         {
-            Span<byte> again = stackalloc byte[BlkTap.Examples.Nbd.NbdMagic.RequestHeaderSize];
+            Span<byte> again = stackalloc byte[BlkTap.Nbd.NbdMagic.RequestHeaderSize];
             h.Write(again);
             if (!again.SequenceEqual(input[..again.Length])) throw new FuzzBugException("header does not re-encode to its bytes");
         }

@@ -1,5 +1,5 @@
 using System.Net.Sockets;
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 
 namespace BlkTap.Fuzz;
 

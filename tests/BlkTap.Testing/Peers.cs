@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using BlkTap.Bench;
 using NUnit.Framework;
 
 namespace BlkTap.Testing;
@@ -15,23 +16,8 @@ public static class Peers
         string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase)
         || Environment.GetEnvironmentVariable("BLKTAP_REQUIRE_PEERS") == "1";
 
-    /// <summary>Returns the full path of <paramref name="program"/> on PATH, or null.</summary>
-    public static string? Find(string program)
-    {
-        if (program.Contains('/')) return File.Exists(program) ? program : null;
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin").Split(':'))
-        {
-            if (dir.Length == 0) continue;
-            var candidate = Path.Combine(dir, program);
-            if (File.Exists(candidate)) return candidate;
-        }
-        foreach (var dir in new[] { "/usr/sbin", "/sbin", "/usr/bin" })
-        {
-            var candidate = Path.Combine(dir, program);
-            if (File.Exists(candidate)) return candidate;
-        }
-        return null;
-    }
+    /// <summary>Returns the full path of <paramref name="program"/> on PATH or in the usual bin and sbin directories, or null (<see cref="PeerPrograms.Find"/>).</summary>
+    public static string? Find(string program) => PeerPrograms.Find(program);
 
     /// <summary>Returns the path of a peer program, or fails/ignores the test if it is missing.</summary>
     public static string Require(string program, string installHint = "run ./test.sh, which installs the test peers")

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using BlkTap.Chains;
-using BlkTap.Examples.Trace;
+using BlkTap.Trace;
 
 namespace BlkTap.Examples;
 

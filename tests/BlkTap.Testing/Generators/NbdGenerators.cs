@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 using FsCheck;
 using FsCheck.Fluent;
 

@@ -1,4 +1,4 @@
-using BlkTap.Cli.Bench;
+using BlkTap.Bench;
 using FsCheck;
 using NUnit.Framework;
 

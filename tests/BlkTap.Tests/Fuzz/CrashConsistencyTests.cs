@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using BlkTap.Examples;
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 using BlkTap.Testing;
 using BlkTap.Tests.NbdTaps;
 using NUnit.Framework;

@@ -52,7 +52,7 @@ internal static class FuzzHarness
             var sharpfuzz = SharpFuzzTool();
             var dir = Directory.CreateTempSubdirectory("blktap-afl-bin-").FullName;
             foreach (var f in Directory.GetFiles(BuildDirectory)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
-            foreach (var asm in new[] { "BlkTap.Abstractions.dll", "BlkTap.Examples.dll" })
+            foreach (var asm in new[] { "BlkTap.Abstractions.dll", "BlkTap.Examples.dll", "BlkTap.Nbd.dll", "BlkTap.Trace.dll" })
                 Peers.Run(sharpfuzz, [Path.Combine(dir, asm)]).EnsureSuccess($"sharpfuzz {asm}");
             return _instrumented = dir;
         }

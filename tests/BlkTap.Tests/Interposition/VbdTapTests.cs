@@ -1,7 +1,7 @@
 using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Examples;
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 using BlkTap.Linux;
 using BlkTap.Tests.Emulator;
 using BlkTap.Xen;

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 using BlkTap.Testing;
 using NUnit.Framework;
 

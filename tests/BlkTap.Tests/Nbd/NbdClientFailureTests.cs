@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Text;
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 using BlkTap.Testing;
 using NUnit.Framework;
 

@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.Nbd;

@@ -1,4 +1,4 @@
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 using BlkTap.Linux;
 using NUnit.Framework;
 

@@ -1,5 +1,5 @@
 using System.Net.Sockets;
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 using FsCheck;
 using FsCheck.Fluent;
 using NUnit.Framework;

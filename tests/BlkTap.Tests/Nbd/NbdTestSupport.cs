@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 using BlkTap.Testing;
 using NUnit.Framework;
 

@@ -1,4 +1,4 @@
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 using FsCheck;
 using FsCheck.Fluent;
 using NUnit.Framework;

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.Nbd;

@@ -1,6 +1,6 @@
 using System.Net.Sockets;
 using BlkTap.Cli;
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 using BlkTap.Testing;
 using BlkTap.Tests.Nbd;
 using NUnit.Framework;

@@ -1,5 +1,5 @@
 using BlkTap.Chains;
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 using BlkTap.Linux;
 using BlkTap.Tests.Nbd;
 using BlkTap.Tests.Runtime;

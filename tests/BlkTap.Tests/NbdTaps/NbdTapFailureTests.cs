@@ -1,4 +1,4 @@
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 using BlkTap.Tests.Nbd;
 using NUnit.Framework;
 using static BlkTap.Tests.NbdTaps.NbdTapTestSupport;

@@ -1,6 +1,6 @@
 using BlkTap.Emulator;
 using BlkTap.Examples;
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 using BlkTap.Testing;
 using BlkTap.Tests.Nbd;
 using FsCheck;

@@ -3,7 +3,7 @@ using BlkTap.Chains;
 using BlkTap.Cli;
 using BlkTap.Emulator;
 using BlkTap.Examples;
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 using BlkTap.Testing;
 using BlkTap.Tests.Nbd;
 using NUnit.Framework;

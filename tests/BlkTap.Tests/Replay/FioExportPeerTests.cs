@@ -1,5 +1,5 @@
 using System.Text.Json;
-using BlkTap.Examples.Trace;
+using BlkTap.Trace;
 using BlkTap.Testing;
 using NUnit.Framework;
 

@@ -116,5 +116,5 @@ public class ImportedReplayTests : ReplayTestBase
         Assert.That(TraceFormats_RecordCount(g), Is.Zero);
     }
 
-    private static long TraceFormats_RecordCount(string path) => BlkTap.Examples.Trace.TraceFormats.Read(path).LongCount();
+    private static long TraceFormats_RecordCount(string path) => BlkTap.Trace.TraceFormats.Read(path).LongCount();
 }

@@ -1,5 +1,5 @@
 using BlkTap.Emulator;
-using BlkTap.Examples.Trace;
+using BlkTap.Trace;
 using FsCheck;
 using NUnit.Framework;
 

@@ -1,5 +1,5 @@
 using BlkTap.Cli;
-using BlkTap.Examples.Trace;
+using BlkTap.Trace;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.Replay;

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using BlkTap.Examples.Trace;
+using BlkTap.Trace;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.Trace;

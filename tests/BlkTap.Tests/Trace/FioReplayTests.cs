@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
-using BlkTap.Examples.Trace;
+using BlkTap.Trace;
 using BlkTap.Testing;
 using NUnit.Framework;
 

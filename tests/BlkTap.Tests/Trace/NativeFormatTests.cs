@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using BlkTap.Examples.Trace;
+using BlkTap.Trace;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.Trace;

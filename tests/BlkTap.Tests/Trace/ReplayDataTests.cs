@@ -1,4 +1,4 @@
-using BlkTap.Examples.Trace;
+using BlkTap.Trace;
 using FsCheck;
 using FsCheck.Fluent;
 using NUnit.Framework;

@@ -1,4 +1,4 @@
-using BlkTap.Examples.Trace;
+using BlkTap.Trace;
 using NUnit.Framework;
 
 namespace BlkTap.Tests.Trace;

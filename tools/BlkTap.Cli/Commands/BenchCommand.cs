@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
-using BlkTap.Cli.Bench;
+using BlkTap.Bench;
 using Spectre.Console;
 
 namespace BlkTap.Cli.Commands;
@@ -20,7 +20,7 @@ internal static class BenchCommand
         var resultsPath = new Option<string?>("--results") { Description = "also write the results page (markdown) to this path, e.g. bench/RESULTS.md" };
         var only = new Option<string?>("--only")
         {
-            Description = $"run only these groups, comma-separated: {string.Join(", ", Groups.Select(g => g.Name))} "
+            Description = $"run only these groups, comma-separated: {string.Join(", ", BenchSuite.Groups.Select(g => g.Name))} "
                 + "(runtime also runs when emulator or replay is chosen: it measures their baselines)",
         };
         var cmd = new Command("bench", "benchmarks with ratios against baselines measured in the same run (images in /dev/shm)");
@@ -34,19 +34,19 @@ internal static class BenchCommand
             var page = parse.GetValue(resultsPath);
             if (page != null && Path.GetDirectoryName(Path.GetFullPath(page)) is { } dir && !Directory.Exists(dir))
                 return io.BadInput($"bench: the directory of --results '{page}' does not exist");
-            var selected = SelectGroups(parse.GetValue(only), out var unknown);
+            var selected = BenchSuite.Select(parse.GetValue(only), out var unknown);
             if (unknown != null)
-                return io.BadInput($"bench: --only: unknown group '{unknown}' (groups: {string.Join(", ", Groups.Select(g => g.Name))})");
-            if (page != null && selected.Count != Groups.Length)
+                return io.BadInput($"bench: --only: unknown group '{unknown}' (groups: {string.Join(", ", BenchSuite.Groups.Select(g => g.Name))})");
+            if (page != null && selected.Count != BenchSuite.Groups.Count)
                 return io.BadInput("bench: --results writes the whole page: run every group (no --only)");
             bool progressToTerminal = io.Err == Console.Error && !Console.IsErrorRedirected;
             var sw = Stopwatch.StartNew();
             var started = DateTime.UtcNow;
             var results = new List<BenchResult>();
             var failures = new List<string>();
-            using (var ctx = new BenchContext(q, m => { if (progressToTerminal) io.Err.WriteLine($"blktap bench: {m}"); }))
+            using (var ctx = new BenchContext(q, m => { if (progressToTerminal) io.Err.WriteLine($"blktap bench: {m}"); }, (args, stdout, stderr) => CliApp.Run(args, stdout, stderr)))
             {
-                foreach (var g in selected) Group(ctx, g.Run, g.Title, results, failures);
+                foreach (var g in selected) BenchSuite.Run(ctx, g, results, failures);
             }
             sw.Stop();
             var machine = BenchMachine.Current();
@@ -80,49 +80,5 @@ internal static class BenchCommand
             return exit;
         });
         return cmd;
-    }
-
-    private sealed record BenchGroup(string Name, string Title, Func<BenchContext, IEnumerable<BenchResult>> Run, bool NeedsRuntimeBaselines = false);
-
-    /// <summary>Every group, in the order they run (and appear on the results page).</summary>
-    private static readonly BenchGroup[] Groups =
-    [
-        new("runtime", "runtime", RuntimeBenchmarks.Run),
-        new("emulator", "emulator", EmulatorBenchmarks.Run, NeedsRuntimeBaselines: true),
-        new("img", "img vs raw", ImgBenchmarks.Run),
-        new("nbd", "nbd export", NbdBenchmarks.Run),
-        new("cow", "cow", NbdBenchmarks.RunCow),
-        new("replay", "replay", ReplayBenchmarks.Run, NeedsRuntimeBaselines: true),
-    ];
-
-    /// <summary>The groups <paramref name="only"/> names (all when null), in run order; <paramref name="unknown"/> names a bad one.</summary>
-    private static List<BenchGroup> SelectGroups(string? only, out string? unknown)
-    {
-        unknown = null;
-        if (only == null) return [.. Groups];
-        var names = only.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        if (names.Length == 0) { unknown = only; return []; }
-        foreach (var n in names)
-            if (!Groups.Any(g => g.Name.Equals(n, StringComparison.OrdinalIgnoreCase))) { unknown = n; return []; }
-        bool wanted(BenchGroup g) => names.Any(n => n.Equals(g.Name, StringComparison.OrdinalIgnoreCase));
-        bool needsRuntime = Groups.Any(g => wanted(g) && g.NeedsRuntimeBaselines);
-        return Groups.Where(g => wanted(g) || (needsRuntime && g.Name == "runtime")).ToList();
-    }
-
-    /// <summary>Runs one group; a group that throws is a failure named in the output, and the others still run.</summary>
-    private static void Group(BenchContext ctx, Func<BenchContext, IEnumerable<BenchResult>> run, string name, List<BenchResult> results, List<string> failures)
-    {
-        // What a previous group left (emulated guests' memory, mem disks, finalizers) must not be collected during this one.
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        GC.Collect();
-        try
-        {
-            foreach (var r in run(ctx)) results.Add(r);
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException or JsonException or System.ComponentModel.Win32Exception)
-        {
-            failures.Add($"{name}: {ex.Message}");
-        }
     }
 }

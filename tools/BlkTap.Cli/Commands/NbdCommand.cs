@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using BlkTap.Chains;
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 
 namespace BlkTap.Cli.Commands;
 

@@ -4,8 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using BlkTap.Chains;
 using BlkTap.Emulator;
-using BlkTap.Examples.Trace;
-using HdrHistogram;
+using BlkTap.Trace;
 using Spectre.Console;
 
 namespace BlkTap.Cli.Commands;
@@ -22,10 +21,10 @@ namespace BlkTap.Cli.Commands;
 /// drains what is in flight and says how many requests were issued (exit 2).</para>
 /// <para>Sessions: trace sessions map to guest domains in order of first appearance; with
 /// <c>--frontends N</c> smaller than the number of sessions, session k goes to frontend k mod N.</para>
-/// <para>Disk size: when the chain is just <c>mem</c> without <c>size=</c>, the disk is sized to the
+/// <para>Disk size (<see cref="ReplayPlan"/>): when the chain is just <c>mem</c> without <c>size=</c>, the disk is sized to the
 /// trace (its highest sector rounded up to 1 MiB, at least 64 MiB); otherwise a disk smaller than
 /// the trace's highest sector is an error (exit 2) telling the user the size needed.</para>
-/// <para>Verification (<c>--verify</c>): writes carry <see cref="ReplayData"/> content; each read is
+/// <para>Verification (<c>--verify</c>, counted by <see cref="ReplayStatistics"/>): writes carry <see cref="ReplayData"/> content; each read is
 /// checked against <see cref="ReplayVerifier"/>. Sectors never written by the trace must read as zeros
 /// only when the terminator is <c>mem</c> (a fresh disk); on any other terminator (an image with
 /// content) they are not checked. One model for all sessions when they share a disk (<c>mem</c>
@@ -35,7 +34,7 @@ namespace BlkTap.Cli.Commands;
 /// </remarks>
 internal static class ReplayCommand
 {
-    private static readonly string[] OpNames = ["read", "write", "barrier", "flush", "discard"];
+    private static IReadOnlyList<string> OpNames => ReplayStatistics.OperationNames;
 
     public static Command Create(CliIo io)
     {
@@ -112,32 +111,16 @@ internal static class ReplayCommand
         if (summary.FirstUnreplayable is { } bad)
             return io.BadInput($"{s.Trace}: record {bad.Index}: {bad.Problem} (nothing was replayed)");
 
-        var specs = ChainOptions.Specs(s.Taps).ToList();
-        bool autoSized = false;
-        long diskBytes = 0;
-        if (specs.Count == 1 && specs[0].Name == "mem" && !specs[0].Options.ContainsKey("size"))
-        {
-            diskBytes = Math.Max(64L << 20, (long)((summary.EndSector * 512 + (1UL << 20) - 1) & ~((1UL << 20) - 1)));
-            specs[0] = TapSpec.Parse(specs[0].Text.Contains(':') ? $"{specs[0].Text},size={diskBytes}" : $"mem:size={diskBytes}");
-            autoSized = true;
-        }
-        var terminator = specs.Count > 0 ? specs[^1] : null;
-        bool sharedDisk = terminator?.Name switch
-        {
-            "mem" => terminator.GetBool("shared", true),
-            "img" => terminator.Get("path") != null,
-            _ => true,
-        };
-        bool initiallyZero = terminator?.Name == "mem";
+        var plan = ReplayPlan.For(ChainOptions.Specs(s.Taps), summary);
 
         int sessions = Math.Max(1, summary.Sessions.Count);
         int frontendCount = s.Frontends ?? sessions;
         var registry = ChainOptions.Registry(s.Plugins);
         var tapOutput = s.Json ? io.Err : io.Out;
-        var chain = registry.Build(specs, new TapContext { Output = tapOutput, Seed = s.Seed });
+        var chain = registry.Build(plan.Specs, new TapContext { Output = tapOutput, Seed = s.Seed });
         var diagnostics = new List<string>();
         EmulatorRig? rig = null;
-        var observer = new Observer(s.Verify, sharedDisk, initiallyZero, frontendCount);
+        var statistics = new ReplayStatistics(s.Verify, plan.SharedDisk, plan.InitiallyZero, frontendCount);
         long issued = 0;
         TimeSpan elapsed;
         List<string> duringReplay = [];
@@ -153,9 +136,9 @@ internal static class ReplayCommand
             }, runtime => TapChain.Register(runtime, chain));
             ulong smallest = rig.Frontends.Min(f => f.Sectors);
             if (summary.EndSector > smallest)
-                return io.BadInput($"{s.Trace}: the trace reaches sector {summary.EndSector} ({summary.EndSector * 512} bytes) but the disk has {smallest} sectors: give the terminator at least that size (for example mem:size={(summary.EndSector * 512 + (1UL << 20) - 1) >> 20}M) (nothing was replayed)");
+                return io.BadInput($"{s.Trace}: the trace reaches sector {summary.EndSector} ({summary.EndSector * 512} bytes) but the disk has {smallest} sectors: give the terminator at least that size (for example mem:size={ReplayPlan.RequiredMebibytes(summary)}M) (nothing was replayed)");
 
-            var driver = new ReplayDriver(rig, new ReplayDriverOptions { QueueDepth = s.QueueDepth, TimeScale = scale, SharedDisk = sharedDisk }, observer);
+            var driver = new ReplayDriver(rig, new ReplayDriverOptions { QueueDepth = s.QueueDepth, TimeScale = scale, SharedDisk = plan.SharedDisk }, new Observer(statistics));
             var requests = Requests(s.Trace, detected, summary, frontendCount);
             bool progress = !s.Json && !s.Deterministic && io.Out == Console.Out && !Console.IsOutputRedirected;
             try
@@ -196,9 +179,9 @@ internal static class ReplayCommand
             chain.Dispose();
         }
 
-        bool ok = observer.Errors == 0 && observer.Mismatches == 0;
-        if (s.Json) WriteJson(io, s, detected, summary, frontendCount, elapsed, issued, observer, ok, autoSized, diskBytes);
-        else WriteText(io, s, detected, summary, frontendCount, elapsed, issued, observer, ok, autoSized, diskBytes, duringReplay);
+        bool ok = statistics.Passed;
+        if (s.Json) WriteJson(io, s, detected, summary, frontendCount, elapsed, issued, statistics, ok, plan);
+        else WriteText(io, s, detected, summary, frontendCount, elapsed, issued, statistics, ok, plan, duringReplay);
         return ok ? CliApp.Ok : CliApp.Failure;
     }
 
@@ -213,86 +196,31 @@ internal static class ReplayCommand
         }
     }
 
-    private static int OpIndex(BlkifOperation op) => op switch
+    /// <summary>Hands the driver's completions to the statistics; called under the driver's lock (never concurrently).</summary>
+    private sealed class Observer(ReplayStatistics statistics) : IReplayObserver
     {
-        BlkifOperation.Read => 0,
-        BlkifOperation.Write => 1,
-        BlkifOperation.WriteBarrier => 2,
-        BlkifOperation.FlushDiskCache => 3,
-        _ => 4,
-    };
-
-    /// <summary>Statistics and verification; called under the driver's lock (never concurrently).</summary>
-    private sealed class Observer : IReplayObserver
-    {
-        private readonly bool _verify;
-        private readonly bool _shared;
-        private readonly ReplayVerifier[] _models;
-        public readonly LongHistogram[] Latency = new LongHistogram[5];
-        public readonly long[] Count = new long[5], Bytes = new long[5], Failed = new long[5], Skipped = new long[5];
-        public long Errors, Mismatches, ReadsChecked;
-        public readonly List<string> FirstMismatches = new();
-        public readonly List<string> FirstErrors = new();
-
-        public Observer(bool verify, bool shared, bool initiallyZero, int frontends)
-        {
-            _verify = verify;
-            _shared = shared;
-            _models = new ReplayVerifier[shared ? 1 : frontends];
-            for (int i = 0; i < _models.Length; i++) _models[i] = new ReplayVerifier(initiallyZero);
-            for (int i = 0; i < Latency.Length; i++) Latency[i] = new LongHistogram(3_600_000_000_000L, 3);
-        }
-
         public void FillWrite(in ReplayRequest request, ulong writeSequence, Span<byte> data) => ReplayData.Fill(data, request.Sector, writeSequence);
 
         public void OnCompleted(in ReplayCompletion c, ReadOnlySpan<byte> readData)
         {
-            int op = OpIndex(c.Request.Operation);
             var r = c.Request;
-            if (c.Skipped || c.Status == BlkifStatus.NotSupported) { Skipped[op]++; return; }
-            Count[op]++;
-            Bytes[op] += r.Length;
-            Latency[op].RecordValue(Math.Max(0, (long)(c.LatencyTicks * (1e9 / Stopwatch.Frequency))));
-            if (c.Status != BlkifStatus.Okay)
-            {
-                Failed[op]++;
-                if (r.ExpectedStatus == BlkifStatus.Okay)
-                {
-                    Errors++;
-                    if (FirstErrors.Count < 10) FirstErrors.Add($"request #{c.Index} ({OpNames[op]} sector {r.Sector}+{r.SectorCount} on frontend {r.Frontend}): {c.Status}");
-                }
-                return;
-            }
-            var model = _models[_shared ? 0 : r.Frontend];
-            if (c.WriteSequence != 0) model.RecordWrite(r.Sector, r.SectorCount, c.WriteSequence);
-            else if (r.Operation == BlkifOperation.Discard) model.RecordDiscard(r.Sector, r.SectorCount);
-            else if (_verify && r.Operation == BlkifOperation.Read && !readData.IsEmpty)
-            {
-                ReadsChecked++;
-                if (model.Verify(r.Sector, readData) is { } m)
-                {
-                    Mismatches++;
-                    if (FirstMismatches.Count < 10) FirstMismatches.Add($"request #{c.Index} (read sector {r.Sector}+{r.SectorCount} on frontend {r.Frontend}): {m}");
-                }
-            }
+            statistics.Record(new ReplayOutcome(c.Index, r.Frontend, r.Operation, r.Sector, r.Length, r.ExpectedStatus, c.Status, c.Skipped,
+                c.WriteSequence, (long)(c.LatencyTicks * (1e9 / Stopwatch.Frequency))), readData);
         }
     }
 
-    private static double Us(LongHistogram h, double percentile) => h.TotalCount == 0 ? 0 : h.GetValueAtPercentile(percentile) / 1000.0;
-    private static double MaxUs(LongHistogram h) => h.TotalCount == 0 ? 0 : h.GetMaxValue() / 1000.0;
-
     private static void WriteJson(CliIo io, Settings s, TraceFormat format, TraceSummary summary, int frontends, TimeSpan elapsed, long issued,
-        Observer o, bool ok, bool autoSized, long diskBytes)
+        ReplayStatistics o, bool ok, ReplayPlan plan)
     {
         double secs = Math.Max(elapsed.TotalSeconds, 1e-9);
-        long done = o.Count.Sum();
+        long done = o.Completed.Sum();
         var ops = new Dictionary<string, object>();
-        for (int i = 0; i < OpNames.Length; i++)
+        for (int i = 0; i < OpNames.Count; i++)
         {
             ops[OpNames[i]] = new
             {
-                count = o.Count[i], bytes = o.Bytes[i], errors = o.Failed[i], skipped = o.Skipped[i],
-                latency_us = new { p50 = Us(o.Latency[i], 50), p90 = Us(o.Latency[i], 90), p99 = Us(o.Latency[i], 99), p99_9 = Us(o.Latency[i], 99.9), max = MaxUs(o.Latency[i]) },
+                count = o.Completed[i], bytes = o.Bytes[i], errors = o.Failed[i], skipped = o.Skipped[i],
+                latency_us = new { p50 = o.LatencyUs(i, 50), p90 = o.LatencyUs(i, 90), p99 = o.LatencyUs(i, 99), p99_9 = o.LatencyUs(i, 99.9), max = o.MaxLatencyUs(i) },
             };
         }
         var obj = new
@@ -303,7 +231,7 @@ internal static class ReplayCommand
             sessions = summary.Sessions.Count,
             frontends,
             chain = s.Taps,
-            disk_bytes = autoSized ? diskBytes : (long?)null,
+            disk_bytes = plan.AutoSized ? plan.DiskBytes : (long?)null,
             timing = s.Deterministic ? "fast" : s.Timing,
             qd = s.QueueDepth,
             deterministic = s.Deterministic,
@@ -325,21 +253,20 @@ internal static class ReplayCommand
     }
 
     private static void WriteText(CliIo io, Settings s, TraceFormat format, TraceSummary summary, int frontends, TimeSpan elapsed, long issued,
-        Observer o, bool ok, bool autoSized, long diskBytes, List<string> diagnostics)
+        ReplayStatistics o, bool ok, ReplayPlan plan, List<string> diagnostics)
     {
         var ci = CultureInfo.InvariantCulture;
         double secs = Math.Max(elapsed.TotalSeconds, 1e-9);
-        long done = o.Count.Sum();
+        long done = o.Completed.Sum();
         var w = io.Out;
         w.WriteLine(string.Create(ci, $"replay {s.Trace} ({format.ToString().ToLowerInvariant()}, {summary.Records} records, {summary.Sessions.Count} session(s) on {frontends} frontend(s)), chain {string.Join(" -> ", s.Taps)}, timing {(s.Deterministic ? "fast (deterministic)" : s.Timing)}, qd {s.QueueDepth}"));
-        if (autoSized) w.WriteLine(string.Create(ci, $"  mem sized to the trace: {diskBytes >> 20} MiB"));
+        if (plan.AutoSized) w.WriteLine(string.Create(ci, $"  mem sized to the trace: {plan.DiskBytes >> 20} MiB"));
         w.WriteLine(string.Create(ci, $"  {issued} issued, {done} completed, {o.Skipped.Sum()} skipped in {elapsed.TotalSeconds:F3} s: {done / secs:F0} IOPS, {(o.Bytes[0] + o.Bytes[1] + o.Bytes[2] + o.Bytes[3]) / 1048576.0 / secs:F2} MiB/s"));
         w.WriteLine("  op          count     MiB  errors skipped    p50 us    p90 us    p99 us  p99.9 us    max us");
-        for (int i = 0; i < OpNames.Length; i++)
+        for (int i = 0; i < OpNames.Count; i++)
         {
-            if (o.Count[i] == 0 && o.Skipped[i] == 0) continue;
-            var h = o.Latency[i];
-            w.WriteLine(string.Create(ci, $"  {OpNames[i],-8} {o.Count[i],8} {o.Bytes[i] / 1048576.0,7:F2} {o.Failed[i],7} {o.Skipped[i],7} {Us(h, 50),9:F1} {Us(h, 90),9:F1} {Us(h, 99),9:F1} {Us(h, 99.9),9:F1} {MaxUs(h),9:F1}"));
+            if (o.Completed[i] == 0 && o.Skipped[i] == 0) continue;
+            w.WriteLine(string.Create(ci, $"  {OpNames[i],-8} {o.Completed[i],8} {o.Bytes[i] / 1048576.0,7:F2} {o.Failed[i],7} {o.Skipped[i],7} {o.LatencyUs(i, 50),9:F1} {o.LatencyUs(i, 90),9:F1} {o.LatencyUs(i, 99),9:F1} {o.LatencyUs(i, 99.9),9:F1} {o.MaxLatencyUs(i),9:F1}"));
         }
         foreach (var d in diagnostics.Take(20)) w.WriteLine($"  diagnostic: {d}");
         foreach (var e in o.FirstErrors) w.WriteLine($"  error: {e}");

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using BlkTap.Examples;
-using BlkTap.Examples.Trace;
+using BlkTap.Trace;
 
 namespace BlkTap.Cli.Commands;
 
