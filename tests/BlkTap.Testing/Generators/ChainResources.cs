@@ -1,5 +1,5 @@
 using BlkTap.Chains;
-using BlkTap.Examples.Nbd;
+using BlkTap.Nbd;
 
 namespace BlkTap.Testing;
 
