@@ -21,7 +21,7 @@ public sealed class BenchContext : IDisposable
         Quick = quick;
         _progress = progress;
         Blktap = blktap;
-        // NOTE: DESIGN.md "Measuring on these machines": the work tree is on a slow virtual disk;
+        // The work tree may be on a slow virtual disk (the CI machines' is):
         // images live in /dev/shm (memory) so the figures measure our software, not the disk.
         var root = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
         ScratchDirectory = Path.Combine(root, $"blktap-bench-{Environment.ProcessId}");

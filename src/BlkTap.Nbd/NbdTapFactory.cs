@@ -3,7 +3,7 @@ using BlkTap.Chains;
 namespace BlkTap.Nbd;
 
 /// <summary>
-/// <c>nbd</c>: terminates on a remote NBD export (the seed's blkgnbd, on today's fixed-newstyle protocol).
+/// <c>nbd</c>: terminates on a remote NBD export (the 2005 blktap's blkgnbd, on today's fixed-newstyle protocol).
 /// Options: <c>uri=NBD-URI</c> (<c>nbd://host:port/export</c> or <c>nbd+unix:///export?socket=PATH</c>),
 /// <c>connections=1</c>, <c>timeout=SECONDS</c> (handshake timeout, default 10).
 /// </summary>
@@ -12,7 +12,7 @@ public sealed class NbdTapFactory : ITapFactory
     /// <inheritdoc/>
     public string Name => "nbd";
     /// <inheritdoc/>
-    public string Description => "remote NBD export (the seed's blkgnbd): nbd://host:port/export or nbd+unix:///export?socket=PATH";
+    public string Description => "remote NBD export (the 2005 blktap's blkgnbd): nbd://host:port/export or nbd+unix:///export?socket=PATH";
     /// <inheritdoc/>
     public bool IsTerminator => true;
     /// <inheritdoc/>

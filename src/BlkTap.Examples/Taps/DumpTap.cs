@@ -15,7 +15,7 @@ public sealed class DumpTapFactory : ITapFactory
     /// <inheritdoc/>
     public string Name => "dump";
     /// <inheritdoc/>
-    public string Description => "print every request and response in flight (the seed's blkdump)";
+    public string Description => "print every request and response in flight (the 2005 blktap's blkdump)";
     /// <inheritdoc/>
     public bool IsTerminator => false;
     /// <inheritdoc/>

@@ -13,7 +13,7 @@ public sealed class ImgTapFactory : ITapFactory
     /// <inheritdoc/>
     public string Name => "img";
     /// <inheritdoc/>
-    public string Description => "raw image file or block device (the seed's blkimg)";
+    public string Description => "raw image file or block device (the 2005 blktap's blkimg)";
     /// <inheritdoc/>
     public bool IsTerminator => true;
     /// <inheritdoc/>

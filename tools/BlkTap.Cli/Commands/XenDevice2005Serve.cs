@@ -6,7 +6,7 @@ namespace BlkTap.Cli.Commands;
 
 /// <summary>
 /// <c>blktap xen serve --device2005</c>: the legacy path. Serves the chain through the 2005 <c>/dev/blktap</c>
-/// driver (the seed's kernel interface) in INTERPOSE mode until cancelled, printing control events and
+/// driver (the 2005 blktap's kernel interface) in INTERPOSE mode until cancelled, printing control events and
 /// diagnostics to the console. See docs/xen-deploy.md, "The 2005 /dev/blktap device (legacy)".
 /// </summary>
 /// <remarks>Threading: one call at a time, from the command's action.</remarks>
