@@ -59,22 +59,22 @@ fi
 if [ "$total" -eq 0 ]; then echo "test.sh: no test ran"; status=1; fi
 
 # The Xen lab (tools/xenlab): Xen 4.17 and a Debian dom0 booted in qemu, 'blktap xen serve' from this build serving
-# real PV domUs. It runs after the suite by default (about 6 minutes on 2 cores, plus a 75 MB download on the first
-# run, at most 15 minutes); BLKTAP_XENLAB=0 leaves it out. BLKTAP_XENLAB_SCENARIOS (default: the CI set) chooses
+# real PV domUs. It runs after the suite by default (about 8 minutes on 2 cores, plus a 75 MB download on the first
+# run, at most 20 minutes); BLKTAP_XENLAB=0 leaves it out. BLKTAP_XENLAB_SCENARIOS (default: the CI set) chooses
 # scenarios. Logs stay in $lab_out.
-# Not a gate yet: under qemu 7.2's TCG the emulated machine itself sometimes corrupts guest memory, kills guest
-# processes or hangs dom0 (tools/xenlab/README.md, "Known problems"), so a lab failure is reported here, with its
-# reason, but does not fail the run. BLKTAP_XENLAB_GATE=1 makes it a gate: its scenarios then count as tests in the
-# closing line and any failure fails the run.
+# A gate: its scenarios count as tests in the closing line and any failure fails the run. Under qemu 7.2's TCG the
+# emulated machine once misbehaved on a loaded host (tools/xenlab/README.md, "Known problems"); since the lab masks
+# XSAVE/FSGSBASE/AVX in the emulated CPU every run has passed, loaded or not. BLKTAP_XENLAB_GATE=0 turns a lab
+# failure back into a report (printed with its reason) that does not fail the run.
 if [ "${BLKTAP_XENLAB:-1}" != 0 ]; then
   lab_out=${BLKTAP_XENLAB_OUT:-${TMPDIR:-/tmp}/blktap-xenlab-test}
   rm -rf "$lab_out"
   echo "test.sh: Xen lab: tools/xenlab/run --scenario ${BLKTAP_XENLAB_SCENARIOS:-ci} (logs in $lab_out)"
   set +e
-  timeout -k 30 "${BLKTAP_XENLAB_TIMEOUT:-900}" tools/xenlab/run --scenario "${BLKTAP_XENLAB_SCENARIOS:-ci}" --json --out "$lab_out" >"$results/xenlab.json"
+  timeout -k 30 "${BLKTAP_XENLAB_TIMEOUT:-1200}" tools/xenlab/run --scenario "${BLKTAP_XENLAB_SCENARIOS:-ci}" --json --out "$lab_out" >"$results/xenlab.json"
   lab_status=$?
   set -e
-  gate=${BLKTAP_XENLAB_GATE:-0}
+  gate=${BLKTAP_XENLAB_GATE:-1}
   read -r lab_passed lab_failed < <(python3 - "$results/xenlab.json" "$lab_status" "$gate" <<'PY'
 import json, sys
 tag = "FAILED" if sys.argv[3] != "0" else "XENLAB-REPORT failed"
@@ -90,7 +90,7 @@ for s in sc:
 for f in r.get('failures', []):
     if not any(str(f).startswith(str(s.get('name'))) for s in sc if not s.get('passed')):
         print(f"{tag} xenlab: {str(f)[:400]}", file=sys.stderr)
-mode = "a gate" if sys.argv[3] != "0" else "report only, not a gate (BLKTAP_XENLAB_GATE=1 makes it one)"
+mode = "a gate (BLKTAP_XENLAB_GATE=0 makes it a report)" if sys.argv[3] != "0" else "report only (BLKTAP_XENLAB_GATE=0)"
 print(f"xenlab: {len(ok)} of {len(sc)} scenarios passed on Xen {r.get('xen_version')} ({r.get('accel')}, {r.get('seconds')} s; {mode})", file=sys.stderr)
 failed = len(sc) - len(ok)
 if failed == 0 and (int(sys.argv[2]) != 0 or not sc): failed = 1

@@ -2,7 +2,8 @@ namespace BlkTap;
 
 public sealed partial class XenbusBlockFrontend
 {
-    private const int SegmentsPerSlot = BlkifConstants.MaxSegmentsPerRequest;
+    private const int InlineSegments = BlkifConstants.MaxSegmentsPerRequest;
+    private const int MaxIndirectSegmentsSent = 256;
 
     /// <summary>One chain request on its way down: split into parts, answered when every part is.</summary>
     private sealed class Pending
@@ -21,12 +22,16 @@ public sealed partial class XenbusBlockFrontend
         public bool FullySent => HasData ? NextSegment >= Request.SegmentCount : SinglePartSent;
     }
 
-    /// <summary>One ring request id: its pages are bounce pages [Index*11, Index*11+11).</summary>
+    /// <summary>
+    /// One ring request id: its data pages are bounce pages [Index*PagesPerSlot, +SegmentsPerSlot), followed by
+    /// its indirect-descriptor page when indirect requests are used.
+    /// </summary>
     private sealed class Slot
     {
         public int Index;
         public Pending? Owner;
-        public BlkifOperation Operation;
+        public BlkifOperation Operation;      // on the wire (Indirect for an indirect request)
+        public BlkifOperation DataOperation;  // what it does (the indirect request's read or write)
         public int FirstSegment, FirstOffset, PageCount;
     }
 
@@ -35,7 +40,15 @@ public sealed partial class XenbusBlockFrontend
     private readonly Stack<int> _freeSlots = new();
     private Slot[] _slots = Array.Empty<Slot>();
     private IGrantedPages? _bounce;
-    private long _requestsSent, _responsesReceived;
+    private int _segmentsPerSlot = InlineSegments, _pagesPerSlot = InlineSegments;
+    private bool _indirect;
+    private long _requestsSent, _responsesReceived, _indirectSent;
+
+    /// <summary>Pages an indirect request carries at most (valid once connected); 0 when indirect requests are not used.</summary>
+    public int IndirectSegments { get { lock (_lock) return _indirect ? _segmentsPerSlot : 0; } }
+
+    /// <summary>Indirect requests sent to the backend so far.</summary>
+    public long IndirectRequestsSent => Interlocked.Read(ref _indirectSent);
 
     /// <summary>Ring requests sent to the backend so far.</summary>
     public long RequestsSent => Interlocked.Read(ref _requestsSent);
@@ -118,9 +131,19 @@ public sealed partial class XenbusBlockFrontend
         return true;
     }
 
+    /// <summary>
+    /// Sizes and grants the data pages once the backend's features are known: inline (11 pages per ring request) or,
+    /// when the backend offers indirect requests, up to MaxIndirectSegments pages plus a descriptor page; Depth is
+    /// lowered to the grant budget. Lock held.
+    /// </summary>
     private bool AllocateBounce(out string? error)
     {
-        _bounce = _platform.Grants.Grant(BackendDomainId, Depth * SegmentsPerSlot, writable: true, out error);
+        int indirect = (int)Math.Min(Math.Min(MaxIndirectSegments, (uint)_options.MaxIndirectSegments), MaxIndirectSegmentsSent);
+        _indirect = indirect > InlineSegments;
+        _segmentsPerSlot = _indirect ? indirect : InlineSegments;
+        _pagesPerSlot = _segmentsPerSlot + (_indirect ? 1 : 0);
+        Depth = Math.Max(1, Math.Min(Depth, Math.Max(_options.GrantBudget, _pagesPerSlot) / _pagesPerSlot));
+        _bounce = _platform.Grants.Grant(BackendDomainId, Depth * _pagesPerSlot, writable: true, out error);
         if (_bounce == null) return false;
         _slots = new Slot[Depth];
         _freeSlots.Clear();
@@ -149,6 +172,7 @@ public sealed partial class XenbusBlockFrontend
         var slot = _slots[_freeSlots.Pop()];
         slot.Owner = p;
         slot.Operation = p.PartOperation;
+        slot.DataOperation = p.PartOperation;
         slot.PageCount = 0;
         BlkifRequest wire = default;
         wire.Id = (ulong)slot.Index;
@@ -157,26 +181,42 @@ public sealed partial class XenbusBlockFrontend
         var r = p.Request;
         if (p.HasData)
         {
-            // Walk the request's data in pieces of at most a page (a transport's segment may be longer
-            // than a page; a ring segment never is), one bounce page per piece, 11 pieces per part.
+            // Walk the request's data in pieces of at most a page (a transport's segment may be longer than a
+            // page; a ring segment never is), one bounce page per piece: 11 inline, or up to the slot's indirect
+            // segment count, whose descriptors go to the slot's descriptor page.
             var segments = r.Segments;
             slot.FirstSegment = p.NextSegment;
             slot.FirstOffset = p.NextOffset;
             wire.Sector = segments[p.NextSegment].Sector + (ulong)(p.NextOffset / BlkifConstants.SectorSize);
+            int firstPage = slot.Index * _pagesPerSlot;
+            var descriptors = _indirect ? BouncePage(firstPage + _segmentsPerSlot) : default;
             int count = 0;
-            while (count < SegmentsPerSlot && p.NextSegment < segments.Length)
+            while (count < _segmentsPerSlot && p.NextSegment < segments.Length)
             {
                 var seg = segments[p.NextSegment];
                 int length = Math.Min(BlkifConstants.PageSize, seg.Length - p.NextOffset);
-                int page = slot.Index * SegmentsPerSlot + count;
+                int page = firstPage + count;
                 if (p.PartOperation == BlkifOperation.Write) seg.Span.Slice(p.NextOffset, length).CopyTo(BouncePage(page));
-                wire.Segments[count] = new BlkifSegment(_bounce!.Reference(page), 0, (byte)(length / BlkifConstants.SectorSize - 1));
+                var descriptor = new BlkifSegment(_bounce!.Reference(page), 0, (byte)(length / BlkifConstants.SectorSize - 1));
+                if (count < InlineSegments) wire.Segments[count] = descriptor;
+                if (_indirect) BlkifCodec.EncodeSegment(descriptor, descriptors.Slice(count * BlkifSegment.Size, BlkifSegment.Size));
                 count++;
                 p.NextOffset += length;
                 if (p.NextOffset >= seg.Length) { p.NextSegment++; p.NextOffset = 0; }
             }
             wire.SegmentCount = count;
             slot.PageCount = count;
+            if (count > InlineSegments)
+            {
+                // NOTE: blkif.h blkif_request_indirect: operation BLKIF_OP_INDIRECT, the real operation in
+                // indirect_op, nr_segments a u16, the descriptors (blkif_request_segment, 8 bytes each) in the
+                // granted pages named by indirect_grefs.
+                wire.Operation = BlkifOperation.Indirect;
+                wire.IndirectOperation = p.PartOperation;
+                wire.IndirectRefs[0] = _bounce!.Reference(firstPage + _segmentsPerSlot);
+                slot.Operation = BlkifOperation.Indirect;
+                Interlocked.Increment(ref _indirectSent);
+            }
         }
         else
         {
@@ -234,7 +274,9 @@ public sealed partial class XenbusBlockFrontend
             return false;
         }
         var slot = _slots[(int)response.Id];
-        if (response.Operation != slot.Operation)
+        // NOTE: for an indirect request xen-blkback answers with the indirect_op (blkback.c dispatch_rw_block_io
+        // records the real operation), other backends echo BLKIF_OP_INDIRECT; xen-blkfront accepts both.
+        if (response.Operation != slot.Operation && !(slot.Operation == BlkifOperation.Indirect && response.Operation == slot.DataOperation))
         {
             Fail($"the backend answered id {response.Id} as {response.Operation}, but it was {slot.Operation}");
             return false;
@@ -243,7 +285,7 @@ public sealed partial class XenbusBlockFrontend
         slot.Owner = null;
         _freeSlots.Push(slot.Index);
         p.PartsInFlight--;
-        if (response.Status == BlkifStatus.Okay && slot.Operation == BlkifOperation.Read)
+        if (response.Status == BlkifStatus.Okay && slot.DataOperation == BlkifOperation.Read)
         {
             var segments = p.Request.Segments;
             int segment = slot.FirstSegment, offset = slot.FirstOffset;
@@ -251,7 +293,7 @@ public sealed partial class XenbusBlockFrontend
             {
                 var seg = segments[segment];
                 int length = Math.Min(BlkifConstants.PageSize, seg.Length - offset);
-                BouncePage(slot.Index * SegmentsPerSlot + j)[..length].CopyTo(seg.Span.Slice(offset, length));
+                BouncePage(slot.Index * _pagesPerSlot + j)[..length].CopyTo(seg.Span.Slice(offset, length));
                 offset += length;
                 if (offset >= seg.Length) { segment++; offset = 0; }
             }

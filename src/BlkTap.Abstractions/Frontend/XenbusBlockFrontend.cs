@@ -16,10 +16,12 @@ namespace BlkTap;
 /// <c>ring-ref0..N-1</c>), <c>event-channel</c>, <c>protocol</c> and state Initialised; wait for the
 /// backend's Connected; read <c>sectors</c>, <c>sector-size</c>, <c>info</c> and the features; write
 /// Connected.</para>
-/// <para>Data: the frontend owns <c>Depth × 11</c> bounce pages granted once (writable) at connect; a
-/// write's data is copied into them, a read's data out of them at its response. A request with more
-/// than 11 segments (a guest's indirect request) is split into several ring requests and answered
-/// when all are (the first error wins); indirect descriptors are not sent. A write with FUA is sent
+/// <para>Data: the frontend owns bounce pages granted once (writable) at connect, a fixed set per ring
+/// request id; a write's data is copied into them, a read's data out of them at its response. When the
+/// backend offers <c>feature-max-indirect-segments</c>, a request of more than 11 pages goes as one
+/// BLKIF_OP_INDIRECT request of up to <see cref="XenbusFrontendOptions.MaxIndirectSegments"/> pages (one
+/// descriptor page); larger requests, and requests of more than 11 pages to a backend without indirect
+/// support, are split into several ring requests, answered when all are (the first error wins). A write with FUA is sent
 /// as a write followed by FLUSH_DISKCACHE when the backend offers flushes. A flush to a backend that
 /// offers none is answered OK (such a backend completes writes durably); a discard to one without
 /// <c>feature-discard</c> gets EOPNOTSUPP.</para>
@@ -118,7 +120,7 @@ public sealed partial class XenbusBlockFrontend : ITapBackend, IDisposable
     /// <summary>Whether the backend offers DISCARD (<c>feature-discard</c>).</summary>
     public bool SupportsDiscard { get; private set; }
 
-    /// <summary>The backend's <c>feature-max-indirect-segments</c> (read, not used: large requests are split).</summary>
+    /// <summary>The backend's <c>feature-max-indirect-segments</c> (0: it takes no indirect requests).</summary>
     public uint MaxIndirectSegments { get; private set; }
 
     /// <summary>The ring's page order (valid once Initialised).</summary>
@@ -272,7 +274,6 @@ public sealed partial class XenbusBlockFrontend : ITapBackend, IDisposable
         _ring = new FrontRing(ringPages.Address, SharedRingLayout.BytesForOrder(order), _layout, initialiseShared: true);
         RingPageOrder = order;
         Depth = (int)Math.Min((uint)_options.Depth, _ring.Size);
-        if (!AllocateBounce(out error)) { FailConnect($"cannot grant {Depth * BlkifConstants.MaxSegmentsPerRequest} data pages to domain {BackendDomainId}: {error}"); return; }
         var channel = _platform.EventChannels.AllocateUnbound(BackendDomainId, out error);
         if (channel == null) { FailConnect($"cannot offer an event channel to domain {BackendDomainId}: {error}"); return; }
         _channel = channel;
@@ -307,6 +308,9 @@ public sealed partial class XenbusBlockFrontend : ITapBackend, IDisposable
         SupportsBarrier = ReadInt(BackendPath + "/feature-barrier", 0) != 0;
         SupportsDiscard = ReadInt(BackendPath + "/feature-discard", 0) != 0;
         MaxIndirectSegments = (uint)ReadInt(BackendPath + "/feature-max-indirect-segments", 0);
+        // NOTE: xen-blkback writes feature-max-indirect-segments only when it connects (xenbus.c connect()), so
+        // the data pages are granted here, sized by what the backend offers.
+        if (!AllocateBounce(out var error)) { FailConnect($"cannot grant data pages to domain {BackendDomainId}: {error}"); return; }
         _phase = Phase.Connected;
         WriteState(XenbusState.Connected);
         _connected.TrySetResult();

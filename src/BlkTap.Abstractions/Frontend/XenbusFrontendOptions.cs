@@ -11,10 +11,22 @@ public sealed class XenbusFrontendOptions
     public int MaxRingPageOrder { get; init; } = 2;
 
     /// <summary>
-    /// Most ring requests in flight at once (default 32). Each owns 11 granted bounce pages, so this
-    /// bounds the grants the frontend holds (gntalloc's default limit is 1024 grants per dom0).
+    /// Most ring requests in flight at once (default 32). Each owns its granted bounce pages (11, or the
+    /// indirect segment count plus a descriptor page), so <see cref="GrantBudget"/> may lower it.
     /// </summary>
     public int Depth { get; init; } = 32;
+
+    /// <summary>
+    /// Most segments the frontend puts in one indirect request when the backend offers
+    /// <c>feature-max-indirect-segments</c> (default 32, at most 256; 11 or less: never send indirect requests).
+    /// </summary>
+    public int MaxIndirectSegments { get; init; } = 32;
+
+    /// <summary>
+    /// Most pages the frontend grants for data (bounce and indirect-descriptor pages); <see cref="Depth"/> is lowered
+    /// to fit. Default 768, under gntalloc's default limit of 1024 grants with room for a second frontend's ring.
+    /// </summary>
+    public int GrantBudget { get; init; } = 768;
 
     /// <summary>The ring ABI the frontend writes (default x86_64).</summary>
     public BlkifProtocol Protocol { get; init; } = BlkifProtocol.X86_64;

@@ -109,7 +109,7 @@ public sealed class VbdTap : TapBase, IRequestHook, IControlHook
         session.SupportsFlush = _frontend.SupportsFlush || _frontend.SupportsBarrier;
         session.SupportsDiscard = _frontend.SupportsDiscard;
         session.Runtime.Report(TapDiagnosticLevel.Information, session, string.Create(CultureInfo.InvariantCulture,
-            $"vbd: {_frontend.FrontendPath} -> {_frontend.BackendPath}: {_frontend.Sectors} sectors, ring order {_frontend.RingPageOrder}, depth {_frontend.Depth}, flush {_frontend.SupportsFlush}, discard {_frontend.SupportsDiscard}"));
+            $"vbd: {_frontend.FrontendPath} -> {_frontend.BackendPath}: {_frontend.Sectors} sectors, ring order {_frontend.RingPageOrder}, depth {_frontend.Depth}, indirect {_frontend.IndirectSegments}, flush {_frontend.SupportsFlush}, discard {_frontend.SupportsDiscard}"));
     }
 
     /// <inheritdoc/>

@@ -219,11 +219,10 @@ public sealed class VbdTapTests
     }
 
     [Test]
-    public async Task Chain_VbdServedOverNbd_MegabyteRequestsAreSplitIntoRingRequestsAndLandExactly()
+    public async Task Chain_VbdServedOverNbd_MegabyteRequestsGoAsIndirectRingRequestsAndLandExactly()
     {
         // An NBD client's 1 MiB requests reach the chain as one request with segments longer than a page: the
-        // frontend walks them page by page and splits them into ring requests of 11 pages (indirect descriptors
-        // are not sent), then answers once.
+        // frontend walks them page by page and splits them into indirect ring requests of 32 pages, then answers once.
         await using var lab = new Lab();
         using var chain = ExampleTaps.CreateRegistry().Build([TapSpec.Parse("vbd:dev=xvdb,depth=4")], lab.Context);
         using var runtime = new TapRuntime(new TapRuntimeOptions { Name = "nbd-vbd", Waiter = new EpollLoopWaiter() });
@@ -257,8 +256,11 @@ public sealed class VbdTapTests
             lab.Lower.Read(0, lower);
             Assert.That(lower.AsSpan().SequenceEqual(model), Is.True, "the lower disk holds exactly what the NBD client wrote");
             var tap = (VbdTap)chain[0];
-            // 3 x 1 MiB + 180 KiB written and 1 MiB read, 11 pages a ring request at most.
-            Assert.That(tap.Frontend!.RequestsSent, Is.GreaterThanOrEqualTo((4L * 256 + 45) / 11));
+            // The emulated backend offers indirect requests: 32 pages each (the default), so 3 x 1 MiB + 180 KiB
+            // written and 1 MiB read take at least (4 x 256 + 45) / 32 ring requests, most of them indirect.
+            Assert.That(tap.Frontend!.IndirectSegments, Is.EqualTo(32));
+            Assert.That(tap.Frontend.RequestsSent, Is.GreaterThanOrEqualTo((4L * 256 + 45) / 32));
+            Assert.That(tap.Frontend.IndirectRequestsSent, Is.GreaterThanOrEqualTo(4L * 256 / 32));
         }
         finally
         {

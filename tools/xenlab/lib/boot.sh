@@ -85,7 +85,7 @@ xl_boot_and_wait() {
             XL_FATAL="qemu exited before dom0 finished (last marker: $last; see $console, $XL_OUT/qemu.stderr)"; break
         fi
         if [ "$(date +%s)" -ge "$deadline" ]; then
-            XL_FATAL="global timeout ${XL_TIMEOUT}s: hung after '$last' (step: $(cat "$XL_OUT/current-step" 2>/dev/null); scenario step: $(cat "$XL_OUT"/scenarios/*/step 2>/dev/null | tail -1))"
+            XL_FATAL="global timeout ${XL_TIMEOUT}s (--timeout): still running or hung after '$last' (step: $(cat "$XL_OUT/current-step" 2>/dev/null); scenario step: $(cat "$XL_OUT"/scenarios/*/step 2>/dev/null | tail -1))"
             break
         fi
         sleep 1
