@@ -126,6 +126,7 @@ public sealed class XenbusBlockBackend : IDisposable
         private bool _connected;
         private bool _removed;
         private bool _frontendSeen;
+        private bool _waitingForFrontend;
 
         public RingSession? Session { get; private set; }
 
@@ -138,12 +139,21 @@ public sealed class XenbusBlockBackend : IDisposable
             _feDomid = feDomid;
             try
             {
-                // Read before Arm writes InitWait: whoever waits for InitWait and then removes the frontend's
-                // directory must find the removal reported, not mistaken for a frontend not yet written.
+                // NOTE: Linux's xenbus probes a device only once its other end exists (xenbus_read_otherend_details,
+                // "missing other end"): InitWait is written only after the frontend's state has been seen, so whoever
+                // waits for InitWait and then removes the frontend's directory finds the removal reported, never
+                // mistaken for a frontend not yet written (a toolstack without a transaction writes the backend's
+                // directory first).
                 _frontendSeen = Store.Read($"{frontend}/state") != null;
-                Arm();
-                if (_removed) return;
+                if (_frontendSeen)
+                {
+                    Arm();
+                    if (_removed) return;
+                }
+                else _waitingForFrontend = true;
                 _frontendWatch = Store.Watch($"{frontend}/state", _ => Runtime.Post(OnFrontendChanged));
+                // The state may have been written between the read and the watch: look again, on the loop.
+                if (_waitingForFrontend) Runtime.Post(OnFrontendChanged);
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
@@ -220,6 +230,12 @@ public sealed class XenbusBlockBackend : IDisposable
                 return;
             }
             _frontendSeen = true;
+            if (_waitingForFrontend)
+            {
+                _waitingForFrontend = false;
+                Arm();
+                if (_removed || !_armed) return;
+            }
             if (!int.TryParse(stateText, NumberStyles.None, CultureInfo.InvariantCulture, out var raw) || raw is < 0 or > 8)
             {
                 if (_armed) Fail($"frontend state '{Trim(stateText)}' is not a XenbusState");
