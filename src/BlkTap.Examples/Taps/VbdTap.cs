@@ -48,7 +48,7 @@ public sealed class VbdTapFactory : ITapFactory
             throw new ChainSpecException($"tap 'vbd': dev={dev}: {error}");
         if (context.CheckOnly) return new VbdTap(null);
         var platform = context.Frontends
-            ?? throw new ChainSpecException("tap 'vbd' is a Xen block frontend: it runs only where blktap runs in a Xen domain ('blktap xen serve') or in the emulator");
+            ?? throw new ChainSpecException("tap 'vbd' is a Xen block frontend: it needs a vbd that another backend serves in this domain, so it runs under 'blktap xen serve' (or in an emulator rig that gives it one), not here");
         path ??= XenbusBlockFrontend.PathFor(domainOption == -1 ? platform.DomainId : (ushort)domainOption, deviceNumber);
         XenbusBlockFrontend frontend;
         try

@@ -3,7 +3,8 @@ using System.Diagnostics;
 namespace BlkTap.Nbd.Internal;
 
 /// <summary>
-/// The client's in-flight requests, indexed by slot. A cookie is (generation &lt;&lt; 32) | slot, so a reply
+/// The client's in-flight requests, indexed by slot. A cookie is a <see cref="GenerationalHandle"/> (the slot and the
+/// generation it was taken with), so a reply
 /// carrying the cookie of a finished (or never used) slot is recognised as garbage. Grows by doubling;
 /// freed slots are reused LIFO. Not thread-safe: owned by the client's event-loop thread.
 /// </summary>
@@ -56,15 +57,15 @@ internal sealed class NbdRequestTable
         return index;
     }
 
-    public static ulong CookieOf(int index, uint generation) => ((ulong)generation << 32) | (uint)index;
+    public static ulong CookieOf(int index, uint generation) => GenerationalHandle.Make(generation, index);
 
     /// <summary>Finds the in-use slot a cookie names, or -1.</summary>
     public int Lookup(ulong cookie)
     {
-        ulong index = cookie & 0xffff_ffffUL;
-        if (index >= (ulong)_slots.Length) return -1;
-        ref Slot s = ref _slots[(int)index];
-        return s.InUse && s.Generation == (uint)(cookie >> 32) ? (int)index : -1;
+        int index = GenerationalHandle.SlotOf(cookie);
+        if ((uint)index >= (uint)_slots.Length) return -1;
+        ref Slot s = ref _slots[index];
+        return s.InUse && s.Generation == GenerationalHandle.GenerationOf(cookie) ? index : -1;
     }
 
     /// <summary>Releases a slot; the caller must have read what it needs from it.</summary>

@@ -75,15 +75,16 @@ internal sealed class NbdTapRequestTable
         return s.Buffers[s.BuffersUsed++].Reset(address, length);
     }
 
-    public static ulong TokenOf(int index, uint generation) => ((ulong)generation << 32) | (uint)index;
+    /// <summary>The token of slot <paramref name="index"/> taken for the <paramref name="generation"/>th time.</summary>
+    public static ulong TokenOf(int index, uint generation) => GenerationalHandle.Make(generation, index);
 
     /// <summary>The slot a token names, or -1 when it is stale (already released).</summary>
     public int Lookup(ulong token)
     {
-        int index = (int)(uint)token;
+        int index = GenerationalHandle.SlotOf(token);
         if ((uint)index >= (uint)_next) return -1;
         ref var s = ref _slots[index];
-        return s.Request != null && s.Generation == (uint)(token >> 32) ? index : -1;
+        return s.Request != null && s.Generation == GenerationalHandle.GenerationOf(token) ? index : -1;
     }
 
     public TapRequest Release(int index)

@@ -17,6 +17,7 @@ public sealed class ChainResources : IDisposable
 {
     private static readonly TimeSpan StopDeadline = TimeSpan.FromSeconds(60);
     private readonly Dictionary<string, (NbdServer Server, MemoryNbdExportBackend Backend)> _servers = new(StringComparer.Ordinal);
+    private EmulatedLowerVbd? _lowerVbd;
 
     private ChainResources(ChainCase chain)
     {
@@ -57,9 +58,21 @@ public sealed class ChainResources : IDisposable
     /// <summary>The full path of <paramref name="name"/> in the scratch directory.</summary>
     public string PathOf(string name) => Path.Combine(Directory, name);
 
-    /// <summary>Builds the chain from <see cref="Specs"/> (with the example taps unless <paramref name="registry"/> is given).</summary>
+    /// <summary>
+    /// Builds the chain from <see cref="Specs"/> (with the example taps unless <paramref name="registry"/> is given). When
+    /// the case has a lower vbd and <paramref name="context"/> no frontend platform, the vbd's emulator provides it.
+    /// </summary>
     public TapChain Build(TapContext context, TapRegistry? registry = null) =>
-        (registry ?? Examples.ExampleTaps.CreateRegistry()).Build([.. Specs.Select(TapSpec.Parse)], context);
+        (registry ?? Examples.ExampleTaps.CreateRegistry()).Build([.. Specs.Select(TapSpec.Parse)], Context(context));
+
+    /// <summary>
+    /// <paramref name="context"/> as the case's chain needs it: with the lower vbd's frontend platform when the case has a
+    /// lower vbd and the context none (the <c>vbd</c> tap connects through it).
+    /// </summary>
+    public TapContext Context(TapContext context) =>
+        _lowerVbd == null || context.Frontends != null
+            ? context
+            : new TapContext { Output = context.Output, Seed = context.Seed, CheckOnly = context.CheckOnly, Frontends = _lowerVbd.Platform };
 
     /// <summary>The live bytes of the NBD export on socket <paramref name="name"/>.</summary>
     /// <exception cref="KeyNotFoundException">The case has no such export.</exception>
@@ -67,7 +80,7 @@ public sealed class ChainResources : IDisposable
 
     /// <summary>
     /// The bytes a storage tap of the chain (spec <paramref name="specIndex"/>) keeps its disk in, read now: the image file
-    /// of img and aio, the export of nbd, the overlay file of cow. Null for a tap whose storage is not observable from
+    /// of img and aio, the export of nbd, the overlay file of cow, the lower vbd's disk of vbd. Null for a tap whose storage is not observable from
     /// outside (mem) or that stores nothing.
     /// </summary>
     public byte[]? StorageOf(int specIndex)
@@ -83,6 +96,8 @@ public sealed class ChainResources : IDisposable
             case "nbd":
                 return NbdUri.TryParse(spec.Get("uri") ?? "", out var uri, out _) && uri!.SocketPath is { } socket
                     && _servers.TryGetValue(Path.GetFileName(socket), out var s) ? (byte[])s.Backend.Data.Clone() : null;
+            case "vbd":
+                return _lowerVbd?.Snapshot();
             default:
                 return null;
         }
@@ -125,14 +140,21 @@ public sealed class ChainResources : IDisposable
                 server.ListenUnix(path);
                 _servers.Add(resource.Name, (server, backend));
                 break;
+            case LowerVbdResource vbd:
+                if (_lowerVbd != null) throw new ArgumentException($"{Case} has two lower vbds; a case has at most one", nameof(resource));
+                if (!XenVirtualDevice.TryParse(vbd.Name, out int number, out var error)) throw new ArgumentException($"lower vbd {vbd.Name}: {error}", nameof(resource));
+                _lowerVbd = new EmulatedLowerVbd(number, vbd.Bytes, vbd.ReadOnly);
+                break;
             default:
                 throw new ArgumentException($"unknown chain resource {resource}", nameof(resource));
         }
     }
 
-    /// <summary>Stops the NBD servers and deletes the scratch directory.</summary>
+    /// <summary>Stops the NBD servers and the lower vbd and deletes the scratch directory.</summary>
     public void Dispose()
     {
+        _lowerVbd?.Dispose();
+        _lowerVbd = null;
         foreach (var (server, _) in _servers.Values)
             if (!server.DisposeAsync().AsTask().Wait(StopDeadline)) throw new TimeoutException($"an NBD server of {Case} did not stop");
         _servers.Clear();

@@ -91,3 +91,13 @@ public sealed class CryptWithDiscardOverMemTerminatorContract : TerminatorContra
             Resources = [new KeyFileResource("key", 32, 18)],
         };
 }
+
+/// <summary>
+/// <c>vbd</c> down to a vbd that a plain blkback serves from a memory disk (<see cref="EmulatedLowerVbd"/>), as the
+/// interposition scenario on a real dom0: the contract holds through a second ring and a second grant table.
+/// </summary>
+public sealed class VbdTerminatorContract : TerminatorContract
+{
+    protected override ChainCase Chain(bool readOnly) =>
+        new(["vbd:dev=xvdb,depth=8"], null) { Resources = [new LowerVbdResource("xvdb", DiskBytes, readOnly)] };
+}

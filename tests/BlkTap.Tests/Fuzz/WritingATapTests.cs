@@ -84,10 +84,10 @@ public class WritingATapTests
     public Property AuditTap_InFrontOfAnyGeneratedChain_DataIntact() =>
         Prop.ForAll(Arb.From(ChainGenerators.Valid(ExampleTaps.CreateRegistry())), chainCase =>
         {
-            using var resources = ChainResources.Create(chainCase); // the files and NBD servers the chain names
+            using var resources = ChainResources.Create(chainCase); // the files, NBD servers and vbd the chain names
             var registry = ExampleTaps.CreateRegistry();
             registry.Add(new AuditTapFactory(), "doc");
-            var chain = registry.Build(resources.Specs.Prepend("audit").Select(TapSpec.Parse).ToList(), new TapContext { Output = TextWriter.Null });
+            var chain = registry.Build(resources.Specs.Prepend("audit").Select(TapSpec.Parse).ToList(), resources.Context(new TapContext { Output = TextWriter.Null }));
             var results = RunWorkload(chain, chainCase.GetHashCode());
             chain.Dispose(); // the chain owns its taps: disposes each once, terminator first
             return results.All(r => r.Mismatches == 0 && r.Errors == 0).Label(chainCase.ToString());
