@@ -84,8 +84,9 @@ public sealed unsafe partial class BlktapDevice2005
         }
         var r = _runtime.RentRequest(session, w.Id, modern.Operation, w.Sector);
         slot.Tap = r;
-        var fault = BlkifValidation.Validate(in modern, session.Sectors, session.ReadOnly);
-        if (fault != RequestFault.None) { _runtime.Reject(r, BlkifValidation.StatusFor(fault)); return; }
+        // NOTE: the 2005 blkif had no indirect requests (xen/include/public/io/blkif.h of Xen 2.0/3.0).
+        var admitted = RequestAdmission.Admit(r, in modern, maxIndirectSegments: 0);
+        if (admitted != BlkifStatus.Okay) { _runtime.Reject(r, admitted); return; }
         bool bounce = w.Operation == Blkif2005.OpWrite && _bounce != null;
         for (int s = 0; s < w.SegmentCount; s++)
         {
@@ -100,7 +101,7 @@ public sealed unsafe partial class BlktapDevice2005
                 new ReadOnlySpan<byte>(page + seg.PageOffset, seg.SectorCount * Blkif2005.SectorSize).CopyTo(new Span<byte>(copy + seg.PageOffset, seg.SectorCount * Blkif2005.SectorSize));
                 page = copy;
             }
-            TapRuntime.AddSegment(r, (nint)(page + seg.PageOffset), seg.SectorCount * Blkif2005.SectorSize);
+            RequestAdmission.AddSegment(r, (nint)(page + seg.PageOffset), seg.SectorCount * Blkif2005.SectorSize);
         }
         _runtime.Submit(r);
     }

@@ -31,11 +31,11 @@ public sealed class BlktapDomainSession : TapSession
     internal bool Connected { get; set; }
 
     /// <inheritdoc/>
-    protected internal override void Process() => Device.Pump();
+    protected override void Process() => Device.Pump();
 
     /// <inheritdoc/>
-    protected internal override void Complete(TapRequest request) => Device.CompleteOnFrontendRing(request);
+    protected override void Complete(TapRequest request) => Device.CompleteOnFrontendRing(request);
 
     /// <inheritdoc/>
-    protected internal override void FlushCompletions() => Device.FlushRings();
+    protected override void FlushCompletions() => Device.FlushRings();
 }

@@ -80,40 +80,14 @@ public sealed class BufferSession : TapSession
         var runtime = Runtime;
         var r = runtime.RentRequest(this, b.UserToken, b.Operation, b.Sector);
         if (!IsOpen) { b.Status = BlkifStatus.Error; Done(b); runtime.ReturnUnsubmitted(r); return; }
-        var status = Check(b);
         r.TransportObject = b;
+        var status = RequestAdmission.Admit(r, b.Operation, b.Sector, b.Length, b.Data != 0, b.DiscardSectors, b.ForceUnitAccess);
         if (status != BlkifStatus.Okay) { runtime.Reject(r, status); return; }
-        if (b.Operation == BlkifOperation.Discard) TapRuntime.SetDiscard(r, b.DiscardSectors, 0);
-        else
-        {
-            TapRuntime.SetForceUnitAccess(r, b.ForceUnitAccess);
-            // Segments of at most one page, like a ring request's, so hooks see the same shapes.
+        // Segments of at most one page, like a ring request's, so hooks see the same shapes.
+        if (b.Operation != BlkifOperation.Discard)
             for (int at = 0; at < b.Length; at += BlkifConstants.PageSize)
-                TapRuntime.AddSegment(r, b.Data + at, Math.Min(BlkifConstants.PageSize, b.Length - at));
-        }
+                RequestAdmission.AddSegment(r, b.Data + at, Math.Min(BlkifConstants.PageSize, b.Length - at));
         runtime.Submit(r);
-    }
-
-    private BlkifStatus Check(BufferRequest b)
-    {
-        switch (b.Operation)
-        {
-            case BlkifOperation.Read:
-            case BlkifOperation.Write:
-            case BlkifOperation.WriteBarrier:
-            case BlkifOperation.FlushDiskCache:
-                if (b.Length < 0 || b.Length % BlkifConstants.SectorSize != 0 || (b.Length > 0 && b.Data == 0)) return BlkifStatus.Error;
-                if (b.Length == 0 && b.Operation is BlkifOperation.Read or BlkifOperation.Write) return BlkifStatus.Error;
-                if (ReadOnly && b.Operation != BlkifOperation.Read) return BlkifStatus.Error;
-                if (b.Operation == BlkifOperation.FlushDiskCache && !SupportsFlush) return BlkifStatus.NotSupported;
-                return BlkifValidation.InRange(b.Sector, (ulong)b.Length / BlkifConstants.SectorSize, Sectors) ? BlkifStatus.Okay : BlkifStatus.Error;
-            case BlkifOperation.Discard:
-                if (!SupportsDiscard) return BlkifStatus.NotSupported;
-                if (ReadOnly) return BlkifStatus.Error;
-                return BlkifValidation.InRange(b.Sector, b.DiscardSectors, Sectors) ? BlkifStatus.Okay : BlkifStatus.Error;
-            default:
-                return BlkifStatus.NotSupported;
-        }
     }
 
     /// <inheritdoc/>

@@ -104,21 +104,9 @@ public sealed class RingSession : TapSession
         var runtime = Runtime;
         var op = wire.Operation == BlkifOperation.Indirect ? wire.IndirectOperation : wire.Operation;
         var r = runtime.RentRequest(this, wire.Id, op, wire.Operation, wire.Sector);
-        var fault = BlkifValidation.Validate(in wire, Sectors, ReadOnly, runtime.Options.MaxIndirectSegments);
-        if (fault != RequestFault.None) { runtime.Reject(r, BlkifValidation.StatusFor(fault)); return; }
-        if ((op == BlkifOperation.Discard && !SupportsDiscard) || (op == BlkifOperation.FlushDiskCache && !SupportsFlush))
-        {
-            runtime.Reject(r, BlkifStatus.NotSupported);
-            return;
-        }
-        if (op == BlkifOperation.Discard)
-        {
-            TapRuntime.SetDiscard(r, wire.DiscardSectorCount, wire.DiscardFlags);
-            runtime.Submit(r);
-            return;
-        }
-        if (op == BlkifOperation.WriteBarrier) TapRuntime.SetForceUnitAccess(r, true);
-        int count = wire.SegmentCount;
+        var admitted = RequestAdmission.Admit(r, in wire, runtime.Options.MaxIndirectSegments);
+        if (admitted != BlkifStatus.Okay) { runtime.Reject(r, admitted); return; }
+        int count = op == BlkifOperation.Discard ? 0 : wire.SegmentCount;
         if (count == 0) { runtime.Submit(r); return; }
 
         Span<BlkifSegment> segments = count <= 32 ? stackalloc BlkifSegment[32] : new BlkifSegment[count];
@@ -154,7 +142,7 @@ public sealed class RingSession : TapSession
         }
         r.TransportHandle = handle;
         for (int i = 0; i < count; i++)
-            TapRuntime.AddSegment(r, pages[i] + segments[i].PageOffset, segments[i].ByteCount);
+            RequestAdmission.AddSegment(r, pages[i] + segments[i].PageOffset, segments[i].ByteCount);
         runtime.Submit(r);
     }
 

@@ -17,14 +17,8 @@ public sealed partial class TapRuntime
         return r;
     }
 
-    /// <summary>Loop thread (transports): adds a data segment to a rented request.</summary>
-    public static void AddSegment(TapRequest request, nint address, int length) => request.AddSegment(address, length);
-
-    /// <summary>Loop thread (transports): marks a rented request as a discard of <paramref name="sectors"/> sectors.</summary>
-    public static void SetDiscard(TapRequest request, ulong sectors, byte flags) => request.SetDiscard(sectors, flags);
-
-    /// <summary>Loop thread (transports): marks a write as needing durability before its answer.</summary>
-    public static void SetForceUnitAccess(TapRequest request, bool fua) => request.SetForceUnitAccess(fua);
+    // Between RentRequest and Submit a transport runs RequestAdmission (validation, features, discard and FUA marks,
+    // segments): the one admission sequence every transport shares.
 
     /// <summary>Loop thread (transports): returns an unsubmitted request to the pool.</summary>
     public void ReturnUnsubmitted(TapRequest request)
