@@ -10,6 +10,7 @@ namespace BlkTap;
 public sealed class TapRuntimeBuilder
 {
     private readonly List<Action<TapRuntime, IServiceProvider?>> _steps = new();
+    private readonly List<Action<TapRuntimeOptions, IServiceProvider?>> _configureOptions = new();
 
     /// <summary>The runtime's settings.</summary>
     public TapRuntimeOptions Options { get; } = new();
@@ -49,6 +50,38 @@ public sealed class TapRuntimeBuilder
         return this;
     }
 
+    /// <summary>
+    /// Adds the chain registered in the container (a <see cref="TapChain"/>, as
+    /// <c>services.AddBlkTap(specs, ...)</c> registers it), frontend side first. Needs a container at
+    /// <see cref="Build"/>.
+    /// </summary>
+    public TapRuntimeBuilder AddChain()
+    {
+        _steps.Add((rt, sp) => TapChain.Register(rt, RequireContainer(sp).GetService(typeof(TapChain)) as TapChain
+            ?? throw new InvalidOperationException("no TapChain is registered in the container (use services.AddBlkTap(specs, ...))")));
+        return this;
+    }
+
+    /// <summary>Adds a control hook made from the container (for a hook that needs, say, a logger). Needs a container at <see cref="Build"/>.</summary>
+    public TapRuntimeBuilder AddControlHook(string name, Func<IServiceProvider, IControlHook> factory)
+    {
+        ArgumentNullException.ThrowIfNull(factory);
+        _steps.Add((rt, sp) => rt.RegisterControlHook(name, factory(RequireContainer(sp))));
+        return this;
+    }
+
+    /// <summary>
+    /// Changes <see cref="Options"/> at <see cref="Build"/>, before the runtime is created, with the container
+    /// (null without one): for settings made from services (diagnostics to a logger) or created only when the
+    /// runtime is (a loop waiter owning descriptors).
+    /// </summary>
+    public TapRuntimeBuilder ConfigureOptions(Action<TapRuntimeOptions, IServiceProvider?> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        _configureOptions.Add(configure);
+        return this;
+    }
+
     /// <summary>Sets the interposition backend.</summary>
     public TapRuntimeBuilder UseBackend(ITapBackend backend)
     {
@@ -56,13 +89,28 @@ public sealed class TapRuntimeBuilder
         return this;
     }
 
-    /// <summary>Builds the runtime; <paramref name="services"/> resolves hooks added by type.</summary>
+    /// <summary>
+    /// Builds the runtime; <paramref name="services"/> resolves hooks added by type. A step that throws (a chain
+    /// that cannot be built) disposes the runtime and the exception propagates.
+    /// </summary>
     public TapRuntime Build(IServiceProvider? services = null)
     {
+        foreach (var configure in _configureOptions) configure(Options, services);
         var runtime = new TapRuntime(Options);
-        foreach (var step in _steps) step(runtime, services);
+        try
+        {
+            foreach (var step in _steps) step(runtime, services);
+        }
+        catch
+        {
+            runtime.Dispose();
+            throw;
+        }
         return runtime;
     }
+
+    private static IServiceProvider RequireContainer(IServiceProvider? sp) =>
+        sp ?? throw new InvalidOperationException("this runtime builder resolves services: build it with a container");
 
     private static T Resolve<T>(IServiceProvider? sp) where T : class
     {

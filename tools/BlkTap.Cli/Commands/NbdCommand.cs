@@ -1,9 +1,10 @@
 using System.CommandLine;
 using System.Net;
-using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using BlkTap.Chains;
-using BlkTap.Nbd;
+using BlkTap.Linux;
+using BlkTap.Nbd.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace BlkTap.Cli.Commands;
 
@@ -48,15 +49,13 @@ internal static class NbdCommand
             int inFlight = parse.GetValue(maxInFlight);
             if (inFlight is < 1 or > 4096) return Task.FromResult(io.BadInput($"nbd serve: --max-in-flight {inFlight}: must be 1 to 4096"));
             Settings settings;
-            TapChain chain;
             try
             {
                 settings = new Settings(ChainOptions.Specs(parse.GetValue(taps)), ChainOptions.Registry(parse.GetValue(plugins)),
                     path, tcp, ip, parse.GetValue(export), parse.GetValue(readOnly), inFlight);
-                chain = settings.Registry.Build(settings.Specs, new TapContext { Output = io.Out });
             }
             catch (ChainSpecException ex) { return Task.FromResult(io.BadInput(ex.Message)); }
-            return ServeAsync(settings, chain, io, ct);
+            return ServeAsync(settings, io, ct);
         });
         return cmd;
     }
@@ -64,79 +63,68 @@ internal static class NbdCommand
     private sealed record Settings(IReadOnlyList<TapSpec> Specs, TapRegistry Registry, string? UnixPath, int? Port, IPAddress? Bind,
         string? ExportName, bool ReadOnly, int MaxInFlight);
 
-    private static async Task<int> ServeAsync(Settings settings, TapChain taps, CliIo io, CancellationToken ct)
+    private static async Task<int> ServeAsync(Settings settings, CliIo io, CancellationToken ct)
     {
         var chain = string.Join(" -> ", settings.Specs.Select(s => s.Text));
         var errLock = new object();
         void Err(string line) { lock (errLock) io.Err.WriteLine($"blktap: {line}"); }
-        var runtime = new TapRuntime(new TapRuntimeOptions
+        var builder = ServeHostBuilder.Create();
+        builder.Services.AddTapRegistry(settings.Registry);
+        builder.Services.AddSingleton(new TapContext { Output = io.Out });
+        builder.Services.AddBlkTap(settings.Specs, b =>
         {
-            Name = "nbd",
-            Diagnostics = d => { if (d.Level != TapDiagnosticLevel.Information) Err(d.ToString()); },
+            b.Options.Name = "nbd";
+            b.Options.Diagnostics = d => { if (d.Level != TapDiagnosticLevel.Information) Err(d.ToString()); };
             // The loop watches the client sockets itself: one thread serves sockets, hooks and image.
-            Waiter = new BlkTap.Linux.EpollLoopWaiter(),
+            b.ConfigureOptions((o, _) => o.Waiter = new EpollLoopWaiter());
         });
-        TapChain.Register(runtime, taps);
-        using var loopCts = new CancellationTokenSource();
-        var loop = runtime.RunAsync(loopCts.Token);
-        NbdServer? server = null;
+        builder.Services.AddNbdServe(new NbdServeOptions
+        {
+            UnixPath = settings.UnixPath,
+            Port = settings.Port,
+            Bind = settings.Bind,
+            ExportName = settings.ExportName,
+            ReadOnly = settings.ReadOnly,
+            MaxInFlight = settings.MaxInFlight,
+            Log = m => Err(m),
+        });
+        var host = builder.Build();
         try
         {
-            var provider = new NbdExportProvider(runtime, settings.ExportName, settings.ReadOnly);
-            var geometry = await provider.ProbeAsync(ct);
-            if (geometry.Size == 0)
-            {
-                Err($"the chain {chain} gives the disk no size (its terminator could not open the disk; see above): nothing to serve");
-                return CliApp.Failure;
-            }
-            server = new NbdServer(provider, new NbdServerOptions { MaxInFlightPerConnection = settings.MaxInFlight, Log = m => Err(m) });
-            string where;
-            var name = Uri.EscapeDataString(settings.ExportName ?? "");
             try
             {
-                if (settings.UnixPath != null)
-                {
-                    var full = Path.GetFullPath(settings.UnixPath);
-                    server.ListenUnix(full);
-                    where = $"nbd+unix:///{name}?socket={full}";
-                }
-                else
-                {
-                    var ep = server.ListenTcp(settings.Port!.Value, settings.Bind);
-                    var host = ep.Address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ep.Address}]" : ep.Address.ToString();
-                    where = $"nbd://{host}:{ep.Port}/{name}";
-                }
+                await host.StartAsync(ct);
             }
-            catch (SocketException ex)
+            catch (Exception ex) when (ServeHostBuilder.Unwrap(ex) is NbdServeException or ChainSpecException)
             {
-                return io.BadInput($"nbd serve: cannot listen on {settings.UnixPath ?? $"port {settings.Port}"}: {ex.Message}");
+                return ServeHostBuilder.Unwrap(ex) switch
+                {
+                    NbdServeException { Failure: NbdServeFailure.NoDisk } => NoDisk(),
+                    NbdServeException failed => io.BadInput($"nbd serve: {failed.Message}"),
+                    var other => io.BadInput(other.Message),
+                };
             }
-            // SIGINT/SIGTERM: a clean stop (finish, flush, close, remove the socket) and exit 0, not the default kill.
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
-            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+            var service = host.Services.GetRequiredService<NbdServeService>();
+            var geometry = service.Geometry!;
             lock (errLock)
             {
-                io.Out.WriteLine($"blktap: serving {chain} at {where} ({geometry.Size} bytes{(geometry.ReadOnly ? ", read-only" : "")})");
+                io.Out.WriteLine($"blktap: serving {chain} at {service.Address} ({geometry.Size} bytes{(geometry.ReadOnly ? ", read-only" : "")})");
                 io.Out.Flush();
             }
-            try { await Task.Delay(Timeout.Infinite, stop.Token); }
-            catch (OperationCanceledException) { }
-            // Stop accepting, let in-flight requests finish and be answered, flush, close every session.
-            using var stopCts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-            try { await server.StopAsync(stopCts.Token); }
-            catch (OperationCanceledException) { Err("some clients did not take their replies in time; their connections were dropped"); }
-            server = null;
+            // SIGINT/SIGTERM (the host's lifetime) or the caller's token: stop accepting, let in-flight requests
+            // finish and be answered, flush, close every session, remove the socket; then the taps close.
+            await host.WaitForShutdownAsync(ct);
             return CliApp.Ok;
         }
         finally
         {
-            if (server != null) await server.DisposeAsync();
-            loopCts.Cancel();
-            try { await loop.WaitAsync(TimeSpan.FromSeconds(10)); } catch (TimeoutException) { Err("the tap loop did not stop in time"); }
-            runtime.Dispose();
-            // The taps flush and close their disks here.
-            taps.Dispose();
+            await ServeHostBuilder.DisposeAsync(host);
+        }
+
+        int NoDisk()
+        {
+            Err($"the chain {chain} gives the disk no size (its terminator could not open the disk; see above): nothing to serve");
+            return CliApp.Failure;
         }
     }
 }

@@ -1,6 +1,10 @@
 using System.CommandLine;
 using BlkTap.Chains;
 using BlkTap.Emulator;
+using BlkTap.Emulator.Hosting;
+using BlkTap.Linux;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace BlkTap.Cli.Commands;
 
@@ -44,63 +48,63 @@ internal static class ShmCommand
         TimeSpan handshakeTimeout, CliIo io, CancellationToken ct)
     {
         if (!Directory.Exists(dir)) return io.BadInput($"shm serve: directory '{dir}' does not exist");
-        // NOTE: CliApp invokes synchronously, where System.CommandLine does not turn SIGINT/SIGTERM into
-        // cancellation; without these registrations the runtime's default would exit 143 mid-session
-        // without closing the taps. Cancelling the signal keeps the process alive until cleanup ends.
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
-        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
-        ct = stop.Token;
         var output = TextWriter.Synchronized(io.Out);
         var errors = TextWriter.Synchronized(io.Err);
-        var chain = registry.Build(specs, new TapContext { Output = output });
-        var runtime = new TapRuntime(new TapRuntimeOptions
+        // NOTE: CliApp invokes synchronously, where System.CommandLine does not turn SIGINT/SIGTERM into
+        // cancellation; the host's lifetime does: it cancels the signal and stops the host, so the process
+        // lives until the sessions are closed and the taps flushed, instead of exiting 143 mid-session.
+        var builder = ServeHostBuilder.Create();
+        builder.Services.AddTapRegistry(registry);
+        builder.Services.AddSingleton(new TapContext { Output = output });
+        builder.Services.AddBlkTap(specs, b =>
         {
-            Name = "shm",
-            Diagnostics = d => errors.WriteLine($"blktap: {d}"),
+            b.Options.Name = "shm";
+            b.Options.Diagnostics = d => errors.WriteLine($"blktap: {d}");
             // The loop waits on the event-channel socket itself: a notification wakes the loop thread directly.
-            Waiter = new BlkTap.Linux.EpollLoopWaiter(),
+            b.ConfigureOptions((o, _) => o.Waiter = new EpollLoopWaiter());
         });
-        ShmringServer? server = null;
-        Task? loop = null;
-        try
+        builder.Services.AddShmringServe(new ShmringServeOptions
         {
-            TapChain.Register(runtime, chain);
-            server = new ShmringServer(dir, runtime, new ShmringServerOptions
+            Directory = dir,
+            KeepServing = keepServing,
+            HandshakeTimeout = handshakeTimeout,
+            Log = line => errors.WriteLine($"blktap: shm: {line}"),
+            SessionEnded = result =>
             {
-                HandshakeTimeout = handshakeTimeout,
-                Log = line => errors.WriteLine($"blktap: shm: {line}"),
-            });
-            try { server.Start(); }
-            catch (IOException ex) { return io.BadInput($"shm serve: {ex.Message}"); }
-            loop = runtime.RunAsync(CancellationToken.None);
-            errors.WriteLine($"blktap: shm: listening on {server.SocketPath}, chain {string.Join(" -> ", specs.Select(s => s.Text))}");
-            int code = CliApp.Ok;
-            while (true)
-            {
-                var result = await server.ServeOneAsync(ct).ConfigureAwait(false);
                 if (result.Statistics is { } st)
                     output.WriteLine($"session {result.End}: {st.Requests} requests, {st.Errors} errors, {st.Rejected} rejected, {st.BytesRead} bytes read, {st.BytesWritten} bytes written");
-                else if (result.End != ShmringSessionEnd.Stopped)
+                else
                     output.WriteLine($"session {result.End}: {result.Reason}");
-                code = result.End is ShmringSessionEnd.Refused or ShmringSessionEnd.ProtocolError ? CliApp.Failure : CliApp.Ok;
-                if (result.End == ShmringSessionEnd.Stopped || !keepServing || ct.IsCancellationRequested) break;
+            },
+        });
+        var host = builder.Build();
+        ShmringServeService? service = null;
+        try
+        {
+            try
+            {
+                await host.StartAsync(ct).ConfigureAwait(false);
             }
+            catch (Exception ex) when (ServeHostBuilder.Unwrap(ex) is IOException failed)
+            {
+                return io.BadInput($"shm serve: {failed.Message}");
+            }
+            service = host.Services.GetRequiredService<ShmringServeService>();
+            errors.WriteLine($"blktap: shm: listening on {service.SocketPath}, chain {string.Join(" -> ", specs.Select(s => s.Text))}");
+            await host.WaitForShutdownAsync(ct).ConfigureAwait(false);
             // NOTE: with --keep-serving only a signal ends the server, and it exits 0 whatever the last
             // session did (each session's outcome is its own `session ...` line). Taking the last
             // session's code made the exit depend on whether the signal landed before or after the
             // server was back waiting for the next frontend (issue 13, race 2).
-            return keepServing ? CliApp.Ok : code;
+            if (keepServing) return CliApp.Ok;
+            return service.LastSession?.End is ShmringSessionEnd.Refused or ShmringSessionEnd.ProtocolError ? CliApp.Failure : CliApp.Ok;
         }
         finally
         {
-            runtime.Stop();
-            if (loop != null) await loop.ConfigureAwait(false);
-            // Closing the taps flushes the terminator (img) before the process exits.
-            chain.Dispose();
-            server?.Dispose();
-            runtime.Dispose();
-            if (ct.IsCancellationRequested) errors.WriteLine("blktap: shm: stopped: sessions closed, taps flushed and closed, socket removed");
+            // Disposing the host closes the taps, which flushes the terminator (img) before the process exits.
+            await ServeHostBuilder.DisposeAsync(host).ConfigureAwait(false);
+            if (service is { StoppedByHost: true } || ct.IsCancellationRequested)
+                errors.WriteLine("blktap: shm: stopped: sessions closed, taps flushed and closed, socket removed");
         }
     }
 }

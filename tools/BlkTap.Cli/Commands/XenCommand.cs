@@ -2,9 +2,9 @@ using System.CommandLine;
 using BlkTap.Chains;
 using BlkTap.Linux;
 using BlkTap.Xen;
+using BlkTap.Xen.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace BlkTap.Cli.Commands;
 
@@ -70,25 +70,24 @@ internal static class XenCommand
             if (unavailable != null) return io.BadInput(unavailable);
 
             var builder = XenServeHost.CreateBuilder();
+            XenServeHost.Compose(builder.Services, specs, registry, new XenbusBackendOptions { BackendDomain = (ushort)be, DeviceType = t }, io.Out);
             builder.Services.AddSystemd();
-            builder.Services.AddSingleton(new XenServeSettings(specs, registry, new XenDom0BackendOptions { BackendDomain = (ushort)be, DeviceType = t }, io));
-            builder.Services.AddHostedService<XenServeService>();
-            using var host = builder.Build();
+            builder.Services.AddXenPlatform();
             try
             {
-                await host.RunAsync(ct);
+                // RunAsync stops the backend, then disposes the host: the platform, the runtime, then the chain's taps.
+                await builder.Build().RunAsync(ct);
             }
-            catch (XenNotAvailableException ex)
+            catch (Exception ex) when (ServeHostBuilder.Unwrap(ex) is XenNotAvailableException or ChainSpecException)
             {
-                return io.BadInput(ex.Message);
+                return io.BadInput(ServeHostBuilder.Unwrap(ex).Message);
             }
-            catch (LinuxInteropException ex) // XenInteropException, or a libc call on its behalf (pipe2, epoll)
+            catch (Exception ex) when (ServeHostBuilder.Unwrap(ex) is LinuxInteropException failed) // XenInteropException, or a libc call on its behalf (pipe2, epoll)
             {
-                io.Err.WriteLine($"blktap: {ex.Message}");
+                io.Err.WriteLine($"blktap: {failed.Message}");
                 return CliApp.Failure;
             }
-            // The service sets the exit code when it could not start the backend.
-            return Environment.ExitCode != 0 ? Environment.ExitCode : CliApp.Ok;
+            return CliApp.Ok;
         });
         return cmd;
     }
@@ -177,63 +176,6 @@ internal static class XenCommand
         {
             io.Err.WriteLine($"blktap: {ex.Message}");
             return CliApp.Failure;
-        }
-    }
-
-    private sealed record XenServeSettings(IReadOnlyList<TapSpec> Specs, TapRegistry Registry, XenDom0BackendOptions Backend, CliIo Io);
-
-    /// <summary>The hosted service: the chain, the runtime (diagnostics to ILogger) and the dom0 backend, until the host stops.</summary>
-    private sealed class XenServeService(XenServeSettings settings, ILogger<XenServeService> logger, IHostApplicationLifetime lifetime) : BackgroundService
-    {
-        protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-        {
-            // A vbd tap (interposition) is a frontend in this domain: it connects while the chain is built.
-            TapChain taps;
-            IDisposable? frontendLifetime = null;
-            try
-            {
-                var frontends = XenFrontendPlatform.OpenLazily(out frontendLifetime);
-                taps = settings.Registry.Build(settings.Specs, new TapContext { Output = settings.Io.Out, Frontends = frontends });
-            }
-            catch (Exception ex) when (ex is ChainSpecException or XenNotAvailableException or LinuxInteropException)
-            {
-                logger.LogCritical("{Message}", ex.Message);
-                Environment.ExitCode = ex is LinuxInteropException ? CliApp.Failure : CliApp.BadInput;
-                frontendLifetime?.Dispose();
-                lifetime.StopApplication();
-                return;
-            }
-            using var runtime = new TapRuntime(new TapRuntimeOptions { Name = "xen", Diagnostics = Log });
-            XenServeHost.RegisterChainAndLog(runtime, taps, logger);
-            try
-            {
-                using var backend = new XenDom0Backend(runtime, settings.Backend);
-                logger.LogInformation("serving {Root} with chain {Chain}", backend.Backend.Root, string.Join(" -> ", settings.Specs.Select(s => s.Text)));
-                await backend.RunAsync(stoppingToken);
-                logger.LogInformation("stopped");
-            }
-            catch (Exception ex) when (ex is XenNotAvailableException or LinuxInteropException)
-            {
-                logger.LogCritical("{Message}", ex.Message);
-                Environment.ExitCode = ex is XenNotAvailableException ? CliApp.BadInput : CliApp.Failure;
-                lifetime.StopApplication();
-            }
-            finally
-            {
-                taps.Dispose();
-                frontendLifetime?.Dispose();
-            }
-        }
-
-        private void Log(TapDiagnostic d)
-        {
-            var level = d.Level switch
-            {
-                TapDiagnosticLevel.Error => LogLevel.Error,
-                TapDiagnosticLevel.Warning => LogLevel.Warning,
-                _ => LogLevel.Information,
-            };
-            logger.Log(level, d.Exception, "{Session}{Message}", d.Session != null ? d.Session.Name + ": " : "", d.Message);
         }
     }
 }

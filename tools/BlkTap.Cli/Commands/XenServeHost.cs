@@ -1,5 +1,7 @@
 using BlkTap.Chains;
+using BlkTap.Hosting;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -36,15 +38,32 @@ internal static class XenServeHost
     }
 
     /// <summary>
+    /// <c>xen serve</c>'s composition, without its platform: the registry, the chain <paramref name="specs"/> (taps
+    /// print to <paramref name="output"/>), the runtime "xen" with the chain then the log hook and its diagnostics
+    /// to the host's logger, and the xenbus backend as the hosted service. Add a platform (<c>AddXenPlatform</c>, or
+    /// <c>AddEmulatedXenPlatform</c> in tests) to serve.
+    /// </summary>
+    public static IServiceCollection Compose(IServiceCollection services, IReadOnlyList<TapSpec> specs, TapRegistry registry,
+        XenbusBackendOptions backend, TextWriter output)
+    {
+        services.AddTapRegistry(registry);
+        services.AddSingleton(new TapContext { Output = output });
+        services.AddBlkTap(specs, b =>
+        {
+            b.Options.Name = "xen";
+            b.LogToContainer();
+        });
+        return services.AddXenbusBackend(backend);
+    }
+
+    /// <summary>
     /// Registers the chain, then the log hook: control hooks run in registration order and the chain registers its
     /// terminator's first (<see cref="TapChain.Register(TapRuntime, IReadOnlyList{ITap})"/>), so the log line of an Attach shows the size the
-    /// terminator found, not 0.
+    /// terminator found, not 0. (The composed host does the same through <see cref="TapLogging.LogToContainer"/>.)
     /// </summary>
     public static void RegisterChainAndLog(TapRuntime runtime, IReadOnlyList<ITap> taps, ILogger logger)
     {
         TapChain.Register(runtime, taps);
-        runtime.RegisterControlHook("log", Hook.Control(e =>
-            logger.LogInformation("{Kind} {Session} image={Image} sectors={Sectors}{Reason}", e.Kind, e.Session.Name, e.Session.ImageId, e.Session.Sectors,
-                e.Reason == null ? "" : " (" + e.Reason + ")")));
+        runtime.RegisterControlHook("log", TapLogging.ControlHook(logger));
     }
 }
