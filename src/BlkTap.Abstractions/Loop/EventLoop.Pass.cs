@@ -164,6 +164,8 @@ public sealed partial class EventLoop
     public void Stop()
     {
         _stopping = true;
-        _waiter.Wake();
+        if (Volatile.Read(ref _waiterReleased) != 0) return;
+        try { _waiter.Wake(); }
+        catch (ObjectDisposedException) { /* released meanwhile: no loop left to wake */ }
     }
 }
