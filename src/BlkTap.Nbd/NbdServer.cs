@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using BlkTap.Loop;
 using BlkTap.Nbd.Internal;
 
 namespace BlkTap.Nbd;
@@ -23,7 +24,7 @@ public sealed class NbdServer : IAsyncDisposable
     private Task? _acceptLoop;
     private string? _unixPath;
     private long _nextId;
-    private readonly TapRuntime _loop;
+    private readonly EventLoop _loop;
     private readonly bool _ownsLoop;
     private Task? _loopTask;
 
@@ -34,11 +35,17 @@ public sealed class NbdServer : IAsyncDisposable
         _options = options ?? new NbdServerOptions();
         if (_options.MaxInFlightPerConnection < 1) throw new ArgumentOutOfRangeException(nameof(options), "MaxInFlightPerConnection must be at least 1");
         // Connections are served on a loop that watches their sockets: the chain's own loop when it can (then reads,
-        // writes, hooks and replies all run on one thread), else a private loop with an epoll waiter.
-        if (provider is NbdExportProvider p && p.Runtime.SupportsDescriptors) _loop = p.Runtime;
+        // writes, hooks and replies all run on one thread), else an event loop of the server's own with an epoll waiter.
+        if (provider is NbdExportProvider p && p.Runtime.SupportsDescriptors) _loop = p.Runtime.Loop;
         else
         {
-            _loop = new TapRuntime(new TapRuntimeOptions { Name = "nbd-server", Waiter = new BlkTap.Linux.EpollLoopWaiter() });
+            var log = _options.Log;
+            _loop = new EventLoop(new EventLoopOptions
+            {
+                Name = "nbd-server",
+                Waiter = new BlkTap.Linux.EpollLoopWaiter(),
+                HandlerFailed = (what, ex) => log?.Invoke($"nbd server: {what}: {ex.GetType().Name}: {ex.Message}"),
+            });
             _ownsLoop = true;
         }
     }

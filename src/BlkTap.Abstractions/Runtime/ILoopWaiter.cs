@@ -6,14 +6,14 @@ namespace BlkTap;
 public readonly record struct PollReady(long Token, PollEvents Events);
 
 /// <summary>
-/// How a <see cref="TapRuntime"/>'s loop sleeps between passes, and (optionally) the file descriptors it watches
+/// How an event loop (<see cref="Loop.EventLoop"/>, the loop of a <see cref="TapRuntime"/>) sleeps between passes, and (optionally) the file descriptors it watches
 /// while it sleeps, so that a socket served on the loop costs no thread hand-off: the loop thread itself wakes when
 /// the socket is ready. The default (<see cref="EventLoopWaiter"/>) is an event and watches no descriptors; the Linux
 /// epoll waiter in BlkTap.Linux (<c>EpollLoopWaiter</c>) watches descriptors.
 /// </summary>
 /// <remarks>
 /// Threading: <see cref="Wake"/> is called from any thread. <see cref="Wait"/> is called only by the loop thread.
-/// <see cref="Watch"/>, <see cref="Modify"/> and <see cref="Unwatch"/> must be safe from any thread (the runtime
+/// <see cref="Watch"/>, <see cref="Modify"/> and <see cref="Unwatch"/> must be safe from any thread (the loop
 /// calls them from the thread that attaches or re-arms a registration).
 /// A <see cref="Wake"/> that arrives while nobody waits is latched: the next <see cref="Wait"/> returns at once.
 /// </remarks>

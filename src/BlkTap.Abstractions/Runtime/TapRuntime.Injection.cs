@@ -20,7 +20,7 @@ public sealed partial class TapRuntime
                 case RequestState.AtBackend:
                     if (Interlocked.CompareExchange(ref request.State, RequestState.Completing, state) != state) continue;
                     request.PendingStatus = status;
-                    Enqueue(new WorkItem(WorkKind.Complete, request));
+                    EnqueueComplete(request);
                     return true;
                 case RequestState.InHooks:
                     // The hook that is stealing it has not returned yet (another thread was quick):
@@ -47,7 +47,7 @@ public sealed partial class TapRuntime
             if (state == RequestState.Stolen)
             {
                 if (Interlocked.CompareExchange(ref request.State, RequestState.InHooks, state) != state) continue;
-                Enqueue(new WorkItem(WorkKind.Resume, request));
+                EnqueueResume(request);
                 return true;
             }
             if (state == RequestState.InHooks)

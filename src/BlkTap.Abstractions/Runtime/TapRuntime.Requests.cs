@@ -12,7 +12,7 @@ public sealed partial class TapRuntime
     internal TapRequest RentRequest(TapSession session, ulong id, BlkifOperation operation, BlkifOperation wireOperation, ulong sector)
     {
         var r = _pool.Count > 0 ? _pool.Pop() : new TapRequest(this);
-        r.Reset(session, id, operation, wireOperation, sector, _passTimestamp);
+        r.Reset(session, id, operation, wireOperation, sector, _loop.PassTimestamp);
         r.State = RequestState.InHooks;
         return r;
     }

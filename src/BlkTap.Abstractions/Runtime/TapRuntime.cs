@@ -1,18 +1,18 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
+using BlkTap.Loop;
 
 namespace BlkTap;
 
 /// <summary>
-/// The tap: the 2005 blktaplib's hook chains and event loop. Sessions (frontends) feed it requests;
+/// The tap: the 2005 blktaplib's hook chains, on an <see cref="EventLoop"/>. Sessions (frontends) feed it requests;
 /// request hooks run in registration order and Pass, Respond or Steal; passed requests go to the
 /// <see cref="Backend"/> (interposition) or are answered EOPNOTSUPP (terminating); every response runs
 /// through the response hooks before it reaches its frontend.
 /// </summary>
 /// <remarks>
-/// Threading: one loop, run to completion. Hooks, control events and session processing all run on
-/// the loop thread (the thread in <see cref="Run"/>, or the caller of <see cref="RunOnce"/> when an
-/// external scheduler drives the loop). <see cref="InjectResponse"/>, <see cref="Resume"/>,
+/// Threading: one loop (<see cref="Loop"/>, an <see cref="EventLoop"/>), run to completion. Hooks, control events and
+/// session processing all run on the loop thread (the thread in <see cref="Run"/>, or the caller of
+/// <see cref="RunOnce"/> when an external scheduler drives the loop). <see cref="InjectResponse"/>, <see cref="Resume"/>,
 /// <see cref="Post"/>, <see cref="Stop"/> and <see cref="TapSession.Signal"/> are safe from any
 /// thread. Register hooks before the first request arrives.
 /// </remarks>
@@ -20,8 +20,9 @@ public sealed partial class TapRuntime : IDisposable
 {
     // This file: hook chains, state, diagnostics and disposal. The rest by concern: TapRuntime.Sessions.cs (attach,
     // connect, close), TapRuntime.Requests.cs (a request through the hooks to the backend, and its response back),
-    // TapRuntime.Injection.cs (answers and resumes from any thread), TapRuntime.Loop.cs (work queue and passes),
-    // TapRuntime.Poll.cs (descriptors, sockets and wait handles on the loop).
+    // TapRuntime.Injection.cs (answers and resumes from any thread), TapRuntime.Loop.cs (the runtime's work on its
+    // EventLoop, and the loop members kept for callers), TapRuntime.Poll.cs (descriptors, sockets and wait handles,
+    // delegated to the loop). The loop itself is BlkTap.Loop.EventLoop.
 
     private readonly List<(string Name, IRequestHook Hook)> _requestHooks = new();
     private readonly List<(string Name, IResponseHook Hook)> _responseHooks = new();
@@ -30,33 +31,61 @@ public sealed partial class TapRuntime : IDisposable
     private IResponseHook[] _responseChain = Array.Empty<IResponseHook>();
     private IControlHook[] _controlChain = Array.Empty<IControlHook>();
 
-    private readonly ConcurrentQueue<WorkItem> _work = new();
-    private readonly ILoopWaiter _waiter;
-    private readonly PollReady[] _ready = new PollReady[64];
-    private readonly List<IEndOfPassHandler> _passEnd = new();
-    private int _sleeping;
-    private long _passTimestamp = Stopwatch.GetTimestamp();
+    private readonly EventLoop _loop;
+    private readonly bool _ownsLoop;
+    private readonly LoopWork _loopWork;
     private readonly Stack<TapRequest> _pool = new();
     private readonly List<TapSession> _sessions = new();
     private readonly List<TapSession> _dirty = new();
-    private Action? _externalWake;
-    private volatile bool _stopping;
-    private int _loopThreadId;
     private int _nextSessionId;
     private long _inFlight;
 
-    /// <summary>Creates a runtime.</summary>
+    /// <summary>
+    /// Creates a runtime on a loop of its own (named <see cref="TapRuntimeOptions.Name"/>, sleeping in
+    /// <see cref="TapRuntimeOptions.Waiter"/>), which it runs with <see cref="Run"/> and disposes with itself. A handler
+    /// of that loop that throws is reported as an error diagnostic.
+    /// </summary>
     public TapRuntime(TapRuntimeOptions? options = null)
     {
         Options = options ?? new TapRuntimeOptions();
-        _waiter = Options.Waiter ?? new EventLoopWaiter();
+        _loop = new EventLoop(new EventLoopOptions
+        {
+            Name = Options.Name,
+            Waiter = Options.Waiter,
+            HandlerFailed = (what, ex) => Report(TapDiagnosticLevel.Error, null, what, ex),
+        });
+        _ownsLoop = true;
+        _loopWork = new LoopWork(this);
+        _loop.AddPassFinisher(_loopWork);
     }
 
-    /// <summary>True when the loop can watch file descriptors (<see cref="AttachPoll(int, PollEvents, Action{PollEvents})"/>).</summary>
-    public bool SupportsDescriptors => _waiter.SupportsDescriptors && _externalWake == null;
+    /// <summary>
+    /// Creates a runtime on an existing <paramref name="loop"/>, which its owner runs and disposes (it may serve other
+    /// components too). <see cref="Dispose"/> then leaves the loop running. Handler failures go to the loop's own
+    /// <see cref="EventLoopOptions.HandlerFailed"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException"><see cref="TapRuntimeOptions.Waiter"/> is set: the loop already has its waiter.</exception>
+    public TapRuntime(EventLoop loop, TapRuntimeOptions? options = null)
+    {
+        _loop = loop ?? throw new ArgumentNullException(nameof(loop));
+        Options = options ?? new TapRuntimeOptions();
+        if (Options.Waiter != null)
+            throw new ArgumentException("a runtime on a given loop takes no waiter (TapRuntimeOptions.Waiter); give it to the loop's EventLoopOptions", nameof(options));
+        _loopWork = new LoopWork(this);
+        _loop.AddPassFinisher(_loopWork);
+    }
 
-    /// <summary>True on the thread currently running the loop.</summary>
-    public bool IsLoopThread => Volatile.Read(ref _loopThreadId) == Environment.CurrentManagedThreadId;
+    /// <summary>
+    /// The event loop the runtime runs on: hooks, control events, session processing and every handler attached to it
+    /// run on its thread. Attach descriptors or post work to it directly, or through the delegating members here.
+    /// </summary>
+    public EventLoop Loop => _loop;
+
+    /// <summary>True when the loop can watch file descriptors (<see cref="AttachPoll(int, PollEvents, Action{PollEvents})"/>). Any thread.</summary>
+    public bool SupportsDescriptors => _loop.SupportsDescriptors;
+
+    /// <summary>True on the thread currently running the loop. Any thread.</summary>
+    public bool IsLoopThread => _loop.IsLoopThread;
 
     /// <summary>The settings.</summary>
     public TapRuntimeOptions Options { get; }
@@ -113,27 +142,16 @@ public sealed partial class TapRuntime : IDisposable
     [Conditional("DEBUG")]
     private void AssertLoopThread()
     {
-        Debug.Assert(_loopThreadId == 0 || _loopThreadId == Environment.CurrentManagedThreadId || _externalWake != null,
-            "session and hook state belongs to the loop thread");
+        Debug.Assert(_loop.MayTouchLoopState, "session and hook state belongs to the loop thread");
     }
 
-    /// <summary>Stops the loop and releases the wake handle.</summary>
+    /// <summary>
+    /// On its own loop: stops the loop, detaches every registration and releases the waiter. On a given loop: leaves
+    /// the loop running (its owner disposes it) and only stops taking part in its passes. Any thread; idempotent.
+    /// </summary>
     public void Dispose()
     {
-        Stop();
-        DisposePolls();
-        // A running loop may be inside Wait: it releases the waiter when it returns.
-        if (Interlocked.Exchange(ref _disposed, 1) == 0 && Volatile.Read(ref _running) == 0) ReleaseWaiter();
+        if (_ownsLoop) _loop.Dispose();
+        else _loop.RemovePassFinisher(_loopWork);
     }
-
-    private int _disposed, _running, _waiterReleased;
-
-    private void ReleaseWaiter()
-    {
-        if (Interlocked.Exchange(ref _waiterReleased, 1) == 0) _waiter.Dispose();
-    }
-
-    private enum WorkKind : byte { Complete, Resume, Signal, Action, Poll }
-
-    private readonly record struct WorkItem(WorkKind Kind, TapRequest? Request, Action? Action = null, TapSession? Session = null, PollRegistration? Poll = null);
 }

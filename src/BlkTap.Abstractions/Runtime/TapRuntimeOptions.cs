@@ -16,9 +16,11 @@ public sealed class TapRuntimeOptions
     public int MaxIndirectSegments { get; set; } = 256;
 
     /// <summary>
-    /// How the loop sleeps (null: an <see cref="EventLoopWaiter"/>). Give an epoll waiter (BlkTap.Linux's
-    /// <c>EpollLoopWaiter</c>) to let the loop watch descriptors itself (<see cref="TapRuntime.AttachPoll(int, PollEvents, Action{PollEvents})"/>),
-    /// which the NBD server uses to serve its sockets without thread hand-offs. The runtime disposes it.
+    /// How the runtime's own loop sleeps (null: an <see cref="EventLoopWaiter"/>; see <see cref="Loop.EventLoopOptions.Waiter"/>).
+    /// Give an epoll waiter (BlkTap.Linux's <c>EpollLoopWaiter</c>) to let the loop watch descriptors itself
+    /// (<see cref="TapRuntime.AttachPoll(int, PollEvents, Action{PollEvents})"/>), which the NBD server uses to serve its
+    /// sockets without thread hand-offs. The runtime's loop disposes it. Must be null for a runtime given a loop
+    /// (<see cref="TapRuntime(Loop.EventLoop, TapRuntimeOptions?)"/>).
     /// </summary>
     public ILoopWaiter? Waiter { get; set; }
 }

@@ -13,7 +13,9 @@ namespace BlkTap.Emulator;
 /// <remarks>
 /// <para>Threading: construct and call <see cref="Start"/>, <see cref="ServeOneAsync"/> and
 /// <see cref="Dispose"/> from one controlling thread, one serve at a time, while another thread runs
-/// the runtime's loop (<see cref="TapRuntime.RunAsync"/>). Session work is posted to that loop.</para>
+/// the runtime's loop (<see cref="TapRuntime.RunAsync"/>). Session work is posted to that loop, whose
+/// <see cref="TapRuntime.Loop"/> also watches the event-channel socket; the server has no loop or thread of its own
+/// (accept and handshake are awaited on the controlling task, one frontend at a time).</para>
 /// <para>The frontend is untrusted: a bad handshake, a short file or a 0-sector disk refuses the
 /// connection with a log line and an <c>error REASON</c> line to the frontend; a broken ring closes
 /// the session; a request naming a reference outside 1..N is answered ERROR. No exception a frontend
@@ -163,7 +165,7 @@ public sealed class ShmringServer : IDisposable
             ShmringEventChannel? channel = null;
             if (problem == null)
             {
-                channel = new ShmringEventChannel(connection, _runtime, why => _runtime.CloseSession(session, why));
+                channel = new ShmringEventChannel(connection, _runtime.Loop, why => _runtime.CloseSession(session, why));
                 problem = session.ConnectRing(memory.Address, ShmringProtocol.PageSize, protocol, channel);
                 // NOTE: shmring (docs/shmring.md, "when the server reads the ring"): this is the
                 // server's first read of page 0, after the whole handshake line. Only the backend

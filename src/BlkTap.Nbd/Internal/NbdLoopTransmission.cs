@@ -1,11 +1,12 @@
 using System.Runtime.InteropServices;
 using BlkTap.Linux;
+using BlkTap.Loop;
 
 namespace BlkTap.Nbd.Internal;
 
 /// <summary>
-/// The transmission phase of one NBD connection, run entirely on a <see cref="TapRuntime"/> loop that watches the
-/// socket itself (<see cref="TapRuntime.AttachPoll(int, PollEvents, Action{PollEvents})"/>): the loop thread reads
+/// The transmission phase of one NBD connection, run entirely on an event loop that watches the socket itself
+/// (<see cref="IEventLoop.Attach(int, PollEvents, Action{PollEvents})"/>): the loop thread reads
 /// every request that has arrived, starts it, and at the end of the pass writes every reply that is ready with one
 /// gathered write. When the export is a session of the same runtime (<c>blktap nbd serve</c>), aligned reads and
 /// writes become <see cref="BufferRequest"/>s with no thread hand-off at all: socket, hooks, image and reply all run
@@ -24,7 +25,7 @@ internal sealed unsafe partial class NbdLoopTransmission : IEndOfPassHandler
     private const long MaxBufferedBytes = 64L << 20;
     private const int Sector = BlkifConstants.SectorSize;
 
-    private readonly TapRuntime _loop;
+    private readonly IEventLoop _loop;
     private readonly int _fd;
     private readonly INbdExportBackend _backend;
     private readonly BufferSession? _direct;
@@ -62,7 +63,7 @@ internal sealed unsafe partial class NbdLoopTransmission : IEndOfPassHandler
     /// <param name="leftover">Bytes the handshake read past its end (pipelined first requests).</param>
     /// <param name="log">Diagnostics.</param>
     /// <param name="abort">Cancels the final flush when the server runs out of patience.</param>
-    public NbdLoopTransmission(TapRuntime loop, int fd, INbdExportBackend backend, int maxInFlight, ReadOnlySpan<byte> leftover,
+    public NbdLoopTransmission(IEventLoop loop, int fd, INbdExportBackend backend, int maxInFlight, ReadOnlySpan<byte> leftover,
         Action<string> log, CancellationToken abort)
     {
         _loop = loop;
@@ -73,7 +74,7 @@ internal sealed unsafe partial class NbdLoopTransmission : IEndOfPassHandler
         _log = log;
         _abort = abort;
         // The direct path: the export is a session on this very loop.
-        if (backend is NbdExportSessionBackend s && ReferenceEquals(s.Session.Runtime, loop)) _direct = s.Session;
+        if (backend is NbdExportSessionBackend s && ReferenceEquals(s.Session.Runtime.Loop, loop)) _direct = s.Session;
         _out = new NbdSlot?[maxInFlight];
         if (leftover.Length > ReceiveSize) throw new ArgumentException("leftover larger than the receive buffer", nameof(leftover));
         _recv = (byte*)NativeMemory.AlignedAlloc(ReceiveSize, 4096);
@@ -91,7 +92,7 @@ internal sealed unsafe partial class NbdLoopTransmission : IEndOfPassHandler
     /// <summary>Loop thread: starts watching the socket and serves what already arrived.</summary>
     public void Start()
     {
-        try { _reg = _loop.AttachPoll(_fd, PollEvents.Readable, OnReady); }
+        try { _reg = _loop.Attach(_fd, PollEvents.Readable, OnReady); }
         catch (Exception e) when (e is NotSupportedException or InvalidOperationException or IOException)
         {
             _log($"cannot watch the socket: {e.Message}");
@@ -173,7 +174,7 @@ internal sealed unsafe partial class NbdLoopTransmission : IEndOfPassHandler
         // hang-up does not wake the loop again and again while the last requests finish.
         if (want == PollEvents.None && _stopReading) { Detach(); return; }
         if (_reg != null) { _reg.SetInterest(want); return; }
-        try { _reg = _loop.AttachPoll(_fd, want, OnReady); }
+        try { _reg = _loop.Attach(_fd, want, OnReady); }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             _log($"cannot watch the socket: {e.Message}");

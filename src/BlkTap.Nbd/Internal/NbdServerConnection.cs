@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Text;
+using BlkTap.Loop;
 
 namespace BlkTap.Nbd.Internal;
 
@@ -20,7 +21,7 @@ internal sealed class NbdServerConnection
     private readonly long _id;
     private readonly INbdExportProvider _provider;
     private readonly NbdServerOptions _options;
-    private readonly TapRuntime _loop;
+    private readonly EventLoop _loop;
     private readonly CancellationToken _serverStop;
     private readonly CancellationToken _abort;
     private readonly string _remote;
@@ -36,7 +37,7 @@ internal sealed class NbdServerConnection
 
     // serverStop: stop reading new requests and options (graceful stop).
     // abort: abandon pending replies (a stop that ran out of patience).
-    public NbdServerConnection(Socket socket, long id, INbdExportProvider provider, NbdServerOptions options, TapRuntime loop,
+    public NbdServerConnection(Socket socket, long id, INbdExportProvider provider, NbdServerOptions options, EventLoop loop,
         CancellationToken serverStop, CancellationToken abort)
     {
         _socket = socket;

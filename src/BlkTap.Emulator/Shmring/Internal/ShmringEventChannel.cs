@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using BlkTap.Loop;
 
 namespace BlkTap.Emulator.Internal;
 
@@ -9,11 +10,11 @@ namespace BlkTap.Emulator.Internal;
 /// </summary>
 /// <remarks>
 /// Threading: <see cref="Start"/>, the poll handler and <see cref="Dispose"/> run on the tap's loop
-/// thread. <see cref="Notify"/> may run on any thread and never blocks: the socket is non-blocking,
+/// thread (the runtime's <see cref="IEventLoop"/>, which watches the socket). <see cref="Notify"/> may run on any thread and never blocks: the socket is non-blocking,
 /// and a full send buffer already holds notifications the frontend has not read, so the byte is
 /// dropped (it would coalesce anyway). <see cref="SetHandler"/> is safe from any thread.
 /// </remarks>
-internal sealed class ShmringEventChannel(Socket socket, TapRuntime runtime, Action<string?> onHangup) : IEventChannel
+internal sealed class ShmringEventChannel(Socket socket, IEventLoop loop, Action<string?> onHangup) : IEventChannel
 {
     private static readonly byte[] One = [1];
     private readonly byte[] _drain = new byte[256];
@@ -28,7 +29,7 @@ internal sealed class ShmringEventChannel(Socket socket, TapRuntime runtime, Act
     public void Start()
     {
         socket.Blocking = false;
-        _poll = runtime.AttachPoll(socket, OnReadable);
+        _poll = loop.Attach(socket, OnReadable);
     }
 
     /// <inheritdoc/>
