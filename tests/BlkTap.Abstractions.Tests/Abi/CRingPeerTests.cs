@@ -6,6 +6,7 @@ using FsCheck;
 using FsCheck.Fluent;
 using NUnit.Framework;
 using BlkTap.Testing.Native;
+using BlkTap.Testing.Generators;
 
 namespace BlkTap.Abstractions.Tests.Abi;
 

@@ -2,6 +2,7 @@ using BlkTap.Testing;
 using FsCheck;
 using FsCheck.Fluent;
 using NUnit.Framework;
+using BlkTap.Testing.Generators;
 
 namespace BlkTap.Abstractions.Tests.Abi;
 

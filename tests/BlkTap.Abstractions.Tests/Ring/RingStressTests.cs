@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using NUnit.Framework;
+using BlkTap.Testing.Generators;
 
 namespace BlkTap.Abstractions.Tests.Ring;
 
@@ -63,7 +64,7 @@ public sealed class RingStressTests
                     {
                         back.TakeRequest(out var r);
                         if (r.Id != due || r.Sector != r.Id * 8 || r.Segments[0].GrantRef != (uint)r.Id)
-                            errors.Enqueue($"request {due} due, got {BlkTap.Testing.BlkifRequestText.Describe(r)}");
+                            errors.Enqueue($"request {due} due, got {BlkTap.Testing.Generators.BlkifRequestText.Describe(r)}");
                         due++;
                         back.EnqueueResponse(new BlkifResponse(r.Id, r.Operation, BlkifStatus.Okay));
                     }

@@ -3,6 +3,7 @@ using BlkTap.Cli;
 using BlkTap.Examples;
 using BlkTap.Testing;
 using NUnit.Framework;
+using BlkTap.Testing.Generators;
 
 namespace BlkTap.Cli.Tests.Chains;
 

@@ -1,6 +1,7 @@
 using BlkTap.Emulator;
 using BlkTap.Testing;
 using NUnit.Framework;
+using BlkTap.Testing.Generators;
 
 namespace BlkTap.Emulator.Tests.Fuzz;
 

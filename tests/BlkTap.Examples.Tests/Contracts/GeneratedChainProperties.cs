@@ -8,6 +8,7 @@ using BlkTap.Testing;
 using FsCheck;
 using FsCheck.Fluent;
 using NUnit.Framework;
+using BlkTap.Testing.Generators;
 
 namespace BlkTap.Examples.Tests.Contracts;
 

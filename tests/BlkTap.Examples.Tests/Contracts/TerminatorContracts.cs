@@ -1,5 +1,6 @@
 using BlkTap.Testing;
 using NUnit.Framework;
+using BlkTap.Testing.Generators;
 
 namespace BlkTap.Examples.Tests.Contracts;
 

@@ -8,6 +8,7 @@ using FsCheck;
 using FsCheck.Fluent;
 using NUnit.Framework;
 using BlkTap.Testing.Fuzz;
+using BlkTap.Testing.Generators;
 
 namespace BlkTap.Examples.Tests.Docs;
 

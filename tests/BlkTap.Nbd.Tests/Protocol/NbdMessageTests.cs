@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using BlkTap.Nbd;
 using BlkTap.Testing;
 using NUnit.Framework;
+using BlkTap.Testing.Generators;
 
 namespace BlkTap.Nbd.Tests.Protocol;
 
