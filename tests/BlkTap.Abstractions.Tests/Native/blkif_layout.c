@@ -1,7 +1,7 @@
 /*
  * Prints every size, offset and constant of Xen's blkif wire ABI as name=value lines, as the C
  * compiler lays them out for the target ABI (native x86_64, or i386 with -m32). The C# tests in
- * BlkTap.Tests.Abi compare each line with BlkifLayout, SharedRingLayout, the enums and constants.
+ * BlkTap.Abstractions.Tests.Abi compare each line with BlkifLayout, SharedRingLayout, the enums and constants.
  *
  * NOTE: ring.h (xen/include/public/io/ring.h) needs uint*_t and, for the legacy interface version
  * a guest gets by default (xen-compat.h), the mb()/rmb()/wmb() barriers; blkif.h pulls in

@@ -1,6 +1,6 @@
 /*
  * A blkif backend built only from Xen's own ring.h macros and blkif.h structs, used by the C# tests
- * in BlkTap.Tests.Abi to prove that what BlkifCodec/FrontRing put in a shared ring is what a C
+ * in BlkTap.Abstractions.Tests.Abi to prove that what BlkifCodec/FrontRing put in a shared ring is what a C
  * backend sees, and that what a C backend answers is what FrontRing decodes.
  *
  *   blkif_ring_peer RINGFILE ORDER START

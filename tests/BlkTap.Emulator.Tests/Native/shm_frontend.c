@@ -1,6 +1,6 @@
 /*
  * An shmring frontend (docs/shmring.md) built only from Xen's own ring.h macros and blkif.h structs,
- * used by BlkTap.Tests.Shmring to drive `blktap shm serve` the way a C guest driver would.
+ * used by BlkTap.Emulator.Tests.Shmring and BlkTap.Cli.Tests.Shmring to drive `blktap shm serve` the way a C guest driver would.
  * Built natively it speaks x86_64-abi; built with -m32 the same source speaks x86_32-abi.
  *
  *   shm_frontend DIR MODE [OPS SEED [MODELOUT]]
