@@ -7,7 +7,7 @@ using BlkTap;
 using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Examples;
-using BlkTap.Tests.Cow;
+using BlkTap.Examples.Tests.Cow;
 
 if (args.Length == 2 && args[0] == "write-readonly-grant") return WriteReadOnlyGrant(args[1] == "protected");
 if (args.Length != 3 || !int.TryParse(args[2], out int seed))

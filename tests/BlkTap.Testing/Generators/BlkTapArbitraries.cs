@@ -1,7 +1,7 @@
 using FsCheck;
 using FsCheck.Fluent;
 
-namespace BlkTap.Testing;
+namespace BlkTap.Testing.Generators;
 
 /// <summary>
 /// FsCheck arbitraries for blkif types, picked by parameter type. Use in a property as

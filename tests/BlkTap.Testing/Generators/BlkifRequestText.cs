@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace BlkTap.Testing;
+namespace BlkTap.Testing.Generators;
 
 /// <summary>
 /// One-line descriptions of blkif requests for test failure messages and FsCheck counterexamples

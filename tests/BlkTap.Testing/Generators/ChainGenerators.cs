@@ -2,7 +2,7 @@ using BlkTap.Chains;
 using FsCheck;
 using FsCheck.Fluent;
 
-namespace BlkTap.Testing;
+namespace BlkTap.Testing.Generators;
 
 /// <summary>
 /// A chain of <c>--tap</c> specs (frontend side first) and what <see cref="TapRegistry.Build"/> must say

@@ -1,7 +1,7 @@
 using BlkTap.Chains;
 using BlkTap.Nbd;
 
-namespace BlkTap.Testing;
+namespace BlkTap.Testing.Generators;
 
 /// <summary>
 /// The scratch directory of one <see cref="ChainCase"/> with its <see cref="ChainCase.Resources"/> made (image files,

@@ -1,7 +1,7 @@
 using FsCheck;
 using FsCheck.Fluent;
 
-namespace BlkTap.Testing;
+namespace BlkTap.Testing.Generators;
 
 /// <summary>How a generated guest's session ends.</summary>
 public enum SessionEnd

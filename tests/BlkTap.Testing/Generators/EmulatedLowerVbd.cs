@@ -1,7 +1,7 @@
 using BlkTap.Emulator;
 using BlkTap.Chains;
 
-namespace BlkTap.Testing;
+namespace BlkTap.Testing.Generators;
 
 /// <summary>
 /// A vbd for the <c>vbd</c> tap to connect to, as <c>xl block-attach 0 phy:...,xvdb,w</c> makes one in dom0: an

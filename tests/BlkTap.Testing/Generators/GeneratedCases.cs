@@ -1,4 +1,4 @@
-namespace BlkTap.Testing;
+namespace BlkTap.Testing.Generators;
 
 /// <summary>
 /// A request whose every field fits its form's wire field (any operation byte, segment counts 0..255

@@ -4,7 +4,7 @@ using BlkTap.Nbd;
 using FsCheck;
 using FsCheck.Fluent;
 
-namespace BlkTap.Testing;
+namespace BlkTap.Testing.Generators;
 
 /// <summary>
 /// The 28 bytes (or fewer) a client sends as a transmission request header, and what
