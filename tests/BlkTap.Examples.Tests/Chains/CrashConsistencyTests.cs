@@ -60,11 +60,12 @@ public class CrashConsistencyTests
             var serve = Start(args);
             for (int kill = 0; kill < kills; kill++)
             {
+                int delayMs = random.Next(5, 150);
                 using (var client = new NbdBlockingClient(uri) { Timeout = TimeSpan.FromSeconds(60) })
                 {
                     var acked = new List<(int Block, ulong Gen)>();
-                    int delayMs = random.Next(5, 150);
-                    var killer = Task.Run(() => { Thread.Sleep(delayMs); Peers.Run("kill", ["-KILL", serve.Pid.ToString()]); });
+                    var victim = serve;
+                    var killer = Task.Run(() => { Thread.Sleep(delayMs); if (!victim.HasExited) Peers.Run("kill", ["-KILL", victim.Pid.ToString()]); });
                     var buffer = new byte[BlockSize];
                     while (true)
                     {
@@ -88,7 +89,7 @@ public class CrashConsistencyTests
                     }
                     killer.Wait();
                 }
-                Assert.That(serve.WaitExit(TimeSpan.FromSeconds(60)), Is.Not.EqualTo(0), "the server was killed");
+                Assert.That(serve.WaitExit(TimeSpan.FromSeconds(60)), Is.Not.EqualTo(0), $"the server was killed (kill {kill + 1}, {delayMs} ms in)\n{serve.Output}");
                 serve.Dispose();
 
                 serve = Start(args);

@@ -79,6 +79,9 @@ internal sealed class BlktapServeProcess : IDisposable
 
     public int Pid => _process.Id;
 
+    /// <summary>Whether the process has exited (then <see cref="Pid"/> must not be signalled: it may have been reused).</summary>
+    public bool HasExited => _process.HasExited;
+
     public string Output { get { lock (_out) lock (_err) return $"stdout:\n{_out}\nstderr:\n{_err}"; } }
 
     public string StdErr { get { lock (_err) return _err.ToString(); } }
@@ -93,6 +96,9 @@ internal sealed class BlktapServeProcess : IDisposable
     /// <summary>Sends SIGTERM (by pid) and returns the exit code.</summary>
     public int Terminate(TimeSpan? timeout = null)
     {
+        // A process that already exited has been reaped and its pid may belong to another process by now (pid_max is
+        // 32768 on many machines): signal only a live one, and report what the exit code was otherwise.
+        if (_process.HasExited) Assert.Fail($"blktap exited with {_process.ExitCode} before it was asked to stop\n{Output}");
         Peers.Run("kill", ["-TERM", _process.Id.ToString()]).EnsureSuccess("kill -TERM");
         return WaitExit(timeout);
     }
