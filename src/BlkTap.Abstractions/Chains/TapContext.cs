@@ -1,8 +1,11 @@
 namespace BlkTap.Chains;
 
 /// <summary>What a tap may need from its host.</summary>
-/// <remarks>Immutable once built; thread-safe to read.</remarks>
-public sealed class TapContext
+/// <remarks>
+/// Immutable once built; thread-safe to read. A record, so a host that changes one thing copies the rest with
+/// <c>context with { Frontends = ... }</c> and a property added here is never dropped by a hand-written copy.
+/// </remarks>
+public sealed record TapContext
 {
     /// <summary>Where taps that print (dump, watch) write; defaults to standard output.</summary>
     public TextWriter Output { get; init; } = Console.Out;

@@ -54,8 +54,6 @@ public static class BlkTapChainServiceCollectionExtensions
     {
         var template = sp.GetService<TapContext>();
         var frontends = template?.Frontends ?? sp.GetService<BlockFrontendPlatform>();
-        return template == null
-            ? new TapContext { Frontends = frontends }
-            : new TapContext { Output = template.Output, Seed = template.Seed, CheckOnly = template.CheckOnly, Frontends = frontends };
+        return template == null ? new TapContext { Frontends = frontends } : template with { Frontends = frontends };
     }
 }

@@ -72,7 +72,7 @@ public sealed class ChainResources : IDisposable
     public TapContext Context(TapContext context) =>
         _lowerVbd == null || context.Frontends != null
             ? context
-            : new TapContext { Output = context.Output, Seed = context.Seed, CheckOnly = context.CheckOnly, Frontends = _lowerVbd.Platform };
+            : context with { Frontends = _lowerVbd.Platform };
 
     /// <summary>The live bytes of the NBD export on socket <paramref name="name"/>.</summary>
     /// <exception cref="KeyNotFoundException">The case has no such export.</exception>
