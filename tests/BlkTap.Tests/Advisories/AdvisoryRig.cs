@@ -55,11 +55,11 @@ internal sealed class AdvisoryRig : IAsyncDisposable
         return rig;
     }
 
-    /// <summary>Allocates one page in <paramref name="front"/>'s domain and grants it to dom0.</summary>
+    /// <summary>Allocates one page in <paramref name="front"/>'s domain and grants it to its backend's domain.</summary>
     public static (nint Page, uint Ref) GrantPage(BlkFront front, bool readOnly = false)
     {
         var page = front.Domain.AllocatePages();
-        return (page, front.Domain.Grants.GrantAccess(0, page, readOnly));
+        return (page, front.Domain.Grants.GrantAccess(front.BackendDomainId, page, readOnly));
     }
 
     /// <summary>The request as ring-entry bytes of <paramref name="layout"/>.</summary>
