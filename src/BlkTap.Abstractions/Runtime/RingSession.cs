@@ -74,11 +74,27 @@ public sealed class RingSession : TapSession
         return null;
     }
 
+    /// <summary>Times the loop asked this session for requests (a signal, a notification). Loop thread.</summary>
+    public long Wakeups { get; private set; }
+
+    /// <summary>Wake-ups that found no request on the ring (a guest notifying for nothing). Loop thread.</summary>
+    public long IdleWakeups { get; private set; }
+
     /// <inheritdoc/>
+    /// <remarks>
+    /// Takes at most one ring's worth of requests per call, then signals itself again and returns, so the other
+    /// sessions' work queued meanwhile runs first.
+    /// NOTE: XSA-332-like fairness: a guest that keeps refilling its ring while the backend consumes it (ring.h
+    /// allows req_prod to move up to rsp_prod_pvt + size at any time) would otherwise keep this loop in one call
+    /// forever and starve every other session of the tap.
+    /// </remarks>
     protected internal override void Process()
     {
         var ring = _ring;
         if (ring == null) return;
+        Wakeups++;
+        long budget = ring.Size;
+        bool idle = true;
         while (IsOpen)
         {
             long n = ring.UnconsumedRequests();
@@ -88,9 +104,15 @@ public sealed class RingSession : TapSession
                 Runtime.CloseSession(this, $"protocol error: req_prod claims more than the ring's {ring.Size} slots (req_prod {ring.SharedRequestProducer}, req_cons {ring.RequestConsumer}, rsp_prod {ring.ResponseProducerPrivate})");
                 return;
             }
-            if (n == 0) return;
+            if (n == 0)
+            {
+                if (idle) IdleWakeups++;
+                return;
+            }
+            idle = false;
             for (; n > 0 && IsOpen; n--)
             {
+                if (budget-- == 0) { Signal(); return; }
                 ring.TakeRequest(out var request);
                 Accept(in request);
             }

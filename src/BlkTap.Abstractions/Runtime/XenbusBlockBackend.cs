@@ -19,7 +19,7 @@ namespace BlkTap;
 /// (with <c>hotplug-status</c>=error for a failure), where the frontend and the toolstack can read it; the
 /// node is removed when the device next connects.
 /// </remarks>
-public sealed class XenbusBlockBackend : IDisposable
+public sealed partial class XenbusBlockBackend : IDisposable
 {
     private readonly TapRuntime _runtime;
     private readonly IXenStore _store;
@@ -46,7 +46,11 @@ public sealed class XenbusBlockBackend : IDisposable
     public string Root => $"/local/domain/{_options.BackendDomain}/backend/{_options.DeviceType}";
 
     /// <summary>Starts watching for devices. Safe from any thread.</summary>
-    public void Start() => _watch = _store.Watch(Root, _ => _runtime.Post(Rescan));
+    public void Start()
+    {
+        var rescan = new WatchReaction(this, Rescan);
+        _watch = _store.Watch(Root, _ => rescan.Fire());
+    }
 
     /// <summary>Loop thread: the open sessions of this backend, by backend path.</summary>
     public IReadOnlyDictionary<string, RingSession> Sessions =>
@@ -151,9 +155,10 @@ public sealed class XenbusBlockBackend : IDisposable
                     if (_removed) return;
                 }
                 else _waitingForFrontend = true;
-                _frontendWatch = Store.Watch($"{frontend}/state", _ => Runtime.Post(OnFrontendChanged));
+                var changed = new WatchReaction(owner, OnFrontendChanged);
+                _frontendWatch = Store.Watch($"{frontend}/state", _ => changed.Fire());
                 // The state may have been written between the read and the watch: look again, on the loop.
-                if (_waitingForFrontend) Runtime.Post(OnFrontendChanged);
+                if (_waitingForFrontend) changed.Fire();
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
