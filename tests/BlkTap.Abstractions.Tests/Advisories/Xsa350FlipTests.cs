@@ -2,7 +2,7 @@ using System.Globalization;
 using BlkTap.Emulator;
 using NUnit.Framework;
 
-namespace BlkTap.Tests.Advisories;
+namespace BlkTap.Abstractions.Tests.Advisories;
 
 /// <summary>
 /// XSA-350 (connect/disconnect flipping): a guest that goes Initialised (connect), Closing, Closed and back to

@@ -1,9 +1,10 @@
 using System.Buffers.Binary;
 using BlkTap.Emulator;
-using BlkTap.Tests.Emulator;
+using BlkTap.Testing;
+using BlkTap.Testing.Rigs;
 using NUnit.Framework;
 
-namespace BlkTap.Tests.Advisories;
+namespace BlkTap.Abstractions.Tests.Advisories;
 
 /// <summary>
 /// XSA-216: no uninitialised byte ever reaches a response slot. The guest poisons every ring entry after the backend

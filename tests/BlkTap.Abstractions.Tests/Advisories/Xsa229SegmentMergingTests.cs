@@ -1,9 +1,10 @@
 using System.Collections.Concurrent;
 using BlkTap.Emulator;
-using BlkTap.Tests.Emulator;
+using BlkTap.Testing;
+using BlkTap.Testing.Rigs;
 using NUnit.Framework;
 
-namespace BlkTap.Tests.Advisories;
+namespace BlkTap.Abstractions.Tests.Advisories;
 
 /// <summary>
 /// XSA-229: no request or segment merging across grants that are not contiguous. A request's segments name pages

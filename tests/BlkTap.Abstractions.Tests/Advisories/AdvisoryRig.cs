@@ -1,8 +1,9 @@
 using System.Collections.Concurrent;
 using BlkTap.Emulator;
-using BlkTap.Tests.Emulator;
+using BlkTap.Testing;
+using BlkTap.Testing.Rigs;
 
-namespace BlkTap.Tests.Advisories;
+namespace BlkTap.Abstractions.Tests.Advisories;
 
 /// <summary>
 /// A threaded emulated system for the advisory tests: dom0 runs a tap (an inspect hook, then a memory disk) behind

@@ -1,8 +1,9 @@
 using BlkTap.Emulator;
-using BlkTap.Tests.Emulator;
+using BlkTap.Testing;
+using BlkTap.Testing.Rigs;
 using NUnit.Framework;
 
-namespace BlkTap.Tests.Advisories;
+namespace BlkTap.Abstractions.Tests.Advisories;
 
 /// <summary>
 /// XSA-349 (watch flood): a guest writing thousands of xenstore nodes under its device directory, and rewriting its

@@ -1,9 +1,10 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
-using BlkTap.Tests.Emulator;
+using BlkTap.Testing;
+using BlkTap.Testing.Rigs;
 using NUnit.Framework;
 
-namespace BlkTap.Tests.Advisories;
+namespace BlkTap.Abstractions.Tests.Advisories;
 
 /// <summary>
 /// XSA-155 (double fetch): the backend copies a request, and every indirect page, out of shared memory once. A guest

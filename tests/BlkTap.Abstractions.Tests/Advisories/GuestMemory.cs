@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using BlkTap.Emulator;
 
-namespace BlkTap.Tests.Advisories;
+namespace BlkTap.Abstractions.Tests.Advisories;
 
 /// <summary>What a hostile guest does to its own memory: ring slots, descriptor pages, data pages.</summary>
 internal static unsafe class GuestMemory

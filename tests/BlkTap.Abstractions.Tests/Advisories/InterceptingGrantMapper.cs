@@ -1,4 +1,4 @@
-namespace BlkTap.Tests.Advisories;
+namespace BlkTap.Abstractions.Tests.Advisories;
 
 /// <summary>
 /// A grant mapper in front of the emulator's: lets a test act as a hostile guest at the exact moments the backend

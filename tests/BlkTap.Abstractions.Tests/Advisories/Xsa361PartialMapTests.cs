@@ -1,8 +1,9 @@
 using BlkTap.Emulator;
-using BlkTap.Tests.Emulator;
+using BlkTap.Testing;
+using BlkTap.Testing.Rigs;
 using NUnit.Framework;
 
-namespace BlkTap.Tests.Advisories;
+namespace BlkTap.Abstractions.Tests.Advisories;
 
 /// <summary>
 /// XSA-361/362/365 (blkback's grant-map error handling): a request where some segments map and others fail. The

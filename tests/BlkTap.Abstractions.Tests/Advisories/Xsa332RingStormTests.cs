@@ -1,8 +1,9 @@
 using BlkTap.Emulator;
-using BlkTap.Tests.Emulator;
+using BlkTap.Testing;
+using BlkTap.Testing.Rigs;
 using NUnit.Framework;
 
-namespace BlkTap.Tests.Advisories;
+namespace BlkTap.Abstractions.Tests.Advisories;
 
 /// <summary>
 /// XSA-332 (event storm), the ring side: a guest that refills its ring and notifies as fast as the backend consumes
