@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using BlkTap.Chains;
 using BlkTap.Emulator.PowerCut.Internal;
+using BlkTap.Storage;
 
 namespace BlkTap.Emulator.PowerCut;
 
@@ -21,6 +22,11 @@ public sealed class PowerCutOptions
     public int RequestsPerCut { get; set; } = 64;
     /// <summary>A storage that acknowledges syncs and keeps nothing (a lying disk): the checker must then report losses.</summary>
     public bool LyingFlushes { get; set; }
+    /// <summary>
+    /// Wraps the storage the chain sees before the cut (a test's fault: a disk that reorders or skips syncs); null: none.
+    /// The chain is always reopened on the plain storage left by the cut.
+    /// </summary>
+    public Func<IStorageProvider, IStorageProvider>? WrapStorage { get; set; }
     /// <summary>Called after each cut with the cuts done.</summary>
     public Action<int>? Progress { get; set; }
 }

@@ -61,7 +61,8 @@ internal sealed class PowerCutRound
     private PowerCutStorage? BeforeCut(IReadOnlyList<TapSpec> specs, PowerCutStorage storage, SectorModel model, Random random, ulong sectors,
         PowerCutVariant variant, Random cutRandom, PowerCutReport report)
     {
-        var chain = _options.Registry.Build(specs, new TapContext { Output = TextWriter.Null, Seed = _seed, Storage = storage });
+        var seen = _options.WrapStorage?.Invoke(storage) ?? storage;
+        var chain = _options.Registry.Build(specs, new TapContext { Output = TextWriter.Null, Seed = _seed, Storage = seen });
         try
         {
             using var driver = new LoopDriver(chain);
