@@ -1,3 +1,5 @@
+using BlkTap.Storage;
+
 namespace BlkTap.Chains;
 
 /// <summary>What a tap may need from its host.</summary>
@@ -17,6 +19,13 @@ public sealed record TapContext
     /// needs of the domain the host runs in; null where the host is not a Xen domain (or the emulator).
     /// </summary>
     public BlockFrontendPlatform? Frontends { get; init; }
+
+    /// <summary>
+    /// Where the storage taps (<c>img</c>, <c>aio</c>, <c>cow</c>) open their images and overlays. Null (the default):
+    /// the OS's files (<c>BlkTap.Linux.Storage.LinuxStorageProvider</c>); the power-cut simulation puts a recording
+    /// storage here (<c>BlkTap.Emulator.PowerCut.PowerCutStorage</c>).
+    /// </summary>
+    public IStorageProvider? Storage { get; init; }
 
     /// <summary>
     /// True when the chain is built only to check its specs (a command's early validation): taps must

@@ -1,44 +1,41 @@
-using Microsoft.Win32.SafeHandles;
+using BlkTap.Storage;
 
 namespace BlkTap;
 
 /// <summary>
-/// A raw image file or block device: positional reads and writes (pread/pwrite), fsync for flush.
-/// The capacity is the file's size, rounded down to whole sectors.
+/// A raw image file or block device: positional reads and writes on an <see cref="IStorageFile"/>, its durable
+/// flush (fsync) for FLUSH, its hole punching for discard. The capacity is the file's size at open, rounded down to
+/// whole sectors.
 /// </summary>
 /// <remarks>
 /// Threading: concurrent calls are safe (positional I/O shares no file position). I/O errors come
-/// back as <see cref="BlkifStatus.Error"/>, never as exceptions.
+/// back as <see cref="BlkifStatus.Error"/>, never as exceptions. Owns the file: <see cref="Dispose"/> closes it.
 /// </remarks>
 public sealed class FileBlockDevice : IBlockDevice
 {
-    private readonly SafeFileHandle _handle;
-    private readonly FileStream _flusher;
-    private readonly Func<SafeFileHandle, long, long, BlkifStatus>? _punchHole;
+    private readonly IStorageFile _file;
+    private readonly bool _discard;
 
-    /// <summary>Opens <paramref name="path"/>; throws <see cref="IOException"/> (with the path) if it cannot be opened.</summary>
-    /// <param name="path">The image file or block device.</param>
-    /// <param name="readOnly">Refuse writes.</param>
-    /// <param name="punchHole">How to discard a byte range (e.g. BlkTap.Linux.FileHoles.PunchHole); null: discard is not offered.</param>
-    public FileBlockDevice(string path, bool readOnly = false, Func<SafeFileHandle, long, long, BlkifStatus>? punchHole = null)
+    /// <summary>Serves <paramref name="file"/> (opened by an <see cref="IStorageProvider"/>); read-only when the file is.</summary>
+    /// <param name="file">The image, owned from now on.</param>
+    /// <param name="discard">Offer discard (punches holes through <see cref="IStorageFile.PunchHole"/>); never on a read-only file.</param>
+    public FileBlockDevice(IStorageFile file, bool discard)
     {
-        _punchHole = readOnly ? null : punchHole;
-        Path = path;
-        ReadOnly = readOnly;
-        _handle = File.OpenHandle(path, FileMode.Open, readOnly ? FileAccess.Read : FileAccess.ReadWrite, FileShare.ReadWrite);
-        _flusher = new FileStream(_handle, readOnly ? FileAccess.Read : FileAccess.ReadWrite, bufferSize: 0);
-        long length = RandomAccess.GetLength(_handle);
-        SectorCount = (ulong)length / BlkifConstants.SectorSize;
+        ArgumentNullException.ThrowIfNull(file);
+        _file = file;
+        ReadOnly = file.ReadOnly;
+        _discard = discard && !ReadOnly;
+        SectorCount = (ulong)file.Length / BlkifConstants.SectorSize;
     }
 
     /// <summary>The file's path.</summary>
-    public string Path { get; }
+    public string Path => _file.Path;
     /// <inheritdoc/>
     public ulong SectorCount { get; }
     /// <inheritdoc/>
     public bool ReadOnly { get; }
     /// <inheritdoc/>
-    public bool SupportsDiscard => _punchHole != null;
+    public bool SupportsDiscard => _discard;
 
     /// <inheritdoc/>
     public BlkifStatus Read(ulong sector, Span<byte> buffer)
@@ -46,14 +43,7 @@ public sealed class FileBlockDevice : IBlockDevice
         if (!InRange(sector, buffer.Length)) return BlkifStatus.Error;
         try
         {
-            long offset = (long)sector * BlkifConstants.SectorSize;
-            while (!buffer.IsEmpty)
-            {
-                int n = RandomAccess.Read(_handle, buffer, offset);
-                if (n <= 0) { buffer.Clear(); break; } // a file shrunk under us reads as zeroes
-                buffer = buffer[n..];
-                offset += n;
-            }
+            _file.ReadFully(buffer, (long)sector * BlkifConstants.SectorSize); // a file shrunk under us reads as zeroes
             return BlkifStatus.Okay;
         }
         catch (IOException) { return BlkifStatus.Error; }
@@ -66,7 +56,7 @@ public sealed class FileBlockDevice : IBlockDevice
         if (ReadOnly || !InRange(sector, data.Length)) return BlkifStatus.Error;
         try
         {
-            RandomAccess.Write(_handle, data, (long)sector * BlkifConstants.SectorSize);
+            _file.Write(data, (long)sector * BlkifConstants.SectorSize);
             return BlkifStatus.Okay;
         }
         catch (IOException) { return BlkifStatus.Error; }
@@ -77,26 +67,23 @@ public sealed class FileBlockDevice : IBlockDevice
     public BlkifStatus Flush()
     {
         if (ReadOnly) return BlkifStatus.Okay;
-        try { _flusher.Flush(flushToDisk: true); return BlkifStatus.Okay; }
+        try { _file.Flush(); return BlkifStatus.Okay; }
         catch (IOException) { return BlkifStatus.Error; }
+        catch (ObjectDisposedException) { return BlkifStatus.Error; }
     }
 
     /// <inheritdoc/>
     public BlkifStatus Discard(ulong sector, ulong count)
     {
-        if (_punchHole == null) return BlkifStatus.NotSupported;
+        if (!_discard) return BlkifStatus.NotSupported;
         if (!BlkifValidation.InRange(sector, count, SectorCount)) return BlkifStatus.Error;
         if (count == 0) return BlkifStatus.Okay;
-        return _punchHole(_handle, (long)sector * BlkifConstants.SectorSize, (long)count * BlkifConstants.SectorSize);
+        return _file.PunchHole((long)sector * BlkifConstants.SectorSize, (long)count * BlkifConstants.SectorSize);
     }
 
     private bool InRange(ulong sector, int bytes) =>
         bytes % BlkifConstants.SectorSize == 0 && BlkifValidation.InRange(sector, (ulong)bytes / BlkifConstants.SectorSize, SectorCount);
 
     /// <inheritdoc/>
-    public void Dispose()
-    {
-        _flusher.Dispose();
-        _handle.Dispose();
-    }
+    public void Dispose() => _file.Dispose();
 }

@@ -1,5 +1,6 @@
 using BlkTap.Chains;
 using BlkTap.Examples.Internal;
+using BlkTap.Storage;
 
 namespace BlkTap.Examples;
 
@@ -19,6 +20,7 @@ public sealed class AioTap : TapBase, IRequestHook, IResponseHook, IControlHook
 {
     private readonly string? _path;
     private readonly bool _readOnly;
+    private readonly IStorageProvider _storage;
     private readonly AioOperation[] _ops;
     private readonly Stack<int> _freeOps;
     private readonly Queue<TapRequest> _waiting = new();
@@ -28,12 +30,13 @@ public sealed class AioTap : TapBase, IRequestHook, IResponseHook, IControlHook
     private bool _barrierRunning;
     private bool _pumpPosted;
 
-    /// <summary>Creates the tap.</summary>
-    public AioTap(string? path, int depth, bool readOnly) : base("aio")
+    /// <summary>Creates the tap; its images are opened on <paramref name="storage"/> (null: the OS's files).</summary>
+    public AioTap(string? path, int depth, bool readOnly, IStorageProvider? storage = null) : base("aio")
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(depth, 1);
         _path = path;
         _readOnly = readOnly;
+        _storage = TapStorage.OrDefault(storage);
         _ops = new AioOperation[depth];
         _freeOps = new Stack<int>(depth);
         for (int i = depth - 1; i >= 0; i--) { _ops[i] = new AioOperation { Index = i }; _freeOps.Push(i); }
@@ -53,7 +56,7 @@ public sealed class AioTap : TapBase, IRequestHook, IResponseHook, IControlHook
             if (string.IsNullOrEmpty(path)) { session.Runtime.Report(TapDiagnosticLevel.Error, session, "aio: no path option and no image identifier: the disk has no image"); return; }
             if (!_files.TryGetValue(path, out var f))
             {
-                try { f = new AioFile(path, _readOnly); }
+                try { f = new AioFile(_storage.Open(path, _readOnly ? StorageOpenOptions.None : StorageOpenOptions.Writable)); }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
                 {
                     session.Runtime.Report(TapDiagnosticLevel.Error, session, $"aio: cannot open image '{path}': {ex.Message}");

@@ -27,9 +27,10 @@ public sealed class AioTapFactory : ITapFactory
     public ITap Create(TapSpec spec, TapContext context)
     {
         var path = spec.Get("path");
-        if (path != null && !File.Exists(path)) throw new ChainSpecException($"tap 'aio': image file '{path}' does not exist");
+        var storage = TapStorage.Of(context);
+        if (path != null && !storage.FileExists(path)) throw new ChainSpecException($"tap 'aio': image file '{path}' does not exist");
         long depth = spec.GetInt64("depth", 64);
         if (depth is < 1 or > 4096) throw new ChainSpecException($"tap 'aio': depth={depth} must be between 1 and 4096");
-        return new AioTap(path, (int)depth, spec.GetBool("readonly", false));
+        return new AioTap(path, (int)depth, spec.GetBool("readonly", false), storage);
     }
 }

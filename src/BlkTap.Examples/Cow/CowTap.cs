@@ -1,4 +1,5 @@
 using BlkTap.Chains;
+using BlkTap.Storage;
 
 namespace BlkTap.Examples;
 
@@ -18,11 +19,13 @@ public sealed class CowTap : TapBase, IRequestHook, IResponseHook, IControlHook
     private readonly string _path;
     private readonly int _cluster;
     private readonly bool _readOnlyBase;
+    private readonly IStorageProvider? _storage;
     private CowOverlay? _overlay;
 
-    /// <summary>Creates the tap; the overlay is opened or created at the first attach.</summary>
-    public CowTap(string overlayPath, int clusterSize, bool readOnlyBase) : base("cow")
+    /// <summary>Creates the tap; the overlay is opened or created at the first attach, on <paramref name="storage"/> (null: the OS's files).</summary>
+    public CowTap(string overlayPath, int clusterSize, bool readOnlyBase, IStorageProvider? storage = null) : base("cow")
     {
+        _storage = storage;
         _path = overlayPath;
         _cluster = clusterSize;
         _readOnlyBase = readOnlyBase;
@@ -44,7 +47,7 @@ public sealed class CowTap : TapBase, IRequestHook, IResponseHook, IControlHook
         }
         try
         {
-            _overlay ??= CowOverlay.OpenOrCreate(_path, size, _cluster);
+            _overlay ??= CowOverlay.OpenOrCreate(_path, size, _cluster, _storage);
             if (_overlay.BaseSize != size)
             {
                 session.Runtime.Report(TapDiagnosticLevel.Error, session, $"cow: overlay '{_path}' is for a {_overlay.BaseSize}-byte base, this disk is {size} bytes: requests fail");

@@ -29,14 +29,15 @@ public sealed class CowTapFactory : ITapFactory
         var overlay = spec.Require("overlay");
         long cluster = spec.GetSize("cluster", 64 * 1024);
         if (cluster is not (4096 or 65536)) throw new ChainSpecException($"tap 'cow': cluster={spec.Get("cluster")} must be 4K or 64K");
+        var storage = TapStorage.Of(context);
         var dir = Path.GetDirectoryName(Path.GetFullPath(overlay));
-        if (dir != null && !Directory.Exists(dir)) throw new ChainSpecException($"tap 'cow': the directory of overlay '{overlay}' does not exist");
-        if (File.Exists(overlay))
+        if (dir != null && !storage.DirectoryExists(dir)) throw new ChainSpecException($"tap 'cow': the directory of overlay '{overlay}' does not exist");
+        if (storage.FileExists(overlay))
         {
             // Check the file now, so a corrupt overlay is a clear usage error rather than failing disks.
-            try { CowOverlay.Open(overlay).Dispose(); }
+            try { CowOverlay.Open(overlay, storage).Dispose(); }
             catch (CowFormatException ex) { throw new ChainSpecException($"tap 'cow': {ex.Message}"); }
         }
-        return new CowTap(overlay, (int)cluster, spec.GetBool("readonly-base", true));
+        return new CowTap(overlay, (int)cluster, spec.GetBool("readonly-base", true), storage);
     }
 }

@@ -1,4 +1,5 @@
 using BlkTap.Chains;
+using BlkTap.Storage;
 
 namespace BlkTap.Examples;
 
@@ -27,8 +28,9 @@ public sealed class ImgTapFactory : ITapFactory
     public ITap Create(TapSpec spec, TapContext context)
     {
         var path = spec.Get("path");
-        if (path != null && !File.Exists(path)) throw new ChainSpecException($"tap 'img': image file '{path}' does not exist");
-        return new ImgTap(path, spec.GetBool("readonly", false));
+        var storage = TapStorage.Of(context);
+        if (path != null && !storage.FileExists(path)) throw new ChainSpecException($"tap 'img': image file '{path}' does not exist");
+        return new ImgTap(path, spec.GetBool("readonly", false), storage);
     }
 }
 
@@ -37,14 +39,16 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
 {
     private readonly string? _path;
     private readonly bool _readOnly;
+    private readonly IStorageProvider _storage;
     private readonly BlockDeviceHook _hook;
     private readonly Dictionary<string, (FileBlockDevice Device, int Users)> _open = new(StringComparer.Ordinal);
 
-    /// <summary>Creates the tap.</summary>
-    public ImgTap(string? path, bool readOnly) : base("img")
+    /// <summary>Creates the tap; its images are opened on <paramref name="storage"/> (null: the OS's files).</summary>
+    public ImgTap(string? path, bool readOnly, IStorageProvider? storage = null) : base("img")
     {
         _path = path;
         _readOnly = readOnly;
+        _storage = TapStorage.OrDefault(storage);
         _hook = new BlockDeviceHook(Open);
     }
 
@@ -60,7 +64,8 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
         try
         {
             // NOTE: discard punches a hole (fallocate PUNCH_HOLE|KEEP_SIZE); a file system that cannot answers EOPNOTSUPP.
-            var d = new FileBlockDevice(path, _readOnly, BlkTap.Linux.FileHoles.PunchHole);
+            var file = _storage.Open(path, _readOnly ? StorageOpenOptions.None : StorageOpenOptions.Writable);
+            var d = new FileBlockDevice(file, discard: true);
             _open[path] = (d, 1);
             return d;
         }

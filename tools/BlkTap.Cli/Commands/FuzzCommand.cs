@@ -1,10 +1,11 @@
 using System.CommandLine;
 using BlkTap.Chains;
 using BlkTap.Emulator;
+using BlkTap.Emulator.PowerCut;
 
 namespace BlkTap.Cli.Commands;
 
-/// <summary><c>blktap fuzz</c>: generated request streams from honest, hostile and dying guests against the invariants.</summary>
+/// <summary><c>blktap fuzz</c>: generated request streams from honest, hostile and dying guests against the invariants, and power cuts.</summary>
 internal static class FuzzCommand
 {
     public static Command Create(CliIo io)
@@ -14,20 +15,32 @@ internal static class FuzzCommand
         var perRound = new Option<int>("--round-size") { Description = "requests per emulated system before a fresh one starts (default 400)", DefaultValueFactory = _ => 400 };
         var round = new Option<int?>("--round") { Description = "run only the round with this seed (as printed by a failure)" };
         var faultRounds = new Option<int>("--fault-rounds") { Description = "also run this many storage-fault / dying-blkback rounds (the tap interposed in its own domain; default 200)", DefaultValueFactory = _ => 200 };
+        var powerCuts = new Option<int>("--power-cuts")
+        {
+            Description = "also simulate this many power cuts of the storage taps (img, aio, cow over img, cow over aio on a simulated disk that keeps only what was synced; default 0)",
+            DefaultValueFactory = _ => 0,
+        };
+        var powerCut = new Option<int?>("--power-cut") { Description = "run only the power cut with this seed (as printed by a failure)" };
+        var json = new Option<bool>("--json") { Description = "print exactly one JSON object on stdout (hostile_requests, violations, power_cuts, lost_after_flush, ...)" };
         var taps = ChainOptions.Tap(required: false);
         var plugins = ChainOptions.Plugins();
-        var cmd = new Command("fuzz", "generated request streams (honest, hostile, dying guests, injected faults) through a chain in deterministic mode, checking the invariants");
-        foreach (var o in new Option[] { seed, iterations, perRound, round, faultRounds, taps, plugins }) cmd.Options.Add(o);
+        var cmd = new Command("fuzz", "generated request streams (honest, hostile, dying guests, injected faults) through a chain in deterministic mode, checking the invariants; "
+            + "with --power-cuts, power cuts of the storage taps checked against what was flushed. Example: blktap fuzz --seed 1 --power-cuts 10000 --json");
+        foreach (var o in new Option[] { seed, iterations, perRound, round, faultRounds, powerCuts, powerCut, json, taps, plugins }) cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
-            int n = parse.GetValue(iterations), size = parse.GetValue(perRound);
+            int n = parse.GetValue(iterations), size = parse.GetValue(perRound), cuts = parse.GetValue(powerCuts);
+            bool asJson = parse.GetValue(json);
             if (n < 1) return io.BadInput($"--iterations {n}: must be at least 1");
             if (size < 4) return io.BadInput($"--round-size {size}: must be at least 4");
+            if (cuts < 0) return io.BadInput($"--power-cuts {cuts}: must be at least 0");
             var specs = ChainOptions.Specs(parse.GetValue(taps));
             if (specs.Count == 0) specs = [TapSpec.Parse("mem:size=1M")];
             var registry = ChainOptions.Registry(parse.GetValue(plugins));
             // Validate the chain once up front, so a bad spec is exit 2, not a failed round.
             registry.Build(specs, new TapContext { Output = TextWriter.Null }).Dispose();
+            var cutOptions = new PowerCutOptions { Seed = parse.GetValue(seed), Cuts = cuts, Registry = registry };
+            if (parse.GetValue(powerCut) is { } onlyCut) return ReplayCut(io, cutOptions, onlyCut, asJson);
             var made = new List<TapChain>();
             var options = new FuzzOptions
             {
@@ -50,28 +63,29 @@ internal static class FuzzCommand
                     io.Out.WriteLine(error == null ? $"round {only}: every invariant held" : $"round {only}: FAILED: {error}");
                     return error == null ? CliApp.Ok : CliApp.Failure;
                 }
-                var report = Fuzzer.Run(options);
+                var results = new FuzzResults { Seed = options.Seed, Chain = string.Join(" → ", specs.Select(s => s.Text)), Fuzz = Fuzzer.Run(options) };
                 if (!Console.IsErrorRedirected) io.Err.WriteLine();
-                io.Out.WriteLine($"fuzz: seed {options.Seed}, chain {string.Join(" → ", specs.Select(s => s.Text))}");
-                io.Out.WriteLine($"  {report.Rounds} rounds in {report.Elapsed.TotalSeconds:F1} s: {report.HonestOperations} honest operations checked against the model, {report.HostileRequests} hostile requests checked");
-                io.Out.WriteLine($"  hostile kinds: {string.Join(", ", report.HostileKinds.OrderByDescending(k => k.Value).Select(k => $"{k.Key} {k.Value}"))}");
-                io.Out.WriteLine($"  faults: {report.Delayed} reordered, {report.InjectedFailures} injected errors, {report.SpuriousNotifications} spurious notifications, {report.ProtocolBreaks} ring-protocol breaks, {report.DomainDeaths} guests destroyed mid-flight");
-                foreach (var f in report.Failures)
-                    io.Out.WriteLine($"  FAILED round seed {f.RoundSeed} (reproduce: blktap fuzz --round {f.RoundSeed} --round-size {f.Requests}): {f.Description}");
-                int failures = report.Failures.Count;
                 int nFault = parse.GetValue(faultRounds);
                 if (nFault > 0)
                 {
                     // Interposition rounds: the terminator's storage fails at seeded calls, or the tap domain's
                     // blkfront to dom0's blkback dies mid-flight; guests must get ERROR, never a hang or wrong data.
-                    var faults = FaultSimulation.Run(new FaultSimulationOptions { Seed = options.Seed, Rounds = nFault });
-                    io.Out.WriteLine($"  fault simulation: {nFault} rounds in {faults.Elapsed.TotalSeconds:F1} s ({string.Join(", ", faults.Rounds.Select(k => $"{k.Key} {k.Value}"))}): {faults.Operations} operations, {faults.DeviceFailures} storage failures, {faults.DeathsWithRequestsInFlight} blkback deaths with requests in flight, {faults.CoalescedNotifications} coalesced notifications");
-                    foreach (var f in faults.Failures)
-                        io.Out.WriteLine($"  FAILED fault round seed {f.RoundSeed} ({f.Kind}): {f.Description}");
-                    failures += faults.Failures.Count;
+                    results.FaultRounds = nFault;
+                    results.Faults = FaultSimulation.Run(new FaultSimulationOptions { Seed = options.Seed, Rounds = nFault });
                 }
-                io.Out.WriteLine(failures == 0 ? "fuzz: every invariant held" : $"fuzz: {failures} failing round(s)");
-                return failures == 0 ? CliApp.Ok : CliApp.Failure;
+                if (cuts > 0)
+                {
+                    // Power cuts: each keeps only what was synced (or a random part of the rest, or tears a write); every write
+                    // acknowledged before a completed flush must be there after the chain is reopened.
+                    cutOptions.Progress = done => { if (!Console.IsErrorRedirected && (done % 100 == 0 || done == cuts)) io.Err.Write($"\rfuzz: {done}/{cuts} power cuts"); };
+                    results.PowerCuts = PowerCutSimulation.Run(cutOptions);
+                    if (!Console.IsErrorRedirected) io.Err.WriteLine();
+                }
+                if (asJson) FuzzReportWriter.WriteJson(io.Out, results);
+                else FuzzReportWriter.WriteText(io.Out, results);
+                if (results.PowerCuts?.Failures.FirstOrDefault() is { } first)
+                    io.Err.WriteLine($"fuzz: first failing power cut: seed {first.CutSeed}, chain {first.Chain}, variant {FuzzReportWriter.VariantName(first.Variant)} (reproduce: blktap fuzz --power-cut {first.CutSeed})");
+                return results.Violations == 0 ? CliApp.Ok : CliApp.Failure;
             }
             finally
             {
@@ -79,5 +93,23 @@ internal static class FuzzCommand
             }
         });
         return cmd;
+    }
+
+    private static int ReplayCut(CliIo io, PowerCutOptions options, int cutSeed, bool asJson)
+    {
+        var report = new PowerCutReport();
+        var failure = PowerCutSimulation.RunCut(options, cutSeed, report);
+        var results = new FuzzResults { Seed = options.Seed, Chain = "", PowerCuts = report };
+        if (failure != null) report.Failures.Add(failure);
+        if (asJson) FuzzReportWriter.WriteJson(io.Out, results);
+        else
+        {
+            string chain = report.ByChain.Keys.FirstOrDefault() ?? "?";
+            string variant = report.ByVariant.Keys.Select(FuzzReportWriter.VariantName).FirstOrDefault() ?? "?";
+            io.Out.WriteLine(failure == null
+                ? $"power cut {cutSeed} (chain {chain}, variant {variant}): every write flushed before the cut was there"
+                : $"power cut {cutSeed} (chain {chain}, variant {variant}): FAILED: {failure.Violations} violations, {failure.LostAfterFlush} sectors lost after a flush: {failure.Description}");
+        }
+        return failure == null ? CliApp.Ok : CliApp.Failure;
     }
 }

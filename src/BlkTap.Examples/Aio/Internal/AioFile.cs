@@ -1,28 +1,24 @@
-using Microsoft.Win32.SafeHandles;
+using BlkTap.Storage;
 
 namespace BlkTap.Examples.Internal;
 
 /// <summary>
-/// One image file the aio tap serves: a handle shared by every worker (positional I/O shares no
+/// One image file the aio tap serves: a storage file shared by every worker (positional I/O shares no
 /// file position) and a serialised fsync. Thread-safe.
 /// </summary>
 internal sealed class AioFile : IDisposable
 {
-    private readonly FileStream _syncer;
     private readonly object _syncGate = new();
 
-    public AioFile(string path, bool readOnly)
+    public AioFile(IStorageFile file)
     {
-        Path = path;
-        ReadOnly = readOnly;
-        Handle = File.OpenHandle(path, FileMode.Open, readOnly ? FileAccess.Read : FileAccess.ReadWrite, FileShare.ReadWrite, FileOptions.Asynchronous);
-        _syncer = new FileStream(Handle, readOnly ? FileAccess.Read : FileAccess.ReadWrite, bufferSize: 0, isAsync: true);
-        Sectors = (ulong)RandomAccess.GetLength(Handle) / BlkifConstants.SectorSize;
+        File = file;
+        Sectors = (ulong)file.Length / BlkifConstants.SectorSize;
     }
 
-    public string Path { get; }
-    public bool ReadOnly { get; }
-    public SafeFileHandle Handle { get; }
+    public IStorageFile File { get; }
+    public string Path => File.Path;
+    public bool ReadOnly => File.ReadOnly;
     public ulong Sectors { get; }
     public int Users;
 
@@ -30,12 +26,8 @@ internal sealed class AioFile : IDisposable
     public void Sync()
     {
         if (ReadOnly) return;
-        lock (_syncGate) _syncer.Flush(flushToDisk: true);
+        lock (_syncGate) File.Flush();
     }
 
-    public void Dispose()
-    {
-        _syncer.Dispose();
-        Handle.Dispose();
-    }
+    public void Dispose() => File.Dispose();
 }

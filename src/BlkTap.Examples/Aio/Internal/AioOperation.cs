@@ -1,3 +1,5 @@
+using BlkTap.Storage;
+
 namespace BlkTap.Examples.Internal;
 
 /// <summary>
@@ -30,23 +32,12 @@ internal sealed class AioOperation : IThreadPoolWorkItem
         switch (r.Operation)
         {
             case BlkifOperation.Read:
-                foreach (var s in r.Segments)
-                {
-                    var span = s.Span;
-                    long offset = (long)s.Sector * BlkifConstants.SectorSize;
-                    while (!span.IsEmpty)
-                    {
-                        int n = RandomAccess.Read(f.Handle, span, offset);
-                        if (n <= 0) { span.Clear(); break; }
-                        span = span[n..];
-                        offset += n;
-                    }
-                }
+                foreach (var s in r.Segments) f.File.ReadFully(s.Span, (long)s.Sector * BlkifConstants.SectorSize);
                 return BlkifStatus.Okay;
             case BlkifOperation.Write:
             case BlkifOperation.WriteBarrier:
                 foreach (var s in r.Segments)
-                    RandomAccess.Write(f.Handle, s.Span, (long)s.Sector * BlkifConstants.SectorSize);
+                    f.File.Write(s.Span, (long)s.Sector * BlkifConstants.SectorSize);
                 if (r.Operation == BlkifOperation.WriteBarrier || r.ForceUnitAccess) f.Sync();
                 return BlkifStatus.Okay;
             case BlkifOperation.FlushDiskCache:
