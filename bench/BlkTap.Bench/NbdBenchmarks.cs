@@ -130,9 +130,10 @@ internal static class NbdBenchmarks
     private static NbdServerProcess StartOurs(BenchContext ctx, string name, string[] taps)
     {
         var sock = ctx.Scratch(name + ".sock");
-        var args = new List<string> { PeerPrograms.BlktapDll, "nbd", "serve", "--unix", sock };
+        var (program, prefix) = PeerPrograms.Blktap();
+        var args = new List<string>(prefix) { "nbd", "serve", "--unix", sock };
         foreach (var t in taps) { args.Add("--tap"); args.Add(t); }
-        return NbdServerProcess.Start("blktap nbd serve", PeerPrograms.DotnetHost, args, sock, readyLine: "blktap: serving");
+        return NbdServerProcess.Start("blktap nbd serve", program, args, sock, readyLine: "blktap: serving");
     }
 
     private static (NbdServerProcess? Server, string? Note) TryStart(Func<NbdServerProcess?> start, string what)

@@ -25,11 +25,29 @@ public static class PeerPrograms
         return null;
     }
 
-    /// <summary>The <c>dotnet</c> host that runs this process (for starting blktap.dll as a child).</summary>
-    public static string DotnetHost =>
-        Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : Find("dotnet") ?? "dotnet";
+    /// <summary>
+    /// How to start another <c>blktap</c> like the one running: the program and the arguments that come before the
+    /// verb. Three ways the CLI runs, three answers:
+    /// <list type="bullet">
+    /// <item>an apphost or a single-file, self-contained publish (<c>blktap</c>, the .NET tool's shim target or
+    /// <c>publish -p:PublishSingleFile=true</c>): the process's own executable, no prefix;</item>
+    /// <item><c>dotnet blktap.dll</c>: the same dotnet host and that blktap.dll;</item>
+    /// <item>any other host (a test runner) with blktap.dll in the application's directory: <c>dotnet</c> and that dll.</item>
+    /// </list>
+    /// </summary>
+    public static (string FileName, IReadOnlyList<string> Prefix) Blktap()
+    {
+        var self = Environment.ProcessPath;
+        if (self != null && Path.GetFileName(self) == "blktap") return (self, []);
+        var dll = BlktapDll();
+        var host = self != null && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self : Find("dotnet") ?? "dotnet";
+        return (host, [dll]);
+    }
 
-    /// <summary>blktap.dll in the application's directory (next to this assembly, which the CLI ships with).</summary>
-    public static string BlktapDll => Path.Combine(AppContext.BaseDirectory is { Length: > 0 } b && File.Exists(Path.Combine(b, "blktap.dll"))
-        ? b : Path.GetDirectoryName(typeof(PeerPrograms).Assembly.Location)!, "blktap.dll");
+    private static string BlktapDll()
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "blktap.dll");
+        if (File.Exists(dll)) return dll;
+        throw new FileNotFoundException($"blktap.dll is not in {AppContext.BaseDirectory} and this process is not blktap itself", "blktap.dll");
+    }
 }
