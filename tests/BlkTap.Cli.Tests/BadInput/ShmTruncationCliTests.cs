@@ -25,10 +25,13 @@ public sealed class ShmTruncationCliTests
                 .Where(f => f.LinkTarget?.StartsWith("/memfd:blktap-shm-", StringComparison.Ordinal) == true).ToList();
             Assert.That(fds, Has.Count.EqualTo(1), "one session, one shared memory");
             var path = fds[0].FullName;
-            var ex = Assert.Throws<IOException>(() => { using var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite); f.SetLength(4096); });
-            Assert.That(ex!.Message, Does.Contain("Operation not permitted"));
-            Assert.Throws<IOException>(() => { using var f = new FileStream(path, FileMode.Truncate, FileAccess.Write); });
-            Assert.That(new FileInfo(path).Length, Is.EqualTo((1 + 32 * 11) * 4096L), "the size stayed as the server sealed it");
+            // NOTE: .NET reports EPERM as UnauthorizedAccessException wrapping an IOException "Operation not permitted".
+            var shrink = Assert.Throws<UnauthorizedAccessException>(() => { using var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite); f.SetLength(4096); });
+            Assert.That(shrink!.InnerException?.Message, Does.Contain("Operation not permitted"));
+            var truncate = Assert.Throws<UnauthorizedAccessException>(() => { using var f = new FileStream(path, FileMode.Truncate, FileAccess.Write); });
+            Assert.That(truncate!.InnerException?.Message, Does.Contain("Operation not permitted"));
+            using (var read = new FileStream(path, FileMode.Open, FileAccess.Read))
+                Assert.That(read.Length, Is.EqualTo((1 + 32 * 11) * 4096L), "the size stayed as the server sealed it");
             first.Continue();
             Assert.That(await first.ExitAsync(), Is.EqualTo(0), "the session after the truncation attempts:\n" + first.Output + "\nserve:\n" + serve.StdErr);
             Assert.That(first.Output, Does.Contain("ok pause ops=400"));

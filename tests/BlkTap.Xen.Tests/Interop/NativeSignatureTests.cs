@@ -115,8 +115,9 @@ public class NativeSignatureTests
         var csParams = binding.Method.GetParameters();
         if (cParams[^1] == "...")
         {
-            // NOTE: variadic open/ioctl are bound with their one optional argument as a fixed parameter.
-            cParams[^1] = binding.EntryPoint == "open" ? "int" : "void *";
+            // NOTE: variadic open/fcntl/ioctl are bound with their one optional argument as a fixed parameter
+            // (open's mode and fcntl's F_ADD_SEALS seals are ints, ioctl's argument a pointer).
+            cParams[^1] = binding.EntryPoint is "open" or "fcntl" ? "int" : "void *";
         }
         Assert.Multiple(() =>
         {
