@@ -36,10 +36,18 @@ public sealed class TapRegistry
     public int AddFrom(Assembly assembly, string origin)
     {
         int n = 0;
-        foreach (var t in assembly.GetExportedTypes())
+        Type[] types;
+        try { types = assembly.GetExportedTypes(); }
+        catch (Exception ex) when (ex is TypeLoadException or ReflectionTypeLoadException or FileNotFoundException or FileLoadException or BadImageFormatException)
+        { throw new ChainSpecException($"plugin '{origin}': its types cannot be loaded: {ex.Message}"); }
+        foreach (var t in types)
         {
             if (t.IsAbstract || !typeof(ITapFactory).IsAssignableFrom(t) || t.GetConstructor(Type.EmptyTypes) == null) continue;
-            Add((ITapFactory)Activator.CreateInstance(t)!, origin);
+            ITapFactory factory;
+            try { factory = (ITapFactory)Activator.CreateInstance(t)!; }
+            catch (TargetInvocationException ex) when (ex.InnerException != null)
+            { throw new ChainSpecException($"plugin '{origin}': tap factory {t.FullName} threw {ex.InnerException.GetType().Name} when created: {ex.InnerException.Message}"); }
+            Add(factory, origin);
             n++;
         }
         return n;
@@ -63,8 +71,11 @@ public sealed class TapRegistry
         foreach (var dll in Directory.GetFiles(directory, "*.dll").Order(StringComparer.Ordinal))
         {
             Assembly asm;
+            // A file named *.dll in the plugin directory is meant to be a plugin: one that is not a .NET assembly
+            // (or cannot be loaded) is refused with its name, not skipped.
             try { asm = new PluginLoadContext(dll, _shared).LoadFromAssemblyPath(Path.GetFullPath(dll)); }
-            catch (BadImageFormatException) { continue; } // not a .NET assembly
+            catch (BadImageFormatException ex) { throw new ChainSpecException($"plugin '{dll}': not a .NET assembly ({ex.Message})"); }
+            catch (FileLoadException ex) { throw new ChainSpecException($"plugin '{dll}': cannot be loaded: {ex.Message}"); }
             n += AddFrom(asm, dll);
         }
         return n;
@@ -101,7 +112,16 @@ public sealed class TapRegistry
         var chain = new TapChain();
         try
         {
-            for (int i = 0; i < specs.Count; i++) chain.Add(factories[i].Create(specs[i], context));
+            for (int i = 0; i < specs.Count; i++)
+            {
+                ITap tap;
+                // A factory (a plugin's, above all) that fails with anything but a ChainSpecException still fails the
+                // chain with one line naming the tap and where it came from, never an unhandled exception.
+                try { tap = factories[i].Create(specs[i], context); }
+                catch (Exception ex) when (ex is not ChainSpecException and not OutOfMemoryException)
+                { throw new ChainSpecException($"tap '{specs[i].Name}' ({Origins.GetValueOrDefault(specs[i].Name, "built-in")}): its factory threw {ex.GetType().Name}: {ex.Message}"); }
+                chain.Add(tap);
+            }
         }
         catch
         {

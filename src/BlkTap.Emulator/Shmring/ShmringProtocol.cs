@@ -3,20 +3,18 @@ using System.Globalization;
 namespace BlkTap.Emulator;
 
 /// <summary>
-/// The shmring wire contract (docs/shmring.md): the file names inside the served directory, the
+/// The shmring wire contract (docs/shmring.md): the socket's name inside the served directory, the
 /// handshake grammar and the tap's answer. A frontend in any language speaks it with Xen's own ring
-/// macros on page 0 of <c>DIR/mem</c> and one byte per event on <c>DIR/evtchn</c>.
+/// macros on page 0 of the memory the answer's descriptor names (SCM_RIGHTS) and one byte per event on
+/// <c>DIR/evtchn</c>.
 /// </summary>
 /// <remarks>Threading: stateless; every member is safe from any thread.</remarks>
 public static class ShmringProtocol
 {
-    /// <summary>The shared memory file the frontend creates: (1 + N) pages, page 0 the ring, page g grant g.</summary>
-    public const string MemFileName = "mem";
-
     /// <summary>The Unix stream socket the tap listens on (the event channel and the handshake).</summary>
     public const string EventChannelFileName = "evtchn";
 
-    /// <summary>The page size of the shared file (Xen's 4096-byte page).</summary>
+    /// <summary>The page size of the shared memory (Xen's 4096-byte page).</summary>
     public const int PageSize = BlkifConstants.PageSize;
 
     /// <summary>The longest handshake line accepted, newline included.</summary>

@@ -7,8 +7,9 @@ namespace BlkTap.Emulator;
 
 /// <summary>
 /// Serves external frontends over the shmring transport (docs/shmring.md): listens on
-/// <c>DIR/evtchn</c>, takes one frontend at a time through the handshake, maps its <c>DIR/mem</c>
-/// and connects a <see cref="RingSession"/> on page 0 to a <see cref="TapRuntime"/>.
+/// <c>DIR/evtchn</c>, takes one frontend at a time through the handshake, creates the session's shared
+/// memory (a sealed memfd whose descriptor goes to the frontend with the answer) and connects a
+/// <see cref="RingSession"/> on page 0 to a <see cref="TapRuntime"/>.
 /// </summary>
 /// <remarks>
 /// <para>Threading: construct and call <see cref="Start"/>, <see cref="ServeOneAsync"/> and
@@ -47,9 +48,6 @@ public sealed class ShmringServer : IDisposable
 
     /// <summary>The socket path, <c>DIR/evtchn</c>.</summary>
     public string SocketPath => Path.Combine(Directory, ShmringProtocol.EventChannelFileName);
-
-    /// <summary>The shared file path, <c>DIR/mem</c>.</summary>
-    public string MemPath => Path.Combine(Directory, ShmringProtocol.MemFileName);
 
     /// <summary>
     /// Binds and listens on <c>DIR/evtchn</c>. A stale socket left by a dead server is replaced; a
@@ -94,11 +92,10 @@ public sealed class ShmringServer : IDisposable
     /// <summary>
     /// Accepts the next frontend and serves it until it disconnects, breaks the protocol, or
     /// <paramref name="cancellationToken"/> fires (then the session is closed and the result says
-    /// <see cref="ShmringSessionEnd.Stopped"/>). Returns once the shared file is unmapped.
-    /// The file is mapped only after the whole handshake line, and page 0 must then hold a ring the
-    /// frontend initialised for this session (rsp_prod 0) or the frontend is refused; the ring is
-    /// read until the session is closed, possibly after the frontend hung up (docs/shmring.md, "When
-    /// the server reads the ring").
+    /// <see cref="ShmringSessionEnd.Stopped"/>). Returns once the shared memory is unmapped.
+    /// The memory is created (sealed against resizing, ring initialised) after the whole handshake line
+    /// and sent to the frontend with the answer; the ring is read until the session is closed, possibly
+    /// after the frontend hung up (docs/shmring.md, "When the server reads the ring").
     /// </summary>
     public async Task<ShmringSessionResult> ServeOneAsync(CancellationToken cancellationToken = default)
     {
@@ -115,7 +112,7 @@ public sealed class ShmringServer : IDisposable
         }
         var parseError = ShmringProtocol.TryParseHandshake(line, out var protocol, out var grantPages);
         if (parseError != null) return Refuse(connection, parseError, default, 0);
-        var memory = ShmringMemory.Open(MemPath, grantPages, out var mapError);
+        var memory = ShmringMemory.Create($"blktap-shm-{Path.GetFileName(Directory)}", grantPages, out var mapError);
         if (memory == null) return Refuse(connection, mapError!, protocol, grantPages);
 
         var mapper = new ShmringGrantMapper(memory);
@@ -167,13 +164,6 @@ public sealed class ShmringServer : IDisposable
             {
                 channel = new ShmringEventChannel(connection, _runtime.Loop, why => _runtime.CloseSession(session, why));
                 problem = session.ConnectRing(memory.Address, ShmringProtocol.PageSize, protocol, channel);
-                // NOTE: shmring (docs/shmring.md, "when the server reads the ring"): this is the
-                // server's first read of page 0, after the whole handshake line. Only the backend
-                // writes rsp_prod and SHARED_RING_INIT zeroes it, so a non-zero rsp_prod is a ring the
-                // frontend did not initialise for this session (a previous session's file and
-                // indices): refused now with the reason, rather than a protocol error later.
-                if (problem == null && session.Ring!.SharedResponseProducer is var rspProd and not 0)
-                    problem = $"the ring on page 0 was not initialised for this session: rsp_prod is {rspProd} (req_prod {session.Ring.SharedRequestProducer}), a fresh ring has 0; run SHARED_RING_INIT and FRONT_RING_INIT before the handshake, on a new file";
             }
             if (problem != null)
             {
@@ -185,9 +175,11 @@ public sealed class ShmringServer : IDisposable
                 return;
             }
             // NOTE: shmring (docs/shmring.md): the answer line goes out before any event byte, so it is
-            // written before the channel joins the loop and before ConnectSession can notify.
+            // written before the channel joins the loop and before ConnectSession can notify. Its first
+            // byte carries the memory's descriptor (SCM_RIGHTS).
             var answer = Encoding.ASCII.GetBytes(ShmringProtocol.FormatConnected(session.Sectors, session.SectorSize, session.Info));
-            connection.Send(answer);
+            int sent = memory.SendWithDescriptor(connection, answer);
+            if (sent < answer.Length) connection.Send(answer.AsSpan(sent));
             Log($"{session.Name}: connected ({protocol.ToName()}, {grantPages} grant pages, {session.Sectors} sectors of {session.SectorSize} bytes, info {(uint)session.Info})");
             channel!.Start();
             _runtime.ConnectSession(session);

@@ -121,16 +121,16 @@ public sealed class ShmServeCliTests
     [Test]
     public async Task ShmFrontendSetup_WhileEarlierSessionStillServed_EarlierSessionUntouched()
     {
-        // Issue 13, race 2: the next frontend sets up its DIR/mem while the server still maps (and
-        // may read) the previous session's. Forced here: the first frontend pauses, connected and
-        // idle, while the second one builds its ring and waits in the server's backlog. Setting up
-        // by truncating DIR/mem in place zeroes the first session's ring and pages under it.
+        // Issue 13, race 2: the next frontend connects while the server still maps (and may read)
+        // the previous session's memory. Forced here: the first frontend pauses, connected and idle,
+        // while the second one connects and waits in the server's backlog. Each session's memory is
+        // a new sealed memfd of the server's, so nothing of the second can touch the first's ring.
         var dir = ShmHarness.NewDir();
         using var serve = ShmHarness.StartServe(dir, "--keep-serving", "--tap", "mem:size=4M");
         using var first = new FrontendProcess(BlkifProtocol.X86_64, dir, "pause", "300", "5");
         await first.WaitForLineAsync("paused");
         using var second = new FrontendProcess(BlkifProtocol.X86_64, dir, "workload", "300", "6");
-        await second.WaitForLineAsync("ring ready");
+        await second.WaitForLineAsync("connecting");
         first.Continue();
         Assert.That(await first.ExitAsync(), Is.EqualTo(0), "the first frontend, after the second set up its file:\n" + first.Output + "\nserve:\n" + serve.StdErr);
         Assert.That(first.Output, Does.Contain("ok pause ops=600"));

@@ -5,10 +5,10 @@
  *
  *   shm_frontend DIR MODE [OPS SEED [MODELOUT]]
  *
- * It creates a new DIR/mem ((1 + N) pages, N = 32 slots x 11 segments): a new file renamed over the
- * old one, never the old one rewritten. It runs SHARED_RING_INIT and FRONT_RING_INIT on page 0 before
- * the rename, prints `ring ready`, connects to DIR/evtchn, sends `blkif PROTOCOL N`, reads
- * `connected SECTORS SECTOR_SIZE INFO`, then per MODE:
+ * It connects to DIR/evtchn, prints `connecting`, sends `blkif PROTOCOL N` (N = 32 slots x 11
+ * segments), reads `connected SECTORS SECTOR_SIZE INFO` with the shared memory's descriptor attached
+ * (SCM_RIGHTS), maps its (1 + N) pages and runs FRONT_RING_INIT on page 0 (the tap ran
+ * SHARED_RING_INIT), then per MODE:
  *
  *   workload  reads the whole disk into a model, runs OPS random reads / writes / flushes (up to 32
  *             in flight, 1..11 segments each with random first_sect/last_sect, so the ring wraps
@@ -17,10 +17,13 @@
  *             MODELOUT if given.
  *   pause     the workload in two halves (OPS each); between them it prints `paused` and waits
  *             for a line on stdin while its session stays connected and idle.
+ *   truncate  the workload in two halves; between them it tries to shrink the shared memory
+ *             (ftruncate, and open(O_TRUNC) of /proc/self/fd/N) and expects EPERM from both (the
+ *             tap sealed its size), printing `truncate refused: EPERM`.
  *   bogusprod publishes req_prod = 1000 on a 32-slot ring and expects the tap to close the
  *             connection without a response.
  *   rewrite   pushes one WRITE, waits until the tap has consumed it (req_event moves), rewrites the
- *             slot into a READ of other sectors with another id, and expects the response and the
+ *             slot into a READ of other sectors with another id, prints `rewritten`, and expects the response and the
  *             disk to follow the original request (the test's tap holds the request meanwhile).
  *   badgref   sends requests naming references 0, N + 1 and 0xffffffff (alone and next to a valid
  *             one) and expects ERROR for each with the valid pages and the disk untouched.
@@ -64,6 +67,7 @@
 static blkif_front_ring_t front;
 static uint8_t *mem;
 static int sock = -1;
+static int mem_fd = -1;
 static uint64_t disk_sectors;
 static uint8_t *model;
 static uint64_t rng_state = 88172645463325252ull;
@@ -94,29 +98,33 @@ static const char *abi_name(void) { return sizeof(long) == 4 ? "x86_32-abi" : "x
 
 /* ---------------------------------------------------------------- connection */
 
+/* Reads the tap's answer line; the descriptor of the shared memory rides on its first byte (SCM_RIGHTS). */
+static int read_answer(char *line, size_t size)
+{
+    int fd = -1;
+    size_t n = 0;
+    for (;;) {
+        char c;
+        union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int))]; } control;
+        struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+        ssize_t r = recvmsg(sock, &msg, 0);
+        if (r != 1) fail("the tap closed the connection during the handshake (%zu bytes: '%.*s')", n, (int)n, line);
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+        if (c == '\n') break;
+        if (n + 1 >= size) fail("handshake answer too long");
+        line[n++] = c;
+    }
+    line[n] = 0;
+    return fd;
+}
+
 static void setup(const char *dir)
 {
-    char path[200], fresh[200];
-    snprintf(path, sizeof path, "%s/mem", dir);
-    /* NOTE: docs/shmring.md: a session gets a new file, built under another name and renamed over
-     * DIR/mem once its ring is initialised. Truncating the old file in place would zero, then
-     * rewrite, the ring and pages a server may still map and read for the previous session (it
-     * reads them until it has seen that session's hangup), and on a busy machine it does. */
-    snprintf(fresh, sizeof fresh, "%s/mem.new.%ld", dir, (long)getpid());
-    int fd = open(fresh, O_RDWR | O_CREAT | O_EXCL, 0600);
-    if (fd < 0) fail("open %s: %s", fresh, strerror(errno));
-    if (ftruncate(fd, (off_t)(1 + NPAGES) * PAGE) != 0) fail("ftruncate: %s", strerror(errno));
-    mem = mmap(NULL, (size_t)(1 + NPAGES) * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (mem == MAP_FAILED) fail("mmap: %s", strerror(errno));
-    close(fd);
-
-    blkif_sring_t *sring = (blkif_sring_t *)mem;
-    SHARED_RING_INIT(sring);
-    FRONT_RING_INIT(&front, sring, PAGE);
-    if (RING_SIZE(&front) != SLOTS) fail("RING_SIZE is %u, expected %u", (unsigned)RING_SIZE(&front), SLOTS);
-    if (rename(fresh, path) != 0) fail("rename %s to %s: %s", fresh, path, strerror(errno));
-    printf("ring ready %s\n", path);
-
+    /* NOTE: docs/shmring.md: the tap creates the shared memory (a memfd sealed against shrinking and
+     * growing, ring initialised with SHARED_RING_INIT) and sends its descriptor with the answer line;
+     * the frontend maps it and runs FRONT_RING_INIT. Nothing is set up before connecting. */
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     snprintf(addr.sun_path, sizeof addr.sun_path, "%s/evtchn", dir);
     sock = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -125,28 +133,27 @@ static void setup(const char *dir)
         if (++tries > EVENT_TIMEOUT_S * 100) fail("connect %s: %s", addr.sun_path, strerror(errno));
         usleep(10000);
     }
+    printf("connecting %s\n", addr.sun_path);
     char hello[64];
     int len = snprintf(hello, sizeof hello, "blkif %s %u\n", abi_name(), NPAGES);
     if (write(sock, hello, len) != len) fail("write handshake: %s", strerror(errno));
 
     char line[128];
-    size_t n = 0;
-    for (;;) {
-        char c;
-        ssize_t r = read(sock, &c, 1);
-        if (r != 1) fail("the tap closed the connection during the handshake (%zu bytes: '%.*s')", n, (int)n, line);
-        if (c == '\n') break;
-        if (n + 1 >= sizeof line) fail("handshake answer too long");
-        line[n++] = c;
-    }
-    line[n] = 0;
+    int fd = read_answer(line, sizeof line);
     unsigned long long sectors;
     unsigned sector_size, info;
     char extra;
     if (sscanf(line, "connected %llu %u %u%c", &sectors, &sector_size, &info, &extra) != 3)
         fail("bad handshake answer '%s'", line);
+    if (fd < 0) fail("the answer carried no memory descriptor");
     if (sector_size != 512) fail("sector size %u", sector_size);
     if (info != 0) fail("info %u: expected a writable disk (0)", info);
+    mem_fd = fd;
+    mem = mmap(NULL, (size_t)(1 + NPAGES) * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (mem == MAP_FAILED) fail("mmap: %s", strerror(errno));
+    blkif_sring_t *sring = (blkif_sring_t *)mem;
+    FRONT_RING_INIT(&front, sring, PAGE);
+    if (RING_SIZE(&front) != SLOTS) fail("RING_SIZE is %u, expected %u", (unsigned)RING_SIZE(&front), SLOTS);
     disk_sectors = sectors;
     printf("connected %s sectors=%llu sector_size=%u info=%u\n", abi_name(), sectors, sector_size, info);
 }
@@ -433,6 +440,29 @@ static int pause_workload(long ops)
     return 0;
 }
 
+/* A frontend that tries to shrink the shared memory under the tap (what made a tap that mapped a
+ * frontend's file fault with SIGBUS): ftruncate on its descriptor and open(O_TRUNC) through /proc must
+ * both fail with EPERM (the tap sealed the size), and the workload goes on, checked, afterwards. */
+static int truncate_workload(long ops)
+{
+    model = malloc(disk_sectors * 512);
+    if (!model) fail("no memory for a %" PRIu64 "-sector model", disk_sectors);
+    read_disk(model);
+    run_ops(ops);
+    if (ftruncate(mem_fd, PAGE) == 0) fail("ftruncate of the shared memory to one page succeeded: its size is not sealed");
+    if (errno != EPERM) fail("ftruncate: %s, expected EPERM (sealed)", strerror(errno));
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", mem_fd);
+    int again = open(proc, O_RDWR | O_TRUNC);
+    if (again >= 0) fail("open(%s, O_TRUNC) succeeded: the size is not sealed", proc);
+    if (errno != EPERM) fail("open(%s, O_TRUNC): %s, expected EPERM (sealed)", proc, strerror(errno));
+    printf("truncate refused: EPERM\n");
+    run_ops(ops);
+    read_disk(NULL);
+    print_counts(" truncate", 2 * ops);
+    return 0;
+}
+
 static int bogus_prod(void)
 {
     /* NOTE: ring.h: req_prod - rsp_prod may never exceed RING_SIZE; 1000 claims 1000 requests in 32 slots. */
@@ -482,6 +512,7 @@ static int rewrite(void)
     req->sector_number = 64;
     req->seg[0].gref = 2;
     wmb();
+    printf("rewritten\n");
     blkif_response_t rsp;
     for (;;) {
         RING_IDX rp = front.sring->rsp_prod;
@@ -561,13 +592,14 @@ static int bad_gref(void)
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (argc < 3) { fprintf(stderr, "usage: shm_frontend DIR workload|pause|bogusprod|rewrite|badgref [OPS SEED [MODELOUT]]\n"); return 2; }
+    if (argc < 3) { fprintf(stderr, "usage: shm_frontend DIR workload|pause|truncate|bogusprod|rewrite|badgref [OPS SEED [MODELOUT]]\n"); return 2; }
     long ops = argc > 3 ? atol(argv[3]) : 2000;
     if (argc > 4) rng_state ^= (uint64_t)strtoull(argv[4], NULL, 10) * 0x9E3779B97F4A7C15ull;
     setup(argv[1]);
     const char *mode = argv[2];
     if (!strcmp(mode, "workload")) return workload(ops, argc > 5 ? argv[5] : NULL);
     if (!strcmp(mode, "pause")) return pause_workload(ops);
+    if (!strcmp(mode, "truncate")) return truncate_workload(ops);
     if (!strcmp(mode, "bogusprod")) return bogus_prod();
     if (!strcmp(mode, "rewrite")) return rewrite();
     if (!strcmp(mode, "badgref")) return bad_gref();

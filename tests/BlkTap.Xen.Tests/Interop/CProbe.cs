@@ -25,6 +25,7 @@ internal static class CProbe
         #include <sys/uio.h>
         #include <sys/mman.h>
         #include <sys/ioctl.h>
+        #include <sys/socket.h>
         #include <sys/epoll.h>
         #include <sys/eventfd.h>
         #include <linux/falloc.h>

@@ -30,6 +30,10 @@ public class NativeSignatureTests
         ["free"] = "void (*)(void *)",
         ["pipe2"] = "int (*)(int *, int)",
         ["fallocate"] = "int (*)(int, int, off_t, off_t)",
+        ["ftruncate"] = "int (*)(int, off_t)",
+        ["memfd_create"] = "int (*)(const char *, unsigned int)",
+        ["fcntl"] = "int (*)(int, int, ...)",
+        ["sendmsg"] = "ssize_t (*)(int, const struct msghdr *, int)",
         ["fsync"] = "int (*)(int)",
         ["epoll_create1"] = "int (*)(int)",
         ["epoll_ctl"] = "int (*)(int, int, int, struct epoll_event *)",
@@ -111,8 +115,9 @@ public class NativeSignatureTests
         var csParams = binding.Method.GetParameters();
         if (cParams[^1] == "...")
         {
-            // NOTE: variadic open/ioctl are bound with their one optional argument as a fixed parameter.
-            cParams[^1] = binding.EntryPoint == "open" ? "int" : "void *";
+            // NOTE: variadic open/fcntl/ioctl are bound with their one optional argument as a fixed parameter
+            // (open's mode and fcntl's F_ADD_SEALS seals are ints, ioctl's argument a pointer).
+            cParams[^1] = binding.EntryPoint is "open" or "fcntl" ? "int" : "void *";
         }
         Assert.Multiple(() =>
         {

@@ -80,6 +80,17 @@ public class XenConstantsTests
         new("PROT_WRITE", Libc.PROT_WRITE),
         new("MAP_SHARED", Libc.MAP_SHARED),
         new("(intptr_t)MAP_FAILED", Libc.MAP_FAILED),
+        // sys/mman.h, fcntl.h, sys/socket.h (the shmring server's sealed memfd and SCM_RIGHTS)
+        new("MFD_CLOEXEC", Libc.MFD_CLOEXEC),
+        new("MFD_ALLOW_SEALING", Libc.MFD_ALLOW_SEALING),
+        new("F_ADD_SEALS", Libc.F_ADD_SEALS),
+        new("F_GET_SEALS", Libc.F_GET_SEALS),
+        new("F_SEAL_SEAL", Libc.F_SEAL_SEAL),
+        new("F_SEAL_SHRINK", Libc.F_SEAL_SHRINK),
+        new("F_SEAL_GROW", Libc.F_SEAL_GROW),
+        new("SOL_SOCKET", Libc.SOL_SOCKET),
+        new("SCM_RIGHTS", Libc.SCM_RIGHTS),
+        new("MSG_NOSIGNAL", Libc.MSG_NOSIGNAL),
         new("POLLIN", Libc.POLLIN),
         new("POLLERR", Libc.POLLERR),
         new("POLLHUP", Libc.POLLHUP),
@@ -125,7 +136,7 @@ public class XenConstantsTests
             + CProbe.PrintString("XEN_IO_PROTO_ABI_X86_64", "XEN_IO_PROTO_ABI_X86_64")
             + CProbe.PrintString("XEN_IO_PROTO_ABI_X86_32", "XEN_IO_PROTO_ABI_X86_32")
             + CProbe.PrintString("XEN_IO_PROTO_ABI_NATIVE", "XEN_IO_PROTO_ABI_NATIVE");
-        return CProbe.Run(CProbe.Program(body), "xen_constants_probe");
+        return CProbe.Run("#define _GNU_SOURCE\n" + CProbe.Program(body), "xen_constants_probe");
     });
 
     [SetUp]

@@ -61,6 +61,10 @@ public class XenStructLayoutTests
         new("struct iovec", typeof(BlkTap.Linux.IoSegment), F("iov_base", "Address"), F("iov_len", "Length")),
         // libc sys/epoll.h: packed on x86_64 (12 bytes, data at 4), which is the only layout EpollEvent models
         new("struct epoll_event", typeof(EpollEvent), F("events", "Events"), F("data.u64", "Data")),
+        // libc sys/socket.h (sendmsg with SCM_RIGHTS: the shmring server sends its sealed memory)
+        new("struct msghdr", typeof(MsgHdr), F("msg_name", "Name"), F("msg_namelen", "NameLength"), F("msg_iov", "Iov"),
+            F("msg_iovlen", "IovLength"), F("msg_control", "Control"), F("msg_controllen", "ControlLength"), F("msg_flags", "Flags")),
+        new("struct cmsghdr", typeof(CmsgHdr), F("cmsg_len", "Length"), F("cmsg_level", "Level"), F("cmsg_type", "Type")),
     ];
 
     private static readonly Lazy<Dictionary<string, string>> CValues = new(() =>

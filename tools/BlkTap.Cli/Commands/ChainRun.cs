@@ -34,6 +34,14 @@ internal static class ChainRun
                 runtime.RegisterControlHook("cli", Hook.Control(e => { lock (control) control.Add($"{e.Kind,-10} {e.Session.Name,-14} image={e.Session.ImageId} sectors={e.Session.Sectors}"); }));
                 TapChain.Register(runtime, taps);
             });
+            // A terminator that could not open its disk (an NBD server that answers garbage, an image it cannot
+            // read) reported why and left the disk without a size: that is bad input, said in one line.
+            if (rig.Runtime.Sessions.Any(s => s.Sectors == 0))
+            {
+                string? cause;
+                lock (diagnostics) cause = diagnostics.FirstOrDefault(d => d.StartsWith("Error: ", StringComparison.Ordinal));
+                if (cause != null) return io.BadInput($"{cause["Error: ".Length..]}: nothing was run");
+            }
             var console = CliConsole.Create(io, 120);
             console.MarkupLine($"[bold]blktap[/]: {rig.Frontends.Count} guest domain(s) connected to dom0's tap, chain [green]{Markup.Escape(string.Join(" → ", settings.Specs.Select(s => s.Text)))}[/] ({(settings.Deterministic ? $"deterministic, seed {settings.Seed}" : "threaded")}, {settings.Protocol.ToName()})");
             foreach (var line in control) console.MarkupLine($"  [grey]{Markup.Escape(line)}[/]");

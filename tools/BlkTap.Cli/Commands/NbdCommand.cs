@@ -68,13 +68,26 @@ internal static class NbdCommand
         var chain = string.Join(" -> ", settings.Specs.Select(s => s.Text));
         var errLock = new object();
         void Err(string line) { lock (errLock) io.Err.WriteLine($"blktap: {line}"); }
+        // Until the export is probed, an error a tap reports (a terminator that cannot open its disk: a
+        // missing image, an NBD server that answers garbage) is kept: if it leaves the disk without a size,
+        // it becomes the one line of a bad-input exit.
+        string? startError = null;
+        bool started = false;
         var builder = ServeHostBuilder.Create();
         builder.Services.AddTapRegistry(settings.Registry);
         builder.Services.AddSingleton(new TapContext { Output = io.Out });
         builder.Services.AddBlkTap(settings.Specs, b =>
         {
             b.Options.Name = "nbd";
-            b.Options.Diagnostics = d => { if (d.Level != TapDiagnosticLevel.Information) Err(d.ToString()); };
+            b.Options.Diagnostics = d =>
+            {
+                if (d.Level == TapDiagnosticLevel.Information) return;
+                lock (errLock)
+                {
+                    if (!started && d.Level == TapDiagnosticLevel.Error) { startError ??= d.Message; return; }
+                }
+                Err(d.ToString());
+            };
             // The loop watches the client sockets itself: one thread serves sockets, hooks and image.
             b.ConfigureOptions((o, _) => o.Waiter = new EpollLoopWaiter());
         });
@@ -104,6 +117,11 @@ internal static class NbdCommand
                     var other => io.BadInput(other.Message),
                 };
             }
+            lock (errLock)
+            {
+                started = true;
+                if (startError != null) Err($"Error: {startError}");
+            }
             var service = host.Services.GetRequiredService<NbdServeService>();
             var geometry = service.Geometry!;
             lock (errLock)
@@ -123,8 +141,10 @@ internal static class NbdCommand
 
         int NoDisk()
         {
-            Err($"the chain {chain} gives the disk no size (its terminator could not open the disk; see above): nothing to serve");
-            return CliApp.Failure;
+            lock (errLock) started = true;
+            return startError != null
+                ? io.BadInput($"{startError}: nothing to serve")
+                : io.BadInput($"the chain {chain} gives the disk no size (its terminator could not open the disk): nothing to serve");
         }
     }
 }

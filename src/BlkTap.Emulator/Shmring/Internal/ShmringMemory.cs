@@ -1,88 +1,76 @@
-using System.IO.MemoryMappedFiles;
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using BlkTap.Linux;
 
 namespace BlkTap.Emulator.Internal;
 
 /// <summary>
-/// The frontend's <c>DIR/mem</c> mapped shared (MAP_SHARED through MemoryMappedFile) into this
-/// process: exactly (1 + N) pages, page 0 the ring, page g grant reference g.
+/// A session's shared memory: (1 + N) pages the server creates as a sealed memfd, page 0 the ring (initialised
+/// here, SHARED_RING_INIT), page g grant reference g; its descriptor goes to the frontend with the
+/// <c>connected</c> line.
 /// </summary>
 /// <remarks>
-/// Threading: <see cref="Open"/> and <see cref="Dispose"/> on one thread; <see cref="Address"/> may be
-/// read from any thread while the object is alive. The owner disposes it only once no request of
-/// its session is in flight (the runtime's <c>InFlight</c> is 0), so no hook holds a page.
-/// NOTE: a hostile frontend that truncates the file while it is mapped makes later accesses fault
-/// (SIGBUS); Linux gives no way to pin the size of a file another process owns (seals are for memfd).
+/// Threading: <see cref="Create"/> and <see cref="Dispose"/> on one thread; <see cref="Address"/> may be read
+/// from any thread while the object is alive. The owner disposes it only once no request of its session is in
+/// flight (the runtime's <c>InFlight</c> is 0), so no hook holds a page.
+/// NOTE: docs/shmring.md ("Who owns the memory"): the server, not the frontend, creates the file and seals its
+/// size (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) before anyone else can reach it. A file the frontend owned
+/// could be truncated under this mapping, and the next touch of a page past the new end raises SIGBUS, which
+/// kills the process (no check before an access closes that race, and Linux offers no way to pin the size of
+/// a file another process owns). Sealed, the frontend's ftruncate fails with EPERM and no page can go away.
 /// </remarks>
-internal sealed unsafe class ShmringMemory : IDisposable
+internal sealed class ShmringMemory : IDisposable
 {
-    private readonly MemoryMappedFile _file;
-    private readonly MemoryMappedViewAccessor _view;
-    private byte* _pointer;
+    private readonly SealedSharedMemory _memory;
+    private int _disposed;
 
-    private ShmringMemory(MemoryMappedFile file, MemoryMappedViewAccessor view, uint grantPages)
+    private ShmringMemory(SealedSharedMemory memory, uint grantPages)
     {
-        _file = file;
-        _view = view;
+        _memory = memory;
         GrantPages = grantPages;
-        byte* p = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-        _pointer = p;
-        Address = (nint)(p + view.PointerOffset);
     }
 
     /// <summary>The address of page 0 (the ring).</summary>
-    public nint Address { get; }
+    public nint Address => _memory.Address;
 
     /// <summary>N: pages 1..N are granted.</summary>
     public uint GrantPages { get; }
 
     /// <summary>Bytes mapped: (1 + N) pages.</summary>
-    public long Length => (1L + GrantPages) * ShmringProtocol.PageSize;
+    public long Length => _memory.Length;
 
     /// <summary>
-    /// Opens and maps <paramref name="path"/> for (1 + <paramref name="grantPages"/>) pages. Returns null
-    /// and a reason when the file is missing, not a regular file, or shorter than that.
+    /// Creates the sealed memory for (1 + <paramref name="grantPages"/>) pages and runs SHARED_RING_INIT on
+    /// page 0. Returns null and a reason when the system refuses the memory (out of memory or descriptors).
     /// </summary>
-    public static ShmringMemory? Open(string path, uint grantPages, out string? error)
+    public static unsafe ShmringMemory? Create(string name, uint grantPages, out string? error)
     {
-        long need = (1L + grantPages) * ShmringProtocol.PageSize;
-        FileStream? stream = null;
+        long bytes = (1L + grantPages) * ShmringProtocol.PageSize;
         try
         {
-            var info = new FileInfo(path);
-            if (!info.Exists) { error = $"{path}: no such file (the frontend creates it before connecting)"; return null; }
-            stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
-            if (!stream.CanSeek) { error = $"{path}: not a regular file"; stream.Dispose(); return null; }
-            long length = stream.Length;
-            if (length < need)
-            {
-                error = $"{path}: {length} bytes is smaller than the {1 + grantPages} pages ({need} bytes) the handshake declared";
-                stream.Dispose();
-                return null;
-            }
-            var file = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: false);
-            stream = null;
-            MemoryMappedViewAccessor view;
-            try { view = file.CreateViewAccessor(0, need, MemoryMappedFileAccess.ReadWrite); }
-            catch { file.Dispose(); throw; }
+            var memory = SealedSharedMemory.Create(name, bytes);
+            // NOTE: xen/io/ring.h SHARED_RING_INIT: req_prod = rsp_prod = 0, req_event = rsp_event = 1, the rest
+            // zero (a new memfd is zero-filled). Offsets 0, 4, 8, 12 on both ABIs.
+            var ring = new Span<byte>((void*)memory.Address, 16);
+            BinaryPrimitives.WriteUInt32LittleEndian(ring[4..], 1);
+            BinaryPrimitives.WriteUInt32LittleEndian(ring[12..], 1);
             error = null;
-            return new ShmringMemory(file, view, grantPages);
+            return new ShmringMemory(memory, grantPages);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        catch (IOException ex)
         {
-            stream?.Dispose();
-            error = $"{path}: cannot map: {ex.Message}";
+            error = $"cannot create the shared memory ({1L + grantPages} pages): {ex.Message}";
             return null;
         }
     }
 
-    /// <summary>Unmaps the file.</summary>
+    /// <summary>Sends <paramref name="line"/> with the memory's descriptor attached (SCM_RIGHTS); returns the bytes sent.</summary>
+    public int SendWithDescriptor(Socket connection, ReadOnlySpan<byte> line) => _memory.SendWithDescriptor(connection, line);
+
+    /// <summary>Unmaps the memory and closes this process's descriptor of it.</summary>
     public void Dispose()
     {
-        if (_pointer == null) return;
-        _pointer = null;
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _file.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _memory.Dispose();
     }
 }

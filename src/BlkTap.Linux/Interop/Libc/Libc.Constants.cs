@@ -22,6 +22,20 @@ internal static partial class Libc
 
     public const int MAP_SHARED = 1;
 
+    // NOTE: linux/memfd.h (MFD_*) and linux/fcntl.h (F_ADD_SEALS = F_LINUX_SPECIFIC_BASE 1024 + 9, F_SEAL_*).
+    public const uint MFD_CLOEXEC = 0x1;
+    public const uint MFD_ALLOW_SEALING = 0x2;
+    public const int F_ADD_SEALS = 1033;
+    public const int F_GET_SEALS = 1034;
+    public const int F_SEAL_SEAL = 0x1;
+    public const int F_SEAL_SHRINK = 0x2;
+    public const int F_SEAL_GROW = 0x4;
+
+    // NOTE: bits/socket.h: SOL_SOCKET and SCM_RIGHTS are 1 on x86_64 and aarch64; MSG_NOSIGNAL 0x4000.
+    public const int SOL_SOCKET = 1;
+    public const int SCM_RIGHTS = 1;
+    public const int MSG_NOSIGNAL = 0x4000;
+
     /// <summary>mmap's failure value, <c>(void *)-1</c>.</summary>
     public static readonly nint MAP_FAILED = -1;
 
