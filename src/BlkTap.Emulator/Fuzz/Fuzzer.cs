@@ -2,58 +2,6 @@ using System.Diagnostics;
 
 namespace BlkTap.Emulator;
 
-/// <summary>Settings of a fuzz run.</summary>
-public sealed class FuzzOptions
-{
-    /// <summary>The run's seed; every round's seed derives from it.</summary>
-    public int Seed { get; set; } = 1;
-    /// <summary>Requests to generate in total (honest and hostile).</summary>
-    public int Iterations { get; set; } = 10_000;
-    /// <summary>Requests per round (one fresh emulated system per round).</summary>
-    public int RequestsPerRound { get; set; } = 400;
-    /// <summary>Honest guests per round (a hostile guest and sometimes a dying guest come on top).</summary>
-    public int HonestFrontends { get; set; } = 2;
-    /// <summary>Probability that the chaos hook reorders a request.</summary>
-    public double DelayRate { get; set; } = 0.1;
-    /// <summary>Probability that the chaos hook fails a request.</summary>
-    public double FailRate { get; set; } = 0.02;
-    /// <summary>Registers the chain under test (its hooks come after the chaos hook).</summary>
-    public required Action<TapRuntime> Configure { get; init; }
-    /// <summary>Called after each round with (rounds done, requests done).</summary>
-    public Action<int, long>? Progress { get; set; }
-}
-
-/// <summary>One invariant violation, with what reproduces it.</summary>
-/// <param name="RoundSeed">The round's seed: <c>blktap fuzz --seed S --rounds-from-seed</c> style replays start here.</param>
-/// <param name="Requests">The smallest request count per round that still fails (after shrinking).</param>
-/// <param name="Description">What broke.</param>
-public sealed record FuzzFailure(int RoundSeed, int Requests, string Description);
-
-/// <summary>What a fuzz run covered and found.</summary>
-public sealed class FuzzReport
-{
-    /// <summary>Rounds run.</summary>
-    public int Rounds;
-    /// <summary>Honest operations checked against the model.</summary>
-    public long HonestOperations;
-    /// <summary>Hostile requests whose answers were checked.</summary>
-    public long HostileRequests;
-    /// <summary>Hostile requests by kind.</summary>
-    public Dictionary<string, long> HostileKinds { get; } = new();
-    /// <summary>Rounds where the hostile guest broke the ring protocol.</summary>
-    public int ProtocolBreaks;
-    /// <summary>Rounds where a guest domain was destroyed mid-flight.</summary>
-    public int DomainDeaths;
-    /// <summary>Spurious notifications sent.</summary>
-    public long SpuriousNotifications;
-    /// <summary>Requests the chaos hook reordered, and failed.</summary>
-    public long Delayed, InjectedFailures;
-    /// <summary>Invariant violations (empty when the run passed).</summary>
-    public List<FuzzFailure> Failures { get; } = new();
-    /// <summary>Wall time.</summary>
-    public TimeSpan Elapsed;
-}
-
 /// <summary>
 /// Generated request streams from several emulated guests (honest, hostile, dying) through a chain in
 /// deterministic mode, with seeded fault injection, checking the invariants: every accepted request
@@ -61,34 +9,73 @@ public sealed class FuzzReport
 /// and touch nothing; a guest that breaks the ring protocol is closed and nobody else notices; no
 /// exception escapes the loop. A failing round is shrunk to the fewest requests that still fail.
 /// </summary>
-/// <remarks>Threading: <see cref="Run"/> runs on the caller's thread (deterministic emulator).</remarks>
+/// <remarks>
+/// Threading: each round runs one deterministic emulator on one thread; <see cref="Run"/> runs
+/// <see cref="FuzzOptions.Parallelism"/> rounds at once on pool threads and returns when all are done;
+/// <see cref="RunRound"/> runs on the caller's thread.
+/// </remarks>
 public static class Fuzzer
 {
-    /// <summary>Runs the fuzzer.</summary>
+    /// <summary>Failures after which a run stops (each is shrunk, which reruns its round many times).</summary>
+    private const int MaxFailures = 5;
+
+    /// <summary>The seed of round <paramref name="round"/> of a run seeded <paramref name="runSeed"/>.</summary>
+    public static int RoundSeed(int runSeed, int round) => unchecked(runSeed * 1_000_003 + round * 7919 + 17);
+
+    /// <summary>
+    /// Runs rounds until <see cref="FuzzOptions.Iterations"/> hostile requests were checked (or
+    /// five rounds failed), <see cref="FuzzOptions.Parallelism"/> at a time. Rounds run in
+    /// batches and are merged in round order, stopping at the same round whatever the parallelism, so a run's
+    /// report depends only on its options.
+    /// </summary>
     public static FuzzReport Run(FuzzOptions options)
     {
         var report = new FuzzReport();
         var sw = Stopwatch.StartNew();
-        long done = 0;
-        int round = 0;
-        while (done < options.Iterations)
+        int workers = Math.Max(1, options.Parallelism);
+        // A round checks about half its requests as hostile ones (fewer when the hostile guest breaks the ring).
+        long hostilePerRound = Math.Max(1, options.RequestsPerRound / 2);
+        int next = 0;
+        while (report.HostileRequests < options.Iterations && report.Failures.Count < MaxFailures)
         {
-            int n = (int)Math.Min(options.RequestsPerRound, options.Iterations - done);
-            int roundSeed = unchecked(options.Seed * 1_000_003 + round * 7919 + 17);
-            var error = RunRound(options, roundSeed, n, report);
-            if (error != null)
+            long left = options.Iterations - report.HostileRequests;
+            int batch = (int)Math.Clamp((left + hostilePerRound - 1) / hostilePerRound, 1, workers * 16L);
+            var outcomes = new (FuzzReport Report, string? Error)[batch];
+            int first = next;
+            if (workers == 1 || batch == 1)
             {
-                int smallest = Shrink(options, roundSeed, n);
-                report.Failures.Add(new FuzzFailure(roundSeed, smallest, RunRound(options, roundSeed, smallest, null) ?? error));
-                if (report.Failures.Count >= 5) break;
+                for (int i = 0; i < batch; i++) outcomes[i] = RunCounted(options, RoundSeed(options.Seed, first + i));
             }
-            done += n;
-            round++;
-            report.Rounds = round;
-            options.Progress?.Invoke(round, done);
+            else
+            {
+                Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = workers },
+                    i => outcomes[i] = RunCounted(options, RoundSeed(options.Seed, first + i)));
+            }
+            next += batch;
+            for (int i = 0; i < batch; i++)
+            {
+                // Rounds past the target are dropped, so the report is the same for any batch size.
+                if (report.HostileRequests >= options.Iterations || report.Failures.Count >= MaxFailures) break;
+                var (roundReport, error) = outcomes[i];
+                report.Add(roundReport);
+                report.Rounds++;
+                if (error != null)
+                {
+                    int seed = RoundSeed(options.Seed, first + i);
+                    int smallest = Shrink(options, seed, options.RequestsPerRound);
+                    report.Failures.Add(new FuzzFailure(seed, smallest, RunRound(options, seed, smallest, null) ?? error));
+                }
+            }
+            options.Progress?.Invoke(report.Rounds, report.HostileRequests);
         }
         report.Elapsed = sw.Elapsed;
         return report;
+    }
+
+    private static (FuzzReport, string?) RunCounted(FuzzOptions options, int seed)
+    {
+        var roundReport = new FuzzReport();
+        return (roundReport, RunRound(options, seed, options.RequestsPerRound, roundReport));
     }
 
     private static int Shrink(FuzzOptions options, int seed, int n)
@@ -112,6 +99,13 @@ public static class Fuzzer
 
     private static async Task<string?> RunRoundAsync(FuzzOptions options, int seed, int requests, FuzzReport? report)
     {
+        TapRuntime? configured = null;
+        try { return await RunSystemAsync(options, seed, requests, report, rt => configured = rt); }
+        finally { if (configured != null) options.Release?.Invoke(configured); }
+    }
+
+    private static async Task<string?> RunSystemAsync(FuzzOptions options, int seed, int requests, FuzzReport? report, Action<TapRuntime> configured)
+    {
         var random = new Random(seed);
         bool breakRing = random.NextDouble() < 0.2;
         bool killVictim = random.NextDouble() < 0.2;
@@ -128,6 +122,7 @@ public static class Fuzzer
             Diagnostics = d => diagnostics.Add(d),
         }, rt =>
         {
+            configured(rt);
             rt.RegisterRequestHook("chaos", chaos);
             options.Configure(rt);
         });

@@ -21,6 +21,9 @@ public readonly record struct GeneratedRequest(BlkifRequest Request, BlkifStatus
 /// <param name="grantedReadOnly">A reference granted read-only.</param>
 public sealed class HostileRequestGenerator(Random random, ulong diskSectors, ulong sliceStart, ulong sliceSectors, uint grantedWritable, uint grantedReadOnly)
 {
+    /// <summary>Operation codes no blkif header defines (a static span: no allocation per request).</summary>
+    private static ReadOnlySpan<byte> UnknownOperations => [4, 7, 8, 42, 255];
+
     /// <summary>Produces the next request.</summary>
     public GeneratedRequest Next()
     {
@@ -48,7 +51,7 @@ public sealed class HostileRequestGenerator(Random random, ulong diskSectors, ul
                 r.Segments[0] = new BlkifSegment(grantedWritable, (byte)random.Next(0, 8), (byte)(random.Next(2) == 0 ? 8 : random.Next(8, 256)));
                 return new(r, BlkifStatus.Error, "last_sect > 7");
             case 5:
-                r.Operation = (BlkifOperation)new byte[] { 4, 7, 8, 42, 255 }[random.Next(5)];
+                r.Operation = (BlkifOperation)UnknownOperations[random.Next(UnknownOperations.Length)];
                 return new(r, BlkifStatus.NotSupported, "unknown operation");
             case 6:
                 r.Sector = diskSectors - (ulong)random.Next(0, 8); // a one-page read from here ends past the last sector

@@ -7,14 +7,21 @@ namespace BlkTap.Emulator.Internal;
 /// backend as a read-only grant mapping. A backend that writes through the read-only view faults with SIGSEGV
 /// (.NET: a fatal AccessViolationException), as a user-space backend writing into a gntdev mapping made without
 /// PROT_WRITE does on real Xen. Chunks of 256 pages (shared memory, two views each) are added on demand and
-/// reused; no system call per page in steady state.
+/// reused; no system call per page in steady state. A disposed emulator's chunks go to a small process-wide
+/// spare list the next emulator takes from: a process that makes many short-lived emulators (the fuzzer makes one per
+/// round, on every core) would otherwise spend a good part of each round in memfd_create, mmap, msync and munmap.
 /// </summary>
-/// <remarks>Threading: guarded by the emulator's memory gate; every member is called with it held.</remarks>
+/// <remarks>
+/// Threading: guarded by the emulator's memory gate; every member is called with it held. The spare list has its own
+/// lock. A chunk goes back only when its emulator is disposed, when no backend may touch its pages any more.
+/// </remarks>
 internal sealed unsafe class WriteProtectedPages : IDisposable
 {
     private const int PagesPerChunk = 256;
     private readonly List<Chunk> _chunks = new();
     private readonly Stack<int> _free = new();
+    private static readonly Stack<Chunk> Spare = new();
+    private static readonly int MaxSpare = Math.Max(4, 2 * Environment.ProcessorCount);
 
     /// <summary>Slots lent out (diagnostics, tests).</summary>
     public int InUse => _chunks.Count * PagesPerChunk - _free.Count;
@@ -36,6 +43,15 @@ internal sealed unsafe class WriteProtectedPages : IDisposable
 
     private void AddChunk()
     {
+        Chunk? chunk;
+        lock (Spare) Spare.TryPop(out chunk);
+        _chunks.Add(chunk ?? NewChunk());
+        int first = (_chunks.Count - 1) * PagesPerChunk;
+        for (int i = PagesPerChunk - 1; i >= 0; i--) _free.Push(first + i);
+    }
+
+    private static Chunk NewChunk()
+    {
         long bytes = (long)PagesPerChunk * BlkifConstants.PageSize;
         var file = MemoryMappedFile.CreateNew(null, bytes, MemoryMappedFileAccess.ReadWrite);
         var rw = file.CreateViewAccessor(0, bytes, MemoryMappedFileAccess.ReadWrite);
@@ -44,10 +60,7 @@ internal sealed unsafe class WriteProtectedPages : IDisposable
         rw.SafeMemoryMappedViewHandle.AcquirePointer(ref w);
         ro.SafeMemoryMappedViewHandle.AcquirePointer(ref r);
         // NOTE: the views start page-aligned (mmap); PointerOffset is 0 for a view at offset 0.
-        var chunk = new Chunk(file, rw, ro, (nint)(w + rw.PointerOffset), (nint)(r + ro.PointerOffset));
-        _chunks.Add(chunk);
-        int first = (_chunks.Count - 1) * PagesPerChunk;
-        for (int i = PagesPerChunk - 1; i >= 0; i--) _free.Push(first + i);
+        return new Chunk(file, rw, ro, (nint)(w + rw.PointerOffset), (nint)(r + ro.PointerOffset));
     }
 
     /// <inheritdoc/>
@@ -55,6 +68,11 @@ internal sealed unsafe class WriteProtectedPages : IDisposable
     {
         foreach (var c in _chunks)
         {
+            // Rent copies a whole page into a slot before lending it, so a spare chunk's old contents never show.
+            lock (Spare)
+            {
+                if (Spare.Count < MaxSpare) { Spare.Push(c); continue; }
+            }
             c.WritableView.SafeMemoryMappedViewHandle.ReleasePointer();
             c.ReadOnlyView.SafeMemoryMappedViewHandle.ReleasePointer();
             c.WritableView.Dispose();

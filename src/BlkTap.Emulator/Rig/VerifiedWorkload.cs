@@ -107,11 +107,15 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
     {
         var rng = new Random(seed);
         if (length == 0) { result.Problems.Add("the disk slice is empty"); return; }
-        var model = new DiskModel(new byte[checked((int)Math.Min(length, 1UL << 22) * BlkifConstants.SectorSize)]);
-        length = (ulong)model.Data.Length / BlkifConstants.SectorSize;
+        // The model comes from the shared pool (a fuzz run makes thousands of them) and goes back only once no
+        // operation can touch it any more: after every operation completed (an exception leaves it to the GC).
+        int modelBytes = checked((int)Math.Min(length, 1UL << 22) * BlkifConstants.SectorSize);
+        var pooled = System.Buffers.ArrayPool<byte>.Shared.Rent(modelBytes);
+        var model = new DiskModel(pooled.AsMemory(0, modelBytes));
+        length = (ulong)modelBytes / BlkifConstants.SectorSize;
         // The slice starts with unknown content (another run may have written it): read it first.
-        var initial = await ReadInto(front, start, model.Data.AsMemory(), result);
-        if (!initial) return;
+        var initial = await ReadInto(front, start, model.Memory, result);
+        if (!initial) { System.Buffers.ArrayPool<byte>.Shared.Return(pooled); return; }
         var inflight = new List<(ulong Start, ulong Count, Task Task)>();
         for (int n = 0; n < options.OperationsPerFrontend; n++)
         {
@@ -140,6 +144,7 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
             inflight.Add((at, count, op));
         }
         await Task.WhenAll(inflight.Select(f => f.Task));
+        System.Buffers.ArrayPool<byte>.Shared.Return(pooled);
     }
 
     private async Task<bool> ReadInto(BlkFront front, ulong start, Memory<byte> into, FrontendResult result)
@@ -168,7 +173,7 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
             {
                 result.Reads++;
                 result.BytesRead += buffer.Length;
-                var expected = model.Data.AsSpan((int)at * BlkifConstants.SectorSize, buffer.Length);
+                var expected = model.Data.Slice((int)at * BlkifConstants.SectorSize, buffer.Length);
                 if (model.Unknown != null)
                 {
                     // Sectors discarded on a disk whose discard does not zero read back as anything until rewritten.
@@ -199,7 +204,7 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
             {
                 result.Writes++;
                 result.BytesWritten += data.Length;
-                data.CopyTo(model.Data.AsSpan((int)at * BlkifConstants.SectorSize));
+                data.CopyTo(model.Data.Slice((int)at * BlkifConstants.SectorSize));
                 if (model.Unknown != null) model.Unknown.AsSpan((int)at, (int)count).Clear();
             }
         }
@@ -227,7 +232,7 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
             if (s == BlkifStatus.Okay)
             {
                 result.Discards++;
-                model.Data.AsSpan((int)at * BlkifConstants.SectorSize, (int)count * BlkifConstants.SectorSize).Clear();
+                model.Data.Slice((int)at * BlkifConstants.SectorSize, (int)count * BlkifConstants.SectorSize).Clear();
                 if (!options.DiscardZeroesData) (model.Unknown ??= new bool[model.Data.Length / BlkifConstants.SectorSize]).AsSpan((int)at, (int)count).Fill(true);
             }
             else if (s != BlkifStatus.NotSupported) { result.Errors++; Problem(result, $"discard sector {start + at}+{count}: {s}"); }
@@ -259,8 +264,9 @@ public sealed class VerifiedWorkload(WorkloadOptions options)
 }
 
 /// <summary>The model of one frontend's slice: its bytes, and which sectors are undefined after a discard.</summary>
-internal sealed class DiskModel(byte[] data)
+internal sealed class DiskModel(Memory<byte> data)
 {
-    public byte[] Data { get; } = data;
+    public Memory<byte> Memory { get; } = data;
+    public Span<byte> Data => Memory.Span;
     public bool[]? Unknown;
 }

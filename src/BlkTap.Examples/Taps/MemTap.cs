@@ -62,4 +62,11 @@ public sealed class MemTap : TapBase, IRequestHook, IControlHook
     public HookResult OnRequest(TapRequest request) => _hook.OnRequest(request);
     /// <inheritdoc/>
     public void OnControl(ControlEvent controlEvent) => _hook.OnControl(controlEvent);
+
+    /// <summary>Releases the disks' memory (their chunks go back to the shared pool).</summary>
+    public override void Dispose()
+    {
+        foreach (var d in _devices) d.Dispose();
+        base.Dispose();
+    }
 }

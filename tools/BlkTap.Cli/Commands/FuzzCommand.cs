@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.CommandLine;
 using BlkTap.Chains;
 using BlkTap.Emulator;
@@ -11,8 +12,13 @@ internal static class FuzzCommand
     public static Command Create(CliIo io)
     {
         var seed = new Option<int>("--seed") { Description = "seed of the run (default 1); a failure prints the round seed that reproduces it", DefaultValueFactory = _ => 1 };
-        var iterations = new Option<int>("--iterations") { Description = "requests to generate (default 10000)", DefaultValueFactory = _ => 10_000 };
-        var perRound = new Option<int>("--round-size") { Description = "requests per emulated system before a fresh one starts (default 400)", DefaultValueFactory = _ => 400 };
+        var iterations = new Option<int>("--iterations")
+        {
+            Description = "hostile requests to try (default 10000): rounds run until this many requests a hostile guest put on the ring were judged and checked; the honest guests' operations come on top",
+            DefaultValueFactory = _ => 10_000,
+        };
+        var perRound = new Option<int>("--round-size") { Description = "requests (honest and hostile) per emulated system before a fresh one starts (default 400)", DefaultValueFactory = _ => 400 };
+        var parallel = new Option<int>("--parallel") { Description = "rounds run at once (default: one per core); the report is the same for any value", DefaultValueFactory = _ => Environment.ProcessorCount };
         var round = new Option<int?>("--round") { Description = "run only the round with this seed (as printed by a failure)" };
         var faultRounds = new Option<int>("--fault-rounds") { Description = "also run this many storage-fault / dying-blkback rounds (the tap interposed in its own domain; default 200)", DefaultValueFactory = _ => 200 };
         var powerCuts = new Option<int>("--power-cuts")
@@ -26,13 +32,15 @@ internal static class FuzzCommand
         var plugins = ChainOptions.Plugins();
         var cmd = new Command("fuzz", "generated request streams (honest, hostile, dying guests, injected faults) through a chain in deterministic mode, checking the invariants; "
             + "with --power-cuts, power cuts of the storage taps checked against what was flushed. Example: blktap fuzz --seed 1 --power-cuts 10000 --json");
-        foreach (var o in new Option[] { seed, iterations, perRound, round, faultRounds, powerCuts, powerCut, json, taps, plugins }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { seed, iterations, perRound, parallel, round, faultRounds, powerCuts, powerCut, json, taps, plugins }) cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
             int n = parse.GetValue(iterations), size = parse.GetValue(perRound), cuts = parse.GetValue(powerCuts);
             bool asJson = parse.GetValue(json);
             if (n < 1) return io.BadInput($"--iterations {n}: must be at least 1");
             if (size < 4) return io.BadInput($"--round-size {size}: must be at least 4");
+            int workers = parse.GetValue(parallel);
+            if (workers < 1) return io.BadInput($"--parallel {workers}: must be at least 1");
             if (cuts < 0) return io.BadInput($"--power-cuts {cuts}: must be at least 0");
             var specs = ChainOptions.Specs(parse.GetValue(taps));
             if (specs.Count == 0) specs = [TapSpec.Parse("mem:size=1M")];
@@ -41,19 +49,22 @@ internal static class FuzzCommand
             registry.Build(specs, new TapContext { Output = TextWriter.Null }).Dispose();
             var cutOptions = new PowerCutOptions { Seed = parse.GetValue(seed), Cuts = cuts, Registry = registry };
             if (parse.GetValue(powerCut) is { } onlyCut) return ReplayCut(io, cutOptions, onlyCut, asJson);
-            var made = new List<TapChain>();
+            // The chain each round's runtime got, disposed when that round's system is torn down (rounds run in parallel).
+            var made = new ConcurrentDictionary<TapRuntime, TapChain>();
             var options = new FuzzOptions
             {
                 Seed = parse.GetValue(seed),
                 Iterations = n,
                 RequestsPerRound = size,
+                Parallelism = workers,
                 Configure = rt =>
                 {
                     var chain = registry.Build(specs, new TapContext { Output = TextWriter.Null, Seed = parse.GetValue(seed) });
-                    lock (made) made.Add(chain);
+                    made[rt] = chain;
                     TapChain.Register(rt, chain);
                 },
-                Progress = (rounds, done) => { if (!Console.IsErrorRedirected) io.Err.Write($"\rfuzz: {done}/{n} requests, {rounds} rounds"); },
+                Release = rt => { if (made.TryRemove(rt, out var chain)) chain.Dispose(); },
+                Progress = (rounds, done) => { if (!Console.IsErrorRedirected) io.Err.Write($"\rfuzz: {done}/{n} hostile requests, {rounds} rounds"); },
             };
             try
             {
@@ -89,7 +100,7 @@ internal static class FuzzCommand
             }
             finally
             {
-                foreach (var c in made) c.Dispose();
+                foreach (var c in made.Values) c.Dispose();
             }
         });
         return cmd;

@@ -33,7 +33,7 @@ internal static class FuzzReportWriter
         o.WriteLine($"fuzz: seed {r.Seed}, chain {r.Chain}");
         if (r.Fuzz is { } f)
         {
-            o.WriteLine($"  {f.Rounds} rounds in {f.Elapsed.TotalSeconds:F1} s: {f.HonestOperations} honest operations checked against the model, {f.HostileRequests} hostile requests checked");
+            o.WriteLine($"  {f.Rounds} rounds in {f.Elapsed.TotalSeconds:F1} s: {f.HonestOperations} honest operations checked against the model, {f.HostileRequests} hostile requests checked ({f.HostileRequestsPerSecond:F0} hostile requests/s)");
             o.WriteLine($"  hostile kinds: {string.Join(", ", f.HostileKinds.OrderByDescending(k => k.Value).Select(k => $"{k.Key} {k.Value}"))}");
             o.WriteLine($"  faults: {f.Delayed} reordered, {f.InjectedFailures} injected errors, {f.SpuriousNotifications} spurious notifications, {f.ProtocolBreaks} ring-protocol breaks, {f.DomainDeaths} guests destroyed mid-flight");
             foreach (var x in f.Failures)
@@ -68,6 +68,7 @@ internal static class FuzzReportWriter
             rounds = f?.Rounds ?? 0,
             honest_operations = f?.HonestOperations ?? 0,
             hostile_requests = f?.HostileRequests ?? 0,
+            hostile_requests_per_s = Math.Round(f?.HostileRequestsPerSecond ?? 0),
             hostile_kinds = f?.HostileKinds ?? new Dictionary<string, long>(),
             reordered = f?.Delayed ?? 0,
             injected_errors = f?.InjectedFailures ?? 0,
