@@ -184,14 +184,17 @@ internal sealed class Qcow2Refcounts
         return b;
     }
 
-    private ulong Read(byte[] block, int i) => _order switch
+    private ulong Read(byte[] block, int i) => ReadEntry(block, _order, i);
+
+    /// <summary>Refcount entry <paramref name="i"/> of a refcount block with entries of 2^<paramref name="order"/> bits.</summary>
+    internal static ulong ReadEntry(ReadOnlySpan<byte> block, int order, int i) => order switch
     {
         3 => block[i],
-        4 => BinaryPrimitives.ReadUInt16BigEndian(block.AsSpan(i * 2)),
-        5 => BinaryPrimitives.ReadUInt32BigEndian(block.AsSpan(i * 4)),
-        6 => BinaryPrimitives.ReadUInt64BigEndian(block.AsSpan(i * 8)),
+        4 => BinaryPrimitives.ReadUInt16BigEndian(block[(i * 2)..]),
+        5 => BinaryPrimitives.ReadUInt32BigEndian(block[(i * 4)..]),
+        6 => BinaryPrimitives.ReadUInt64BigEndian(block[(i * 8)..]),
         // NOTE: qcow2.txt: refcounts narrower than a byte are packed from the least significant bit of each byte.
-        _ => (ulong)(block[i >> (3 - _order)] >> ((i & ((8 >> _order) - 1)) << _order)) & ((1UL << (1 << _order)) - 1),
+        _ => (ulong)(block[i >> (3 - order)] >> ((i & ((8 >> order) - 1)) << order)) & ((1UL << (1 << order)) - 1),
     };
 
     private void Write(byte[] block, int i, ulong v)
