@@ -1,3 +1,4 @@
+using BlkTap.Examples.Qcow2;
 using BlkTap.Testing.Rigs;
 using FsCheck;
 using FsCheck.Fluent;
