@@ -83,7 +83,7 @@ internal sealed class Qcow2Refcounts
             for (long i = c; i < c + count; i++) EnsureBlock(i / _perBlock);
             if (FindFreeRun(c, count) != c) continue; // a new refcount block took one of them
             for (long i = c; i < c + count; i++) Set(i, 1);
-            if (_hint == c) _hint = c + count;
+            if (_hint == c || count == 1) _hint = c + count; // with one cluster, everything from the hint to c was in use
             return c;
         }
     }
