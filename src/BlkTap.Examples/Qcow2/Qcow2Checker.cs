@@ -60,7 +60,8 @@ public static class Qcow2Checker
             blocks[i] = e;
             Use(e, cs, "refcount block");
         }
-        CountL1(file, h, length, Use, errors);
+        var copied = new List<(long Cluster, bool Flag, string What)>();
+        CountL1(file, h, length, Use, errors, copied);
 
         int perBlock = cs * 8 >> h.RefcountOrder;
         var block = new byte[cs];
@@ -82,10 +83,19 @@ public static class Qcow2Checker
                 if (leaks.Count < 100) leaks.Add($"cluster {c}: refcount {stored}, but {used} references (leaked)");
             }
         }
+        // NOTE: qcow2.txt: the COPIED flag (bit 63 of L1 and standard L2 entries) is set exactly when the refcount is 1.
+        foreach (var (c, flag, what) in copied)
+        {
+            long t = c / perBlock;
+            if (c >= clusters || blocks[t] == 0) continue;
+            file.ReadFully(block, blocks[t]);
+            ulong stored = Qcow2Refcounts.ReadEntry(block, h.RefcountOrder, (int)(c % perBlock));
+            if (flag != (stored == 1)) errors.Add($"{what}: COPIED flag {(flag ? "set" : "clear")} but refcount {stored}");
+        }
         return new Qcow2CheckResult(errors, leaked, leaks);
     }
 
-    private static void CountL1(IStorageFile file, Qcow2Header h, long length, Action<long, long, string> use, List<string> errors)
+    private static void CountL1(IStorageFile file, Qcow2Header h, long length, Action<long, long, string> use, List<string> errors, List<(long, bool, string)> copied)
     {
         int cs = h.ClusterSize;
         var l1 = new byte[(long)h.L1Size * 8];
@@ -98,6 +108,7 @@ public static class Qcow2Checker
             if (at == 0) { if (e != 0) errors.Add($"L1 entry {i} (0x{e:x}) is malformed"); continue; }
             if (at >= length) { errors.Add($"L1 entry {i} (0x{e:x}) points outside the file"); continue; }
             use(at, cs, $"L2 table (L1 entry {i})");
+            copied.Add((at / cs, (e & Qcow2Image.CopiedFlag) != 0, $"L2 table at {at} (L1 entry {i})"));
             file.ReadFully(l2, at);
             for (int j = 0; j < h.L2Entries; j++)
             {
@@ -111,7 +122,9 @@ public static class Qcow2Checker
                     continue;
                 }
                 long host = (long)(d & Qcow2Image.OffsetMask);
-                if (host != 0) use(host, cs, $"data cluster (L2 table at {at}, entry {j})");
+                if (host == 0) continue;
+                use(host, cs, $"data cluster (L2 table at {at}, entry {j})");
+                copied.Add((host / cs, (d & Qcow2Image.CopiedFlag) != 0, $"data cluster at {host} (L2 table at {at}, entry {j})"));
             }
         }
     }
