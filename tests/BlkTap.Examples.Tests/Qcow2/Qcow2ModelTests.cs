@@ -8,14 +8,14 @@ namespace BlkTap.Examples.Tests.Qcow2;
 
 /// <summary>
 /// The qcow2 tap through the emulator, judged by qemu: random writes, discards and flushes (over images qemu-img made,
-/// several cluster sizes, with and without a raw backing file, across restarts) read back as the model says, and
+/// several cluster sizes and refcount widths, with and without a raw backing file, across restarts) read back as the model says, and
 /// afterwards qemu-img check finds no error or leak and qemu-img compare finds the image identical to the model.
 /// </summary>
 public class Qcow2ModelTests
 {
     private const int DiskBytes = 4 << 20;
 
-    private sealed record Case(int Seed, int ClusterBits, bool Backing, int Ops, int MaxSectors, int Rounds);
+    private sealed record Case(int Seed, int ClusterBits, bool Backing, int Ops, int MaxSectors, int Rounds, int RefcountBits);
 
     private static Gen<Case> Cases =>
         from seed in Gen.Choose(1, int.MaxValue - 1)
@@ -24,7 +24,8 @@ public class Qcow2ModelTests
         from ops in Gen.Choose(5, 60)
         from max in Gen.Elements(1, 8, 64, 300)
         from rounds in Gen.Choose(1, 3)
-        select new Case(seed, bits, backing, ops, max, rounds);
+        from refcountBits in Gen.Elements(1, 4, 16, 16, 64)
+        select new Case(seed, bits, backing, ops, max, rounds, refcountBits);
 
     [FsCheck.NUnit.Property(MaxTest = 30)]
     public Property Workload_QemuMadeImage_QemuAgreesWithModel() => Prop.ForAll(Cases.ToArbitrary(), c =>
@@ -43,12 +44,12 @@ public class Qcow2ModelTests
         if (c.Backing)
         {
             model = dir.RandomImage("base.raw", DiskBytes, c.Seed);
-            QemuImg.Create(image, DiskBytes, 1 << c.ClusterBits, "base.raw");
+            QemuImg.Create(image, DiskBytes, 1 << c.ClusterBits, "base.raw", c.RefcountBits);
         }
         else
         {
             model = new byte[DiskBytes];
-            QemuImg.Create(image, DiskBytes, 1 << c.ClusterBits);
+            QemuImg.Create(image, DiskBytes, 1 << c.ClusterBits, refcountBits: c.RefcountBits);
         }
         byte[]? baseBefore = c.Backing ? File.ReadAllBytes(dir.File("base.raw")) : null;
         var rng = new Random(c.Seed);
