@@ -5,7 +5,7 @@ using BlkTap.Trace;
 namespace BlkTap.Examples;
 
 /// <summary>
-/// Registers the built-in taps (img, aio, mem, vbd, dump, cow, crypt, watch, error, delay from this assembly, and nbd
+/// Registers the built-in taps (img, aio, qcow2, mem, vbd, dump, cow, crypt, watch, error, delay from this assembly, and nbd
 /// from BlkTap.Nbd through <see cref="NbdTaps.AddNbdTaps"/>) with a <see cref="TapRegistry"/>: every public tap
 /// factory of both assemblies, with origin "built-in".
 /// </summary>

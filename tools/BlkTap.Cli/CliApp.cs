@@ -53,6 +53,7 @@ public static class CliApp
         root.Subcommands.Add(ReplayCommand.Create(io));
         root.Subcommands.Add(TraceCommand.Create(io));
         root.Subcommands.Add(CowCommand.Create(io));
+        root.Subcommands.Add(Qcow2Command.Create(io));
         configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         var parse = root.Parse(args);
         if (parse.Errors.Count == 0) return parse;

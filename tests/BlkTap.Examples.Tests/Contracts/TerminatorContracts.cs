@@ -102,3 +102,13 @@ public sealed class VbdTerminatorContract : TerminatorContract
     protected override ChainCase Chain(bool readOnly) =>
         new(["vbd:dev=xvdb,depth=8"], null) { Resources = [new LowerVbdResource("xvdb", DiskBytes, readOnly)] };
 }
+
+/// <summary><c>qcow2</c> over an empty image with 4 KiB clusters and a raw backing file of zeroes: discard reads as zeroes.</summary>
+public sealed class Qcow2TerminatorContract : TerminatorContract
+{
+    protected override ChainCase Chain(bool readOnly) =>
+        new([$"qcow2:path={ChainCase.DirToken}/disk.qcow2{(readOnly ? ",readonly=true" : "")}"], null)
+        {
+            Resources = [new ImageFileResource("base.raw", DiskBytes, null), new Qcow2ImageResource("disk.qcow2", DiskBytes, 4096, "base.raw")],
+        };
+}

@@ -64,6 +64,13 @@ public sealed record ImageFileResource(string Name, long Bytes, int? ContentSeed
     public override string ToString() => $"{Name}: {Bytes >> 10} KiB image, {(ContentSeed == null ? "sparse" : $"random content seed {ContentSeed}")}";
 }
 
+/// <summary>An empty qcow2 image (<c>blktap qcow2 create</c>) of <paramref name="Bytes"/> bytes with <paramref name="ClusterSize"/>-byte clusters, over the raw image <paramref name="Backing"/> (a resource listed before it) or none.</summary>
+public sealed record Qcow2ImageResource(string Name, long Bytes, int ClusterSize, string? Backing) : ChainResource(Name)
+{
+    /// <inheritdoc />
+    public override string ToString() => $"{Name}: {Bytes >> 10} KiB qcow2 image, {ClusterSize}-byte clusters{(Backing != null ? $", backing {Backing}" : "")}";
+}
+
 /// <summary>An XTS key file of <paramref name="Bytes"/> (32 or 64) random bytes from <paramref name="Seed"/>, halves different.</summary>
 public sealed record KeyFileResource(string Name, int Bytes, int Seed) : ChainResource(Name)
 {
@@ -164,6 +171,17 @@ public static class ChainGenerators
                     from depth in tap == "aio" ? Gen.Elements("", ",depth=1", ",depth=4", ",depth=64") : Gen.Constant("")
                     let name = $"{tap}{index}.raw"
                     select new Part($"{tap}:path={dir}/{name}{depth}{ro}", [new ImageFileResource(name, kib * 1024L, random ? seed : null)]);
+            case "qcow2":
+                return
+                    from kib in Gen.Elements(512, 1024, 4096)
+                    from cluster in Gen.Elements(512, 4096, 65536, 2 << 20)
+                    from backed in Gen.Elements(false, true)
+                    from seed in Gen.Choose(1, 1_000_000)
+                    let name = $"qcow2{index}.qcow2"
+                    let baseName = $"qcow2{index}-base.raw"
+                    select new Part($"qcow2:path={dir}/{name}{ro}", backed
+                        ? [new ImageFileResource(baseName, kib * 1024L, seed), new Qcow2ImageResource(name, kib * 1024L, cluster, baseName)]
+                        : [new Qcow2ImageResource(name, kib * 1024L, cluster, null)]);
             case "nbd":
                 return
                     from kib in Gen.Elements(512, 1024, 4096)

@@ -128,6 +128,9 @@ public sealed class ChainResources : IDisposable
                     else f.SetLength(image.Bytes); // sparse: reads as zeros
                 }
                 break;
+            case Qcow2ImageResource qcow2:
+                BlkTap.Examples.Qcow2.Qcow2Creator.Create(path, qcow2.Bytes, qcow2.ClusterSize, qcow2.Backing, qcow2.Backing != null ? "raw" : null);
+                break;
             case KeyFileResource key:
                 var k = new byte[key.Bytes];
                 new Random(key.Seed).NextBytes(k);
