@@ -16,7 +16,7 @@ public static class BenchSuite
         new("emulator", "emulator", EmulatorBenchmarks.Run, NeedsRuntimeBaselines: true),
         new("img", "img vs raw", ImgBenchmarks.Run),
         new("nbd", "nbd export", NbdBenchmarks.Run),
-        new("cow", "cow", NbdBenchmarks.RunCow),
+        new("cow", "cow", CowBenchmarks.Run),
         new("replay", "replay", ReplayBenchmarks.Run, NeedsRuntimeBaselines: true),
     ];
 

@@ -30,7 +30,13 @@ internal sealed record FioJob(string Label, string Rw, string BlockSize, int IoD
     /// Runs the job against <paramref name="uri"/> for <paramref name="seconds"/> and returns IOPS or MiB/s.
     /// Throws <see cref="InvalidOperationException"/> with fio's own words when fio fails or reports an error.
     /// </summary>
-    public double Run(string fio, string uri, int seconds, string scratchDirectory)
+    public double Run(string fio, string uri, int seconds, string scratchDirectory) => Measure(fio, uri, seconds, scratchDirectory).Figure;
+
+    /// <summary>
+    /// Runs the job as <see cref="Run"/> does and returns its figure with the number of requests fio completed
+    /// (its <c>total_ios</c>), which CPU time per request is divided by.
+    /// </summary>
+    public FioOutcome Measure(string fio, string uri, int seconds, string scratchDirectory)
     {
         var output = Path.Combine(scratchDirectory, "fio.json");
         var psi = new ProcessStartInfo(fio) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -57,7 +63,8 @@ internal sealed record FioJob(string Label, string Rw, string BlockSize, int IoD
         var job = doc.RootElement.GetProperty("jobs")[0];
         if (job.GetProperty("error").GetInt32() != 0) throw new InvalidOperationException($"fio {Rw} reported error {job.GetProperty("error").GetInt32()}");
         var side = job.GetProperty(Rw.Contains("write") ? "write" : "read");
-        return Bandwidth ? side.GetProperty("bw_bytes").GetDouble() / (1 << 20) : side.GetProperty("iops").GetDouble();
+        double figure = Bandwidth ? side.GetProperty("bw_bytes").GetDouble() / (1 << 20) : side.GetProperty("iops").GetDouble();
+        return new FioOutcome(figure, side.GetProperty("total_ios").GetInt64());
     }
 
     private static string FirstLine(string s)
@@ -67,3 +74,7 @@ internal sealed record FioJob(string Label, string Rw, string BlockSize, int IoD
         return nl < 0 ? s : s[..nl];
     }
 }
+
+/// <summary>What one fio job measured: IOPS or MiB/s, and how many requests it completed.</summary>
+/// <remarks>Threading: an immutable value.</remarks>
+internal readonly record struct FioOutcome(double Figure, long Requests);

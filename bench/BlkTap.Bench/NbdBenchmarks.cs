@@ -5,7 +5,7 @@ namespace BlkTap.Bench;
 /// <summary>
 /// The same fio jobs (ioengine=nbd over a Unix socket) against <c>blktap nbd serve --tap img</c>,
 /// <c>nbdkit file</c> and <c>qemu-nbd</c>, all serving one raw image in /dev/shm, job by job back
-/// to back; plus the cow tap against a qemu qcow2 overlay over the same base.
+/// to back, with each server's CPU time per request over the same jobs.
 /// </summary>
 internal static class NbdBenchmarks
 {
@@ -25,6 +25,8 @@ internal static class NbdBenchmarks
             {
                 results.Add(new BenchResult($"nbd export vs nbdkit: {job.Label}", 0, null, job.Unit, "nbdkit file", Note: "fio not installed (apt-get install fio): not measured"));
                 results.Add(new BenchResult($"nbd export vs qemu-nbd: {job.Label}", 0, null, job.Unit, "qemu-nbd", Note: "fio not installed (apt-get install fio): not measured"));
+                results.Add(new BenchResult($"nbd CPU per request vs nbdkit: {job.Label}", 0, null, "us CPU/req", "nbdkit", HigherIsBetter: false, Note: "fio not installed (apt-get install fio): not measured"));
+                results.Add(new BenchResult($"nbd CPU per request vs qemu-nbd: {job.Label}", 0, null, "us CPU/req", "qemu-nbd", HigherIsBetter: false, Note: "fio not installed (apt-get install fio): not measured"));
             }
             return results;
         }
@@ -49,14 +51,19 @@ internal static class NbdBenchmarks
             foreach (var job in FioJob.Standard)
             {
                 // Each server runs the job `reps` times; the order flips every repetition (ours first, then last), so that
-                // drift of the machine during a job hits every server alike. Each figure is the median of its runs.
+                // drift of the machine during a job hits every server alike. Each figure is the median of its runs. The
+                // server's CPU time over the same job, divided by the requests fio completed, is its CPU per request.
                 var runs = servers.ToDictionary(s => s, _ => new List<double>());
+                var cpu = servers.ToDictionary(s => s, _ => new List<double>());
                 for (int rep = 0; rep < reps; rep++)
                 {
                     foreach (var server in rep % 2 == 0 ? servers : Enumerable.Reverse(servers))
                     {
                         ctx.Progress($"nbd: {job.Label}: {server.Label} ({rep + 1} of {reps})");
-                        runs[server].Add(job.Run(fio, server.Uri, seconds, ctx.ScratchDirectory));
+                        var before = server.CpuTime;
+                        var outcome = job.Measure(fio, server.Uri, seconds, ctx.ScratchDirectory);
+                        runs[server].Add(outcome.Figure);
+                        cpu[server].Add(CpuMicrosPerRequest(server.CpuTime - before, outcome.Requests));
                     }
                 }
                 double our = BenchStats.Median(runs[ours]);
@@ -66,6 +73,12 @@ internal static class NbdBenchmarks
                     : $"; per-repetition ratio {string.Join(", ", runs[ours].Zip(runs[them], (a, b) => (a / b).ToString("F2", System.Globalization.CultureInfo.InvariantCulture)))}";
                 results.Add(new BenchResult($"nbd export vs nbdkit: {job.Label}", our, kit, job.Unit, "nbdkit -U S file IMAGE; goal >= 1.0", Note: nbdkitNote ?? where + Spread(nbdkit)));
                 results.Add(new BenchResult($"nbd export vs qemu-nbd: {job.Label}", our, qem, job.Unit, $"qemu-nbd -k S {QemuOptions} IMAGE", Note: qemuNote ?? where + Spread(qemu)));
+                double ourCpu = BenchStats.Median(cpu[ours]);
+                results.Add(new BenchResult($"nbd CPU per request vs nbdkit: {job.Label}", ourCpu, nbdkit != null ? BenchStats.Median(cpu[nbdkit]) : null,
+                    "us CPU/req", "nbdkit's CPU time per request over the same fio job (/proc/PID/stat utime+stime); goal >= 1.43 (at most 0.7x its CPU), floor 1.25",
+                    HigherIsBetter: false, Note: nbdkitNote ?? where));
+                results.Add(new BenchResult($"nbd CPU per request vs qemu-nbd: {job.Label}", ourCpu, qemu != null ? BenchStats.Median(cpu[qemu]) : null,
+                    "us CPU/req", "qemu-nbd's CPU time per request over the same fio job", HigherIsBetter: false, Note: qemuNote ?? where));
             }
         }
         finally
@@ -76,58 +89,11 @@ internal static class NbdBenchmarks
         return results;
     }
 
-    /// <summary>Random 4 KiB writes then reads through <c>cow</c> over <c>img</c> against qemu-nbd serving a qcow2 overlay of the same base.</summary>
-    public static IEnumerable<BenchResult> RunCow(BenchContext ctx)
-    {
-        var jobs = new[] { FioJob.Standard[1], FioJob.Standard[0] }; // writes first (they fill the overlay), then reads
-        var names = jobs.Select(j => $"cow vs qemu qcow2 overlay: {j.Label}").ToArray();
-        string? skip = null;
-        if (!ExampleTaps.CreateRegistry().Factories.Any(f => f.Name == "cow")) skip = "the cow tap is not built into this blktap yet: not measured";
-        var fio = PeerPrograms.Find("fio");
-        var qemuImg = PeerPrograms.Find("qemu-img");
-        var qemuNbd = PeerPrograms.Find("qemu-nbd");
-        if (skip == null && fio == null) skip = "fio not installed: not measured";
-        if (skip != null) return names.Select((n, i) => new BenchResult(n, 0, null, jobs[i].Unit, "qemu-nbd qcow2 overlay", Note: skip)).ToList();
+    /// <summary>CPU microseconds per request: <paramref name="cpu"/> over <paramref name="requests"/> (0 when none completed).</summary>
+    internal static double CpuMicrosPerRequest(TimeSpan cpu, long requests) => requests <= 0 ? 0 : cpu.TotalMicroseconds / requests;
 
-        int seconds = ctx.Quick ? 1 : 10;
-        long bytes = ctx.Quick ? 32L << 20 : 1L << 30;
-        ctx.Progress("cow: creating the base image");
-        var baseImage = ctx.CreateImage("cow-base.raw", bytes);
-        var ourOverlay = ctx.Scratch("ours.cow");
-        var qcow = ctx.Scratch("ov.qcow2");
-        var results = new List<BenchResult>();
-        NbdServerProcess? ours = null, theirs = null;
-        string? note = null;
-        try
-        {
-            ours = StartOurs(ctx, "ours-cow", [$"cow:overlay={ourOverlay}", $"img:path={baseImage}"]);
-            if (qemuImg == null || qemuNbd == null) note = "qemu-img/qemu-nbd not installed (apt-get install qemu-utils): theirs not measured";
-            else
-            {
-                var r = Run(qemuImg, ["create", "-q", "-f", "qcow2", "-b", baseImage, "-F", "raw", qcow]);
-                if (r != null) note = $"qemu-img create failed: {r}";
-                else (theirs, note) = TryStart(() => NbdServerProcess.Start("qemu-nbd", qemuNbd, ["-k", ctx.Scratch("qcow.sock"), "-f", "qcow2", "--cache=writeback", "--aio=threads", "-t", "-e", "8", qcow], ctx.Scratch("qcow.sock")), "qemu-nbd");
-            }
-            for (int i = 0; i < jobs.Length; i++)
-            {
-                ctx.Progress($"cow: {jobs[i].Label}");
-                double our = jobs[i].Run(fio!, ours.Uri, seconds, ctx.ScratchDirectory);
-                double? their = theirs != null ? jobs[i].Run(fio!, theirs.Uri, seconds, ctx.ScratchDirectory) : null;
-                results.Add(new BenchResult(names[i], our, their, jobs[i].Unit,
-                    "qemu-nbd -f qcow2 --cache=writeback over qemu-img create -f qcow2 -b base.raw -F raw; goal >= 1.0",
-                    Note: note ?? $"{bytes >> 20} MiB base in {ctx.ScratchDirectory}, fio {seconds} s per job"));
-            }
-        }
-        finally
-        {
-            ours?.Dispose();
-            theirs?.Dispose();
-            foreach (var f in new[] { baseImage, ourOverlay, qcow }) if (File.Exists(f)) File.Delete(f);
-        }
-        return results;
-    }
-
-    private static NbdServerProcess StartOurs(BenchContext ctx, string name, string[] taps)
+    /// <summary>Starts <c>blktap nbd serve</c> (this very blktap) on a socket in the scratch directory with <paramref name="taps"/>.</summary>
+    internal static NbdServerProcess StartOurs(BenchContext ctx, string name, string[] taps)
     {
         var sock = ctx.Scratch(name + ".sock");
         var (program, prefix) = PeerPrograms.Blktap();
@@ -136,7 +102,8 @@ internal static class NbdBenchmarks
         return NbdServerProcess.Start("blktap nbd serve", program, args, sock, readyLine: "blktap: serving");
     }
 
-    private static (NbdServerProcess? Server, string? Note) TryStart(Func<NbdServerProcess?> start, string what)
+    /// <summary>Starts a peer server; (null, why) when it is not installed or does not start.</summary>
+    internal static (NbdServerProcess? Server, string? Note) TryStart(Func<NbdServerProcess?> start, string what)
     {
         try
         {
@@ -146,7 +113,8 @@ internal static class NbdBenchmarks
         catch (InvalidOperationException ex) { return (null, $"{what} did not start ({ex.Message}): theirs not measured"); }
     }
 
-    private static string? Run(string program, string[] args)
+    /// <summary>Runs <paramref name="program"/> to completion: null on success, else its stderr.</summary>
+    internal static string? Run(string program, string[] args)
     {
         var psi = new System.Diagnostics.ProcessStartInfo(program) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);

@@ -26,6 +26,20 @@ internal sealed class NbdServerProcess : IDisposable
     /// <summary>The Unix socket it listens on.</summary>
     public string Socket { get; }
 
+    /// <summary>
+    /// CPU time (user plus system, every thread) the server has used so far: /proc/PID/stat's utime and stime, which
+    /// <see cref="Process.TotalProcessorTime"/> reads on Linux. Clock-tick resolution (10 ms): difference it over a
+    /// whole fio job.
+    /// </summary>
+    public TimeSpan CpuTime
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.TotalProcessorTime;
+        }
+    }
+
     /// <summary>The NBD URI of the default export.</summary>
     public string Uri => $"nbd+unix:///?socket={Socket}";
 

@@ -137,8 +137,13 @@ public sealed class TapRegistry
 
         protected override Assembly? Load(AssemblyName name)
         {
-            // Share the contract assemblies with the host so ITapFactory is the same type.
-            if (name.Name != null && shared.Contains(name.Name)) return null;
+            // Share the contract assemblies with the host so ITapFactory is the same type. The host's copy is
+            // used whatever version the plugin was built against: the default context would refuse a plugin built
+            // against a later version number (every release bumps it), although the contract is the same. A member
+            // the host lacks fails when called, inside the factory, which Build reports with the tap's name.
+            if (name.Name != null && shared.Contains(name.Name))
+                return Default.Assemblies.FirstOrDefault(a => a.GetName().Name == name.Name)
+                       ?? Default.LoadFromAssemblyName(new AssemblyName(name.Name));
             var p = _resolver.ResolveAssemblyToPath(name);
             return p != null ? LoadFromAssemblyPath(p) : null;
         }
