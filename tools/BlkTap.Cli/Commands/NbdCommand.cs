@@ -104,8 +104,17 @@ internal static class NbdCommand
                 // The loop watches the client sockets itself: one thread serves sockets, hooks and image.
                 o.Waiter = new EpollLoopWaiter();
             });
-            // Attach, connect and close lines; a close carries the session's statistics.
-            b.AddControlHook("log", sp => TapLogging.ControlHook(sp.GetRequiredService<ILoggerFactory>().CreateLogger(TapLogging.Category)));
+            // Attach, connect and close lines; a close carries the session's statistics. Not for the export's probe before
+            // the start: a chain that cannot serve is one line and exit 2.
+            b.AddControlHook("log", sp =>
+            {
+                var hook = TapLogging.ControlHook(sp.GetRequiredService<ILoggerFactory>().CreateLogger(TapLogging.Category));
+                return Hook.Control(e =>
+                {
+                    lock (errLock) if (!started) return;
+                    hook.OnControl(e);
+                });
+            });
         });
         builder.Services.AddNbdServe(new NbdServeOptions
         {

@@ -36,6 +36,8 @@ internal static class ServeHostBuilder
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(log.MinimumLevel);
         builder.Logging.AddFilter("Microsoft", log.MinimumLevel > LogLevel.Warning ? log.MinimumLevel : LogLevel.Warning);
+        // A start that fails is the verb's one line (and exit code 2), not also the host's "Hosting failed to start".
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         builder.Logging.AddProvider(new CliLoggerProvider(io.Err, log.Format));
         builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
         builder.Services.AddSystemd();

@@ -45,9 +45,12 @@ internal sealed class MetricsEndpointService(Uri url, ILogger<MetricsEndpointSer
                 })
                 .Build();
         }
-        catch (HttpListenerException ex)
+        // NOTE: the exporter wraps the listener's failure: InvalidOperationException("... could not be started") around
+        // the HttpListenerException that names the cause.
+        catch (Exception ex) when (ex is HttpListenerException || ex.InnerException is HttpListenerException)
         {
-            throw new MetricsEndpointException($"--metrics {url}: cannot listen: {ex.Message}", ex);
+            var cause = ex as HttpListenerException ?? (HttpListenerException)ex.InnerException!;
+            throw new MetricsEndpointException($"--metrics {url}: cannot listen: {cause.Message}", ex);
         }
         logger.LogInformation("metrics at {Url}", url);
         return Task.CompletedTask;
