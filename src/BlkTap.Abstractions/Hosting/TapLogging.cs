@@ -18,16 +18,20 @@ public static class TapLogging
     public static Action<TapDiagnostic> Diagnostics(ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(logger);
-        return d =>
+        return d => Log(logger, d);
+    }
+
+    /// <summary>Logs one diagnostic at its level (what <see cref="Diagnostics"/> and <see cref="TapRuntimeOptions.Logger"/> do).</summary>
+    public static void Log(ILogger logger, TapDiagnostic d)
+    {
+        ArgumentNullException.ThrowIfNull(logger);
+        var level = d.Level switch
         {
-            var level = d.Level switch
-            {
-                TapDiagnosticLevel.Error => LogLevel.Error,
-                TapDiagnosticLevel.Warning => LogLevel.Warning,
-                _ => LogLevel.Information,
-            };
-            logger.Log(level, d.Exception, "{Session}{Message}", d.Session != null ? d.Session.Name + ": " : "", d.Message);
+            TapDiagnosticLevel.Error => LogLevel.Error,
+            TapDiagnosticLevel.Warning => LogLevel.Warning,
+            _ => LogLevel.Information,
         };
+        logger.Log(level, d.Exception, "{Session}{Message}", d.Session != null ? d.Session.Name + ": " : "", d.Message);
     }
 
     /// <summary>
