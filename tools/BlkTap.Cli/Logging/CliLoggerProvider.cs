@@ -74,7 +74,8 @@ public sealed class CliLoggerProvider : ILoggerProvider
     private static string Json<TState>(string category, LogLevel level, EventId eventId, TState state, Exception? exception, string message)
     {
         var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer))
+        // Relaxed escaping: '+' in the timestamp and quotes in messages stay readable; the output is still valid JSON.
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             json.WriteStartObject();
             json.WriteString("Timestamp", DateTimeOffset.UtcNow.ToString("O"));
