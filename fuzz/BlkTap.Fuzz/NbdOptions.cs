@@ -22,7 +22,7 @@ internal static class NbdOptions
             _path = Path.Combine(Path.GetTempPath(), $"blktap-fuzz-nbd-{Environment.ProcessId}.sock");
             File.Delete(_path);
             _server = new NbdServer(new NbdSingleExportProvider(new MemoryNbdExportBackend(1 << 16), "fuzz"),
-                new NbdServerOptions { HandshakeTimeout = TimeSpan.FromSeconds(5), Log = m => { lock (Log) Log.Add(m); } });
+                new NbdServerOptions { HandshakeTimeout = TimeSpan.FromSeconds(5), Logger = new Collector() });
             _server.ListenUnix(_path);
         }
         lock (Log) Log.Clear();
@@ -54,5 +54,17 @@ internal static class NbdOptions
             foreach (var line in Log)
                 if (line.Contains("unexpected", StringComparison.Ordinal) || line.Contains("threw", StringComparison.Ordinal))
                     throw new FuzzBugException("NBD server: " + line);
+    }
+
+    // The server's log lines, kept for the checks above.
+    private sealed class Collector : Microsoft.Extensions.Logging.ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception,
+            Func<TState, Exception?, string> formatter)
+        {
+            lock (NbdOptions.Log) NbdOptions.Log.Add(formatter(state, exception));
+        }
     }
 }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using BlkTap.Loop;
 using BlkTap.Nbd.Internal;
+using Microsoft.Extensions.Logging;
 
 namespace BlkTap.Nbd;
 
@@ -39,12 +40,12 @@ public sealed class NbdServer : IAsyncDisposable
         if (provider is NbdExportProvider p && p.Runtime.SupportsDescriptors) _loop = p.Runtime.Loop;
         else
         {
-            var log = _options.Log;
+            var log = _options.Logger;
             _loop = new EventLoop(new EventLoopOptions
             {
                 Name = "nbd-server",
                 Waiter = new BlkTap.Linux.EpollLoopWaiter(),
-                HandlerFailed = (what, ex) => log?.Invoke($"nbd server: {what}: {ex.GetType().Name}: {ex.Message}"),
+                HandlerFailed = (what, ex) => log?.LogError(ex, "loop handler {Handler} failed", what),
             });
             _ownsLoop = true;
         }
@@ -108,7 +109,7 @@ public sealed class NbdServer : IAsyncDisposable
             catch (ObjectDisposedException) { break; }
             catch (SocketException e)
             {
-                _options.Log?.Invoke($"nbd server: accept failed: {e.SocketErrorCode}");
+                _options.Logger?.LogWarning("accept failed: {SocketError}", e.SocketErrorCode);
                 if (_stop.IsCancellationRequested) break;
                 await Task.Delay(10).ConfigureAwait(false);
                 continue;

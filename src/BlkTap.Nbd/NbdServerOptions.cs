@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+
 namespace BlkTap.Nbd;
 
 /// <summary>Settings of an <see cref="NbdServer"/>. Read once at start; do not change afterwards.</summary>
@@ -12,6 +14,9 @@ public sealed class NbdServerOptions
     /// <summary>Options a client may send before it is considered abusive and disconnected. Default 1000.</summary>
     public int MaxOptionsPerHandshake { get; set; } = 1000;
 
-    /// <summary>Diagnostic messages (client disconnected for garbage, backend exceptions). Called from any thread; may be null.</summary>
-    public Action<string>? Log { get; set; }
+    /// <summary>
+    /// Where the server logs (category of your choice; a client dropped for garbage or a broken socket is a warning, a
+    /// client that hung up mid-request information). Called from any thread; null: nothing is logged.
+    /// </summary>
+    public ILogger? Logger { get; set; }
 }

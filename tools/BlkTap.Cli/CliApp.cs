@@ -41,7 +41,9 @@ public static class CliApp
     private static ParseResult? Parse(string[] args, TextWriter output, TextWriter error, out InvocationConfiguration configuration)
     {
         var root = new RootCommand("blktap: Xen block taps in user space, on a real dom0 or in an in-process emulator of Xen domains.");
-        var io = new CliIo(output, error);
+        var global = new GlobalOptions();
+        global.AddTo(root);
+        var io = new CliIo(output, error) { Global = global };
         root.Subcommands.Add(DemoCommand.Create(io));
         root.Subcommands.Add(RunCommand.Create(io));
         root.Subcommands.Add(TapsCommand.Create(io));
@@ -81,9 +83,15 @@ public static class CliApp
     }
 }
 
-/// <summary>Where a command prints.</summary>
+/// <summary>Where a command prints, and the global options it may read.</summary>
 public sealed record CliIo(TextWriter Out, TextWriter Err)
 {
+    /// <summary>The root command's global options (<c>--log-level</c>, <c>--log-format</c>); null outside <see cref="CliApp"/>.</summary>
+    public GlobalOptions? Global { get; init; }
+
+    /// <summary>The log settings a parse chose (<see cref="Logging.CliLogSettings.Default"/> without global options).</summary>
+    public Logging.CliLogSettings LogSettings(System.CommandLine.ParseResult parse) => Global?.Read(parse) ?? Logging.CliLogSettings.Default;
+
     /// <summary>Prints one error line and returns the bad-input exit code.</summary>
     public int BadInput(string message)
     {

@@ -18,30 +18,48 @@ public static class TapLogging
     public static Action<TapDiagnostic> Diagnostics(ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(logger);
-        return d =>
+        return d => Log(logger, d);
+    }
+
+    /// <summary>Logs one diagnostic at its level (what <see cref="Diagnostics"/> and <see cref="TapRuntimeOptions.Logger"/> do).</summary>
+    public static void Log(ILogger logger, TapDiagnostic d)
+    {
+        ArgumentNullException.ThrowIfNull(logger);
+        var level = d.Level switch
         {
-            var level = d.Level switch
-            {
-                TapDiagnosticLevel.Error => LogLevel.Error,
-                TapDiagnosticLevel.Warning => LogLevel.Warning,
-                _ => LogLevel.Information,
-            };
-            logger.Log(level, d.Exception, "{Session}{Message}", d.Session != null ? d.Session.Name + ": " : "", d.Message);
+            TapDiagnosticLevel.Error => LogLevel.Error,
+            TapDiagnosticLevel.Warning => LogLevel.Warning,
+            _ => LogLevel.Information,
         };
+        logger.Log(level, d.Exception, "{Session}{Message}", d.Session != null ? d.Session.Name + ": " : "", d.Message);
     }
 
     /// <summary>
-    /// A control hook logging each event (attach, connect, close) with the session's image and size. Register it after
-    /// the chain: control hooks run in registration order and the chain registers its terminator's first, so an
-    /// Attach line shows the size the terminator found, not 0.
+    /// A control hook logging each event (attach, connect, close) with the session's image and size, and at a close the
+    /// session's statistics (requests, errors, rejected, bytes read and written). Register it after the chain: control
+    /// hooks run in registration order and the chain registers its terminator's first, so an Attach line shows the size
+    /// the terminator found, not 0.
     /// </summary>
     public static IControlHook ControlHook(ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(logger);
         return Hook.Control(e =>
-            logger.LogInformation("{Kind} {Session} image={Image} sectors={Sectors}{Reason}", e.Kind, e.Session.Name, e.Session.ImageId, e.Session.Sectors,
-                e.Reason == null ? "" : " (" + e.Reason + ")"));
+        {
+            var s = e.Session;
+            if (e.Kind == ControlEventKind.Disconnect)
+            {
+                var st = s.Statistics;
+                logger.LogInformation("{Kind} {Session}{Image}{Reason}: {Requests} requests, {Errors} errors, {Rejected} rejected, " +
+                    "{BytesRead} bytes read, {BytesWritten} bytes written", e.Kind, s.Name, ImageText(s), e.Reason == null ? "" : " (" + e.Reason + ")",
+                    st.Requests, st.Errors, st.Rejected, st.BytesRead, st.BytesWritten);
+                return;
+            }
+            logger.LogInformation("{Kind} {Session}{Image} sectors={Sectors}{Reason}", e.Kind, s.Name, ImageText(s), s.Sectors,
+                e.Reason == null ? "" : " (" + e.Reason + ")");
+        });
     }
+
+    private static string ImageText(TapSession s) => s.ImageId == null ? "" : " image=" + s.ImageId;
 
     /// <summary>
     /// Sends the runtime's diagnostics to the container's logger (category <see cref="Category"/>) and adds the

@@ -44,6 +44,7 @@ public sealed partial class TapRuntime
     {
         Interlocked.Increment(ref _inFlight);
         request.Session.Statistics.Rejected++;
+        request.Session.Metrics?.Rejected();
         request.Status = status;
         Finish(request);
     }
@@ -131,6 +132,7 @@ public sealed partial class TapRuntime
         if (request.Status != BlkifStatus.Okay) stats.Errors++;
         else if (request.Operation == BlkifOperation.Read) stats.BytesRead += request.ByteCount;
         else if (request.HasData) stats.BytesWritten += request.ByteCount;
+        session.Metrics?.Completed(request, request.Status == BlkifStatus.Okay);
         try
         {
             session.Complete(request);

@@ -16,6 +16,8 @@ public sealed partial class TapRuntime
         session.Id = ++_nextSessionId;
         session.IsOpen = true;
         _sessions.Add(session);
+        session.Metrics = new Metrics.SessionMetrics(Options.Name, session.Name);
+        Metrics.TapMetrics.ActiveSessions.Add(1, session.Metrics.TapTags);
         RaiseControl(new ControlEvent(ControlEventKind.Attach, session));
     }
 
@@ -38,6 +40,7 @@ public sealed partial class TapRuntime
         if (!session.IsOpen) return;
         session.IsOpen = false;
         _sessions.Remove(session);
+        if (session.Metrics is { } metrics) Metrics.TapMetrics.ActiveSessions.Add(-1, metrics.TapTags);
         if (reason != null) Report(TapDiagnosticLevel.Warning, session, $"session closed: {reason}");
         RaiseControl(new ControlEvent(ControlEventKind.Disconnect, session, reason));
         try { session.OnClosed(reason); }

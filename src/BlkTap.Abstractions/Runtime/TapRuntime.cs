@@ -135,7 +135,11 @@ public sealed partial class TapRuntime : IDisposable
     /// <summary>Loop thread: reports a diagnostic to <see cref="TapRuntimeOptions.Diagnostics"/>.</summary>
     public void Report(TapDiagnosticLevel level, TapSession? session, string message, Exception? exception = null)
     {
-        try { Options.Diagnostics?.Invoke(new TapDiagnostic(level, session, message, exception)); }
+        try
+        {
+            if (Options.Diagnostics is { } sink) sink(new TapDiagnostic(level, session, message, exception));
+            else if (Options.Logger is { } logger) Hosting.TapLogging.Log(logger, new TapDiagnostic(level, session, message, exception));
+        }
         catch (Exception) { /* a broken log sink must not break the loop */ }
     }
 

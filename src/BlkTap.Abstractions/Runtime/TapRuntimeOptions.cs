@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+
 namespace BlkTap;
 
 /// <summary>Settings of a <see cref="TapRuntime"/>.</summary>
@@ -11,6 +13,13 @@ public sealed class TapRuntimeOptions
     /// thread; must not block. Null: diagnostics are dropped.
     /// </summary>
     public Action<TapDiagnostic>? Diagnostics { get; set; }
+
+    /// <summary>
+    /// Where diagnostics are logged when <see cref="Diagnostics"/> is null, each at its level (error, warning,
+    /// information) with its exception; the hosted services use <c>TapLogging.LogToContainer</c> instead, which sets
+    /// <see cref="Diagnostics"/> from the container's logger. Called as <see cref="Diagnostics"/> is. Null: dropped.
+    /// </summary>
+    public ILogger? Logger { get; set; }
 
     /// <summary>Segments an indirect request may carry (feature-max-indirect-segments); 0 disables indirect requests.</summary>
     public int MaxIndirectSegments { get; set; } = 256;

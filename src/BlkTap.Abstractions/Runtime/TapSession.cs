@@ -64,6 +64,9 @@ public abstract class TapSession
     /// <summary>Counters for this session. Updated on the loop thread.</summary>
     public SessionStatistics Statistics { get; } = new();
 
+    /// <summary>The session's tag arrays for <see cref="Metrics.TapMetrics"/>; set at attach. Loop thread.</summary>
+    internal Metrics.SessionMetrics? Metrics;
+
     /// <summary>Per-session state for hooks (keyed by the hook). Loop thread only.</summary>
     public IDictionary<object, object> Items => _items ??= new Dictionary<object, object>(ReferenceEqualityComparer.Instance);
 

@@ -12,9 +12,6 @@ public sealed class ShmringServeOptions
     /// <summary>Time a frontend has to send its handshake line (default 10 s).</summary>
     public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>The server's lines (a refused handshake, a protocol error), without a prefix. Called from any thread; may be null.</summary>
-    public Action<string>? Log { get; set; }
-
     /// <summary>Called with each session's outcome as it ends (not for a serve stopped before any frontend came). Called from the serving thread; may be null.</summary>
     public Action<ShmringSessionResult>? SessionEnded { get; set; }
 }

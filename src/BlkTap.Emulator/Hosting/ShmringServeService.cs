@@ -1,5 +1,7 @@
 using System.Runtime.ExceptionServices;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace BlkTap.Emulator.Hosting;
 
@@ -21,6 +23,7 @@ public sealed class ShmringServeService : IHostedService, IDisposable
     private readonly TapRuntime _runtime;
     private readonly ShmringServeOptions _options;
     private readonly IHostApplicationLifetime _lifetime;
+    private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopServing = new();
     private ShmringServer? _server;
     private Task? _loop;
@@ -30,9 +33,13 @@ public sealed class ShmringServeService : IHostedService, IDisposable
     private ExceptionDispatchInfo? _fault;
     private int _disposed;
 
-    /// <summary>Takes the runtime (built with its chain when the container first resolves it) from the container.</summary>
-    public ShmringServeService(TapRuntime runtime, ShmringServeOptions options, IHostApplicationLifetime lifetime)
+    /// <summary>
+    /// Takes the runtime (built with its chain when the container first resolves it) and the logger factory (null:
+    /// nothing is logged; the server's category is <c>BlkTap.Emulator.ShmringServer</c>) from the container.
+    /// </summary>
+    public ShmringServeService(TapRuntime runtime, ShmringServeOptions options, IHostApplicationLifetime lifetime, ILoggerFactory? loggerFactory = null)
     {
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<ShmringServer>();
         _runtime = runtime ?? throw new ArgumentNullException(nameof(runtime));
         _options = options ?? throw new ArgumentNullException(nameof(options));
         _lifetime = lifetime ?? throw new ArgumentNullException(nameof(lifetime));
@@ -56,7 +63,7 @@ public sealed class ShmringServeService : IHostedService, IDisposable
         var server = new ShmringServer(_options.Directory, _runtime, new ShmringServerOptions
         {
             HandshakeTimeout = _options.HandshakeTimeout,
-            Log = _options.Log,
+            Logger = _logger,
         });
         _server = server;
         server.Start();

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
 using BlkTap.Emulator.Internal;
+using Microsoft.Extensions.Logging;
 
 namespace BlkTap.Emulator;
 
@@ -144,7 +145,8 @@ public sealed class ShmringServer : IDisposable
         }
         var reason = active.End.Task.Result;
         var end = active.Stopped ? ShmringSessionEnd.Stopped : reason == null ? ShmringSessionEnd.FrontendClosed : ShmringSessionEnd.ProtocolError;
-        Log($"{session.Name}: session ended ({(reason ?? "the frontend disconnected")}): {session.Statistics.Requests} requests, {session.Statistics.Errors} errors, {session.Statistics.Rejected} rejected");
+        var st = session.Statistics;
+        Log(LogLevel.Information, $"{session.Name}: session ended ({(reason ?? "the frontend disconnected")}): {st.Requests} requests, {st.Errors} errors, {st.Rejected} rejected, {st.BytesRead} bytes read, {st.BytesWritten} bytes written");
         return new ShmringSessionResult(end, reason, protocol, grantPages, session.Statistics);
     }
 
@@ -170,7 +172,7 @@ public sealed class ShmringServer : IDisposable
                 active.Refusal = problem;
                 SendError(connection, problem);
                 _runtime.CloseSession(session, null);
-                Log($"{session.Name}: refused: {problem}");
+                Log(LogLevel.Warning, $"{session.Name}: refused: {problem}");
                 active.End.TrySetResult(problem);
                 return;
             }
@@ -180,7 +182,7 @@ public sealed class ShmringServer : IDisposable
             var answer = Encoding.ASCII.GetBytes(ShmringProtocol.FormatConnected(session.Sectors, session.SectorSize, session.Info));
             int sent = memory.SendWithDescriptor(connection, answer);
             if (sent < answer.Length) connection.Send(answer.AsSpan(sent));
-            Log($"{session.Name}: connected ({protocol.ToName()}, {grantPages} grant pages, {session.Sectors} sectors of {session.SectorSize} bytes, info {(uint)session.Info})");
+            Log(LogLevel.Information, $"{session.Name}: connected ({protocol.ToName()}, {grantPages} grant pages, {session.Sectors} sectors of {session.SectorSize} bytes, info {(uint)session.Info})");
             channel!.Start();
             _runtime.ConnectSession(session);
         }
@@ -209,7 +211,7 @@ public sealed class ShmringServer : IDisposable
             await Task.Delay(5).ConfigureAwait(false);
         if (_runtime.InFlight > 0)
         {
-            Log($"{_runtime.InFlight} request(s) still inside the chain after {_options.DrainTimeout.TotalSeconds:F0} s; the shared file stays mapped");
+            Log(LogLevel.Warning, $"{_runtime.InFlight} request(s) still inside the chain after {_options.DrainTimeout.TotalSeconds:F0} s; the shared file stays mapped");
             return;
         }
         memory.Dispose();
@@ -245,7 +247,7 @@ public sealed class ShmringServer : IDisposable
 
     private ShmringSessionResult Refuse(Socket connection, string reason, BlkifProtocol protocol, uint grantPages)
     {
-        Log($"refused a frontend: {reason}");
+        Log(LogLevel.Warning, $"refused a frontend: {reason}");
         SendError(connection, reason);
         connection.Dispose();
         return new ShmringSessionResult(ShmringSessionEnd.Refused, reason, protocol, grantPages, null);
@@ -262,9 +264,9 @@ public sealed class ShmringServer : IDisposable
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { }
     }
 
-    private void Log(string line)
+    private void Log(LogLevel level, string line)
     {
-        try { _options.Log?.Invoke(line); }
+        try { _options.Logger?.Log(level, "{Event}", line); }
         catch (Exception) { /* a broken log sink must not break serving */ }
     }
 

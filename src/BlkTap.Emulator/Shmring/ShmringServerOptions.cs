@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+
 namespace BlkTap.Emulator;
 
 /// <summary>Settings of a <see cref="ShmringServer"/>.</summary>
@@ -14,10 +16,9 @@ public sealed class ShmringServerOptions
     public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
-    /// Receives one line per server event (a frontend connected, was refused, ended). Called from the
-    /// serving thread or the tap's loop; must be thread-safe and must not block.
+    /// Where the server logs: a frontend connected (information), was refused (warning), ended with its statistics (information). Called from the serving thread or the tap's loop. Null: nothing is logged.
     /// </summary>
-    public Action<string>? Log { get; set; }
+    public ILogger? Logger { get; set; }
 }
 
 /// <summary>How an shmring session ended.</summary>

@@ -25,10 +25,4 @@ public sealed class NbdServeOptions
 
     /// <summary>How long a stop waits for clients to take their replies before dropping them (default 20 s).</summary>
     public TimeSpan StopTimeout { get; set; } = TimeSpan.FromSeconds(20);
-
-    /// <summary>
-    /// Problems worth a line (a client dropped, replies abandoned at stop, a loop that did not stop), without a
-    /// prefix. Called from any thread; may be null.
-    /// </summary>
-    public Action<string>? Log { get; set; }
 }

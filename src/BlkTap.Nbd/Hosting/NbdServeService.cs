@@ -1,5 +1,8 @@
+using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace BlkTap.Nbd.Hosting;
 
@@ -15,21 +18,31 @@ namespace BlkTap.Nbd.Hosting;
 /// (<see cref="NbdServeFailure.CannotListen"/>); the host's start then fails with that exception and disposing the
 /// container stops what ran. Stop stops accepting, lets in-flight requests finish and be answered (at most
 /// <see cref="NbdServeOptions.StopTimeout"/>), closes every session and removes the Unix socket, then stops the
-/// loop; the container closes the chain's taps (flushing their disks) after this service.
+/// loop; the container closes the chain's taps (flushing their disks) after this service. Logs through the container's
+/// <see cref="ILoggerFactory"/> (categories <c>BlkTap.Nbd.Hosting.NbdServeService</c> and <c>BlkTap.Nbd.NbdServer</c>):
+/// a warning when a TCP listener is not on a loopback address (NBD here has no TLS and no authentication).
 /// </remarks>
 public sealed class NbdServeService : IHostedService, IAsyncDisposable
 {
     private static readonly TimeSpan LoopStopTimeout = TimeSpan.FromSeconds(10);
     private readonly TapRuntime _runtime;
     private readonly NbdServeOptions _options;
+    private readonly ILogger _logger;
+    private readonly ILogger _serverLogger;
     private readonly CancellationTokenSource _stopLoop = new();
     private Task? _loop;
     private NbdServer? _server;
     private int _disposed;
 
-    /// <summary>Takes the runtime (built with its chain when the container first resolves it) from the container.</summary>
-    public NbdServeService(TapRuntime runtime, NbdServeOptions options)
+    /// <summary>
+    /// Takes the runtime (built with its chain when the container first resolves it) and the logger factory (null:
+    /// nothing is logged) from the container.
+    /// </summary>
+    public NbdServeService(TapRuntime runtime, NbdServeOptions options, ILoggerFactory? loggerFactory = null)
     {
+        loggerFactory ??= NullLoggerFactory.Instance;
+        _logger = loggerFactory.CreateLogger<NbdServeService>();
+        _serverLogger = loggerFactory.CreateLogger<NbdServer>();
         _runtime = runtime ?? throw new ArgumentNullException(nameof(runtime));
         _options = options ?? throw new ArgumentNullException(nameof(options));
         if ((options.UnixPath == null) == (options.Port == null)) throw new ArgumentException("give exactly one of UnixPath or Port", nameof(options));
@@ -55,7 +68,7 @@ public sealed class NbdServeService : IHostedService, IAsyncDisposable
         var geometry = await provider.ProbeAsync(cancellationToken).ConfigureAwait(false);
         if (geometry.Size == 0)
             throw new NbdServeException(NbdServeFailure.NoDisk, "the chain gives the disk no size (its terminator could not open the disk): nothing to serve");
-        var server = new NbdServer(provider, new NbdServerOptions { MaxInFlightPerConnection = _options.MaxInFlight, Log = _options.Log });
+        var server = new NbdServer(provider, new NbdServerOptions { MaxInFlightPerConnection = _options.MaxInFlight, Logger = _serverLogger });
         _server = server;
         var name = Uri.EscapeDataString(_options.ExportName ?? "");
         try
@@ -71,6 +84,9 @@ public sealed class NbdServeService : IHostedService, IAsyncDisposable
                 var ep = server.ListenTcp(_options.Port!.Value, _options.Bind);
                 var host = ep.Address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ep.Address}]" : ep.Address.ToString();
                 Address = $"nbd://{host}:{ep.Port}/{name}";
+                if (!IPAddress.IsLoopback(ep.Address))
+                    _logger.LogWarning("listening on {Address}, not a loopback address: any host that reaches port {Port} can read and write the disk " +
+                        "(no TLS, no authentication); bind 127.0.0.1 and tunnel, or firewall the port", host, ep.Port);
             }
         }
         catch (SocketException ex)
@@ -89,7 +105,7 @@ public sealed class NbdServeService : IHostedService, IAsyncDisposable
         {
             using var deadline = new CancellationTokenSource(_options.StopTimeout);
             try { await server.StopAsync(deadline.Token).ConfigureAwait(false); }
-            catch (OperationCanceledException) { _options.Log?.Invoke("some clients did not take their replies in time; their connections were dropped"); }
+            catch (OperationCanceledException) { _logger.LogWarning("some clients did not take their replies in {Seconds} s; their connections were dropped", _options.StopTimeout.TotalSeconds); }
         }
         await StopLoopAsync().ConfigureAwait(false);
     }
@@ -111,6 +127,6 @@ public sealed class NbdServeService : IHostedService, IAsyncDisposable
         if (loop == null) return;
         _stopLoop.Cancel();
         try { await loop.WaitAsync(LoopStopTimeout).ConfigureAwait(false); }
-        catch (TimeoutException) { _options.Log?.Invoke("the tap loop did not stop in time"); }
+        catch (TimeoutException) { _logger.LogWarning("the tap loop did not stop in {Seconds} s", LoopStopTimeout.TotalSeconds); }
     }
 }

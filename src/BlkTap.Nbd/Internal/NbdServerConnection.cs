@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Text;
 using BlkTap.Loop;
+using Microsoft.Extensions.Logging;
 
 namespace BlkTap.Nbd.Internal;
 
@@ -50,7 +51,10 @@ internal sealed class NbdServerConnection
         _remote = socket.RemoteEndPoint?.ToString() is { Length: > 0 } r ? r : "unix";
     }
 
-    private void Log(string message) => _options.Log?.Invoke($"nbd server: connection {_id} ({_remote}): {message}");
+    private void Log(string message) => Log(LogLevel.Warning, message);
+
+    private void Log(LogLevel level, string message) =>
+        _options.Logger?.Log(level, "connection {Connection} ({Remote}): {Problem}", _id, _remote, message);
 
     /// <summary>Starts the connection; the task completes when it is fully closed (it never faults).</summary>
     public Task Run()
@@ -93,7 +97,7 @@ internal sealed class NbdServerConnection
             }
         }
         catch (TimeoutException e) { Log(e.Message); }
-        catch (EndOfStreamException e) { Log(e.Message); }
+        catch (EndOfStreamException e) { Log(LogLevel.Information, e.Message); }
         catch (SocketException e) { if (!_serverStop.IsCancellationRequested) Log($"socket error {e.SocketErrorCode}"); }
         catch (ObjectDisposedException) { }
         catch (OperationCanceledException) { }

@@ -1,3 +1,4 @@
+using BlkTap.Testing.Logging;
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using BlkTap.Nbd;
@@ -35,7 +36,7 @@ public class NbdMessageTests
         {
             var path = Path.Combine(dir.FullName, "s");
             var server = new NbdServer(new NbdSingleExportProvider(new MemoryNbdExportBackend(1 << 16), NbdGenerators.ExportName),
-                new NbdServerOptions { Log = m => { lock (log) log.Add(m); } });
+                new NbdServerOptions { Logger = new LineLogger(m => { lock (log) log.Add(m); }) });
             server.ListenUnix(path);
             try
             {

@@ -1,3 +1,4 @@
+using BlkTap.Testing.Logging;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Text.Json;
@@ -106,7 +107,7 @@ public class NbdServerBehaviourTests
     {
         var inner = new MemoryNbdExportBackend(1 << 20);
         var log = new ConcurrentQueue<string>();
-        await using var server = new NbdServer(new FaultyBackend(inner), new NbdServerOptions { Log = log.Enqueue });
+        await using var server = new NbdServer(new FaultyBackend(inner), new NbdServerOptions { Logger = new LineLogger(log.Enqueue) });
         var sock = Path.Combine(_dir, "f.sock");
         server.ListenUnix(sock);
         using var s = RawTransmission(sock, out _);

@@ -1,3 +1,4 @@
+using BlkTap.Testing.Logging;
 using BlkTap.Nbd;
 using BlkTap.Linux;
 using NUnit.Framework;
@@ -124,7 +125,7 @@ public abstract class NbdServerFixture(NbdServerKind kind)
     /// <summary>Serves <paramref name="backend"/> on a Unix socket in the scratch directory; returns its path.</summary>
     protected string Serve(MemoryNbdExportBackend backend, int maxInFlight = 64)
     {
-        _host = new NbdServerHost(kind, backend, new NbdServerOptions { MaxInFlightPerConnection = maxInFlight, Log = m => { lock (_log) _log.Add(m); } });
+        _host = new NbdServerHost(kind, backend, new NbdServerOptions { MaxInFlightPerConnection = maxInFlight, Logger = new LineLogger(m => { lock (_log) _log.Add(m); }) });
         var sock = Path.Combine(_dir, "s.sock");
         _host.Server.ListenUnix(sock);
         return sock;

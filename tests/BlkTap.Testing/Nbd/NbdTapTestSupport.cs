@@ -57,10 +57,14 @@ internal sealed class BlktapServeProcess : IDisposable
     private readonly System.Text.StringBuilder _out = new(), _err = new();
     private readonly TaskCompletionSource<string> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public BlktapServeProcess(params string[] args)
+    public BlktapServeProcess(params string[] args) : this(null, args) { }
+
+    /// <summary>Starts blktap with <paramref name="args"/> and, if given, these environment variables added (NOTIFY_SOCKET).</summary>
+    public BlktapServeProcess(IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var dll = Path.Combine(TestContext.CurrentContext.TestDirectory, "blktap.dll");
         var psi = new ProcessStartInfo(Peers.Require("dotnet")) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) psi.Environment[key] = value;
         psi.ArgumentList.Add(dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         _process = Process.Start(psi)!;

@@ -13,9 +13,9 @@ internal sealed unsafe class RuntimeHarness : IDisposable
     public readonly ConcurrentQueue<string> Diagnostics = new();
     private readonly List<nint> _buffers = new();
 
-    public RuntimeHarness(Action<TapRuntime> configure, ILoopWaiter? waiter = null)
+    public RuntimeHarness(Action<TapRuntime> configure, ILoopWaiter? waiter = null, string name = "tap")
     {
-        Runtime = new TapRuntime(new TapRuntimeOptions { Diagnostics = d => Diagnostics.Enqueue(d.ToString()), Waiter = waiter });
+        Runtime = new TapRuntime(new TapRuntimeOptions { Name = name, Diagnostics = d => Diagnostics.Enqueue(d.ToString()), Waiter = waiter });
         configure(Runtime);
         _loop = Runtime.RunAsync(_cts.Token);
     }

@@ -1,3 +1,4 @@
+using BlkTap.Testing.Logging;
 using System.Diagnostics;
 using System.Text;
 using System.Threading.Channels;
@@ -165,7 +166,7 @@ internal sealed class InProcessShm : IAsyncDisposable
         extraHooks?.Invoke(Runtime);
         _taps = ExampleTaps.CreateRegistry().Build([TapSpec.Parse(chain)], new TapContext { Output = TextWriter.Null });
         TapChain.Register(Runtime, _taps);
-        Options = new ShmringServerOptions { Log = AddLog, HandshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(60) };
+        Options = new ShmringServerOptions { Logger = new LineLogger(AddLog), HandshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(60) };
         Server = new ShmringServer(Dir, Runtime, Options);
         Server.Start();
         _loop = Runtime.RunAsync();

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using BlkTap.Chains;
+using BlkTap.Cli.Daemon;
 using BlkTap.Linux;
 using BlkTap.Xen;
 using BlkTap.Xen.Hosting;
@@ -44,14 +45,19 @@ internal static class XenCommand
         var backendDomid = BackendDomid();
         var type = DeviceType();
         var device2005 = new Option<bool>("--device2005") { Description = "legacy: serve through the 2005 /dev/blktap driver instead of xenstore (see docs/xen-deploy.md)" };
-        var cmd = new Command("serve", "serve the chain to guest disks (xenstore backend/<type>) until SIGTERM; logs to the console or journald");
+        var daemon = new DaemonOptions();
+        var cmd = new Command("serve", "serve the chain to guest disks (xenstore backend/<type>) until SIGTERM; logs on stderr (--log-level, --log-format; " +
+            "journald under systemd), sd_notify. Example: blktap xen serve --tap img --metrics http://127.0.0.1:9110/metrics");
         foreach (var o in new Option[] { taps, plugins, backendDomid, type, device2005 }) cmd.Options.Add(o);
+        daemon.AddTo(cmd);
         cmd.SetAction(async (parse, ct) =>
         {
             int be = parse.GetValue(backendDomid);
             string t = parse.GetValue(type)!;
             var problem = CheckCommon(be, t);
             if (problem != null) return io.BadInput(problem);
+            var daemonSettings = daemon.Read(parse, out var daemonProblem);
+            if (daemonProblem != null) return io.BadInput($"xen serve: {daemonProblem}");
             IReadOnlyList<TapSpec> specs;
             TapRegistry registry;
             try
@@ -70,15 +76,16 @@ internal static class XenCommand
             if (unavailable != null) return io.BadInput(unavailable);
 
             var builder = XenServeHost.CreateBuilder();
+            ServeHostBuilder.AddDaemon(builder, io, io.LogSettings(parse), daemonSettings);
             XenServeHost.Compose(builder.Services, specs, registry, new XenbusBackendOptions { BackendDomain = (ushort)be, DeviceType = t }, io.Out);
-            builder.Services.AddSystemd();
             builder.Services.AddXenPlatform();
+            ServeHostBuilder.AddPidFile(builder, daemonSettings);
             try
             {
                 // RunAsync stops the backend, then disposes the host: the platform, the runtime, then the chain's taps.
                 await builder.Build().RunAsync(ct);
             }
-            catch (Exception ex) when (ServeHostBuilder.Unwrap(ex) is XenNotAvailableException or ChainSpecException)
+            catch (Exception ex) when (ServeHostBuilder.Unwrap(ex) is XenNotAvailableException or ChainSpecException or MetricsEndpointException)
             {
                 return io.BadInput(ServeHostBuilder.Unwrap(ex).Message);
             }
