@@ -31,7 +31,7 @@ internal static class FuzzCommand
         var taps = ChainOptions.Tap(required: false);
         var plugins = ChainOptions.Plugins();
         var cmd = new Command("fuzz", "generated request streams (honest, hostile, dying guests, injected faults) through a chain in deterministic mode, checking the invariants; "
-            + "with --power-cuts, power cuts of the storage taps checked against what was flushed. Example: blktap fuzz --seed 1 --power-cuts 10000 --json");
+            + "with --power-cuts, power cuts of the storage taps checked against what was flushed");
         foreach (var o in new Option[] { seed, iterations, perRound, parallel, round, faultRounds, powerCuts, powerCut, json, taps, plugins }) cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {

@@ -39,7 +39,7 @@ internal static class ReplayCommand
     public static Command Create(CliIo io)
     {
         var trace = new Argument<string>("TRACE") { Description = "the trace file (native, text, blkparse output, MSR Cambridge CSV, fio iolog v2/v3)" };
-        var format = new Option<string>("--format") { Description = "auto (default), native, text, blkparse, msr or fio", DefaultValueFactory = _ => "auto" };
+        var format = TraceCommand.InputFormat("--format");
         var taps = ChainOptions.Tap();
         var plugins = ChainOptions.Plugins();
         var timing = new Option<string>("--timing") { Description = "original (default: each request at its submit time), fast (as fast as --qd allows) or scale=X (times multiplied by X)", DefaultValueFactory = _ => "original" };
@@ -77,7 +77,7 @@ internal static class ReplayCommand
         "blkparse" => TraceFormat.Blkparse,
         "msr" => TraceFormat.Msr,
         "fio" => TraceFormat.Fio,
-        _ => throw new ChainSpecException($"--format '{text}': use auto, native, text, blkparse, msr or fio"),
+        _ => throw new ChainSpecException($"--input-format '{text}': use auto, native, text, blkparse, msr or fio"),
     };
 
     private static double? ParseTiming(string text)
