@@ -69,6 +69,7 @@ internal static class BenchCommand
             var pictures = new List<string>();
             try
             {
+                if (plots != null && PlotFonts.Warning() is { } noFonts) io.Err.WriteLine(noFonts);
                 if (plots != null)
                     foreach (var (g, first, count) in groupOf)
                         if (count > 0) pictures.Add(BenchPlot.Save(plots, g.Name, g.Title, results.GetRange(first, count), q));

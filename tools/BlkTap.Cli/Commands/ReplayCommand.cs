@@ -191,6 +191,7 @@ internal static class ReplayCommand
         string? writing = null;
         try
         {
+            if (s.Plot != null && PlotFonts.Warning() is { } noFonts) io.Err.WriteLine(noFonts);
             if ((writing = s.Plot) != null) ReplayPlot.Save(writing, $"{Path.GetFileName(s.Trace)} through {string.Join(" → ", s.Taps)}", statistics, timeline);
             if ((writing = s.HdrLog) != null) ReplayHdrLog.Save(writing, statistics, startedUtc, elapsed);
         }
