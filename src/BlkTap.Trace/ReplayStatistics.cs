@@ -90,6 +90,12 @@ public sealed class ReplayStatistics
         return h.TotalCount == 0 ? 0 : h.GetMaxValue() / 1000.0;
     }
 
+    /// <summary>
+    /// A copy of the latency histogram (nanoseconds) of the operation at <paramref name="operation"/>, for pictures and
+    /// HdrHistogram logs.
+    /// </summary>
+    public HistogramBase LatencyHistogram(int operation) => _latency[operation].Copy();
+
     /// <summary>Counts one completed request; <paramref name="readData"/> is what a successful read returned (empty otherwise).</summary>
     public void Record(in ReplayOutcome outcome, ReadOnlySpan<byte> readData)
     {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using BlkTap.Chains;
 using BlkTap.Cli.Commands;
+using BlkTap.Cli.Output;
 
 namespace BlkTap.Cli;
 
@@ -56,9 +57,10 @@ public static class CliApp
         root.Subcommands.Add(TraceCommand.Create(io));
         root.Subcommands.Add(CowCommand.Create(io));
         root.Subcommands.Add(Qcow2Command.Create(io));
+        HelpExamples.Apply(root, output);
         configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         var parse = root.Parse(args);
-        if (parse.Errors.Count == 0) return parse;
+        if (parse.Errors.Count == 0 || HelpExamples.IsHelp(parse)) return parse; // --help works whatever else is missing
         foreach (var e in parse.Errors) error.WriteLine($"blktap: {e.Message}");
         error.WriteLine("Try 'blktap --help'.");
         return null;

@@ -142,7 +142,7 @@ public class Qcow2CommandTests
     [Test]
     public void Help_Qcow2Verbs_ShowAnExample()
     {
-        Assert.That(Blktap("qcow2", "create", "--help").Out, Does.Contain("Example: blktap qcow2 create"));
-        Assert.That(Blktap("qcow2", "check", "--help").Out, Does.Contain("Example: blktap qcow2 check"));
+        Assert.That(Blktap("qcow2", "create", "--help").Out, Does.Contain("Examples:\n").And.Contain("\n  blktap qcow2 create "));
+        Assert.That(Blktap("qcow2", "check", "--help").Out, Does.Contain("Examples:\n").And.Contain("\n  blktap qcow2 check "));
     }
 }

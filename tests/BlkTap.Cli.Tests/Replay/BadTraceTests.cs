@@ -98,7 +98,7 @@ public class BadTraceTests : ReplayTestBase
         AssertRejected(path, "unrecognised trace format");
         var (code2, _, err2) = Cli("replay", path, "--format", "tar", "--tap", "mem");
         Assert.That(code2, Is.EqualTo(2));
-        Assert.That(err2, Does.Contain("--format 'tar'"));
+        Assert.That(err2, Does.Contain("--input-format 'tar'"));
     }
 
     [Test]

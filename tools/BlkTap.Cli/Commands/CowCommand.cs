@@ -1,9 +1,13 @@
 using System.CommandLine;
+using BlkTap.Cli.Output;
 using BlkTap.Examples;
 
 namespace BlkTap.Cli.Commands;
 
-/// <summary><c>blktap cow commit OVERLAY --base PATH</c>: folds a cow overlay into its base raw image, then empties the overlay.</summary>
+/// <summary>
+/// <c>blktap cow commit OVERLAY --base PATH [--json]</c>: folds a cow overlay into its base raw image, then empties the
+/// overlay. Progress: a bar on stderr when it is a terminal.
+/// </summary>
 internal static class CowCommand
 {
     public static Command Create(CliIo io)
@@ -11,30 +15,28 @@ internal static class CowCommand
         var cow = new Command("cow", "work with cow overlays (docs/cow-format.md)");
         var overlay = new Argument<string>("OVERLAY") { Description = "the overlay file" };
         var basePath = new Option<string>("--base") { Description = "the raw base image the overlay was made over (its size must match)", Required = true };
+        var json = CliJson.Option("overlay, base, sectors, bytes");
         var commit = new Command("commit", "fold the overlay into its base image, then empty the overlay (it stays valid for the same base)");
         commit.Arguments.Add(overlay);
         commit.Options.Add(basePath);
-        commit.SetAction(parse => Commit(parse.GetValue(overlay)!, parse.GetValue(basePath)!, io));
+        commit.Options.Add(json);
+        commit.SetAction(parse => Commit(parse.GetValue(overlay)!, parse.GetValue(basePath)!, parse.GetValue(json), io));
         cow.Subcommands.Add(commit);
         return cow;
     }
 
-    private static int Commit(string overlayPath, string basePath, CliIo io)
+    private static int Commit(string overlayPath, string basePath, bool asJson, CliIo io)
     {
-        bool tty = io.Err == Console.Error && !Console.IsErrorRedirected;
         try
         {
             using var overlay = CowOverlay.Open(overlayPath);
-            long lastTick = 0;
-            ulong copied = overlay.CommitInto(basePath, tty ? (done, total) =>
-            {
-                long now = Environment.TickCount64;
-                if (now - lastTick < 100 && done != total) return;
-                lastTick = now;
-                io.Err.Write($"\rcommitting {overlayPath}: {done * 512 / 1048576.0:F1} / {total * 512 / 1048576.0:F1} MiB ({(total == 0 ? 100 : done * 100 / total)}%)");
-            } : null);
-            if (tty && copied > 0) io.Err.WriteLine();
-            io.Out.WriteLine($"committed {copied} sectors ({copied * 512 / 1048576.0:F2} MiB) from {overlayPath} into {basePath}; the overlay is now empty");
+            ulong copied;
+            using (var bar = CliProgress.Start(io, $"committing {Path.GetFileName(overlayPath)}", 1))
+                copied = overlay.CommitInto(basePath, (done, total) => { bar.Max = total; bar.Value = done; });
+            if (asJson)
+                CliJson.Write(io.Out, new { overlay = overlayPath, @base = basePath, sectors = copied, bytes = copied * 512, ok = true });
+            else
+                io.Out.WriteLine($"committed {copied} sectors ({copied * 512 / 1048576.0:F2} MiB) from {overlayPath} into {basePath}; the overlay is now empty");
             return CliApp.Ok;
         }
         catch (CowFormatException ex) { return io.BadInput(ex.Message); }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using BlkTap.Chains;
+using BlkTap.Cli.Output;
 using BlkTap.Emulator;
 using BlkTap.Examples;
 
@@ -12,7 +13,9 @@ internal static class DemoCommand
     {
         var seed = new Option<int>("--seed") { Description = "seed of the workload (default 1)", DefaultValueFactory = _ => 1 };
         var cmd = new Command("demo", "the main job: the emulator with two guest domains, a dump → cow → mem chain in dom0, a verified random workload, and a summary");
+        var json = CliJson.Option("the same object as 'blktap run --json'");
         cmd.Options.Add(seed);
+        cmd.Options.Add(json);
         cmd.SetAction(async (parse, ct) =>
         {
             var dir = Directory.CreateTempSubdirectory("blktap-demo-");
@@ -35,6 +38,7 @@ internal static class DemoCommand
             Deterministic: false,
             Seed: parse.GetValue(seed),
             Protocol: BlkifProtocol.X86_64,
-            ShowDump: false), io);
+            ShowDump: false,
+            Json: parse.GetValue(json)), io);
     }
 }

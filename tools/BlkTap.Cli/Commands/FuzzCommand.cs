@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.CommandLine;
 using BlkTap.Chains;
+using BlkTap.Cli.Output;
 using BlkTap.Emulator;
 using BlkTap.Emulator.PowerCut;
 
@@ -27,11 +28,11 @@ internal static class FuzzCommand
             DefaultValueFactory = _ => 0,
         };
         var powerCut = new Option<int?>("--power-cut") { Description = "run only the power cut with this seed (as printed by a failure)" };
-        var json = new Option<bool>("--json") { Description = "print exactly one JSON object on stdout (hostile_requests, violations, power_cuts, lost_after_flush, ...)" };
+        var json = CliJson.Option("hostile_requests, violations, power_cuts, lost_after_flush, ...");
         var taps = ChainOptions.Tap(required: false);
         var plugins = ChainOptions.Plugins();
         var cmd = new Command("fuzz", "generated request streams (honest, hostile, dying guests, injected faults) through a chain in deterministic mode, checking the invariants; "
-            + "with --power-cuts, power cuts of the storage taps checked against what was flushed. Example: blktap fuzz --seed 1 --power-cuts 10000 --json");
+            + "with --power-cuts, power cuts of the storage taps checked against what was flushed");
         foreach (var o in new Option[] { seed, iterations, perRound, parallel, round, faultRounds, powerCuts, powerCut, json, taps, plugins }) cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
@@ -64,18 +65,22 @@ internal static class FuzzCommand
                     TapChain.Register(rt, chain);
                 },
                 Release = rt => { if (made.TryRemove(rt, out var chain)) chain.Dispose(); },
-                Progress = (rounds, done) => { if (!Console.IsErrorRedirected) io.Err.Write($"\rfuzz: {done}/{n} hostile requests, {rounds} rounds"); },
             };
             try
             {
                 if (parse.GetValue(round) is { } only)
                 {
                     var error = Fuzzer.RunRound(options, only, size, null);
-                    io.Out.WriteLine(error == null ? $"round {only}: every invariant held" : $"round {only}: FAILED: {error}");
+                    if (asJson) CliJson.Write(io.Out, new { round = only, round_size = size, seed = options.Seed, chain = string.Join(" → ", specs.Select(s => s.Text)), violations = error == null ? 0 : 1, error, ok = error == null });
+                    else io.Out.WriteLine(error == null ? $"round {only}: every invariant held" : $"round {only}: FAILED: {error}");
                     return error == null ? CliApp.Ok : CliApp.Failure;
                 }
-                var results = new FuzzResults { Seed = options.Seed, Chain = string.Join(" → ", specs.Select(s => s.Text)), Fuzz = Fuzzer.Run(options) };
-                if (!Console.IsErrorRedirected) io.Err.WriteLine();
+                var results = new FuzzResults { Seed = options.Seed, Chain = string.Join(" → ", specs.Select(s => s.Text)) };
+                using (var bar = CliProgress.Start(io, "fuzz: hostile requests", n))
+                {
+                    options.Progress = (_, done) => bar.Value = done;
+                    results.Fuzz = Fuzzer.Run(options);
+                }
                 int nFault = parse.GetValue(faultRounds);
                 if (nFault > 0)
                 {
@@ -88,9 +93,9 @@ internal static class FuzzCommand
                 {
                     // Power cuts: each keeps only what was synced (or a random part of the rest, or tears a write); every write
                     // acknowledged before a completed flush must be there after the chain is reopened.
-                    cutOptions.Progress = done => { if (!Console.IsErrorRedirected && (done % 100 == 0 || done == cuts)) io.Err.Write($"\rfuzz: {done}/{cuts} power cuts"); };
+                    using var bar = CliProgress.Start(io, "fuzz: power cuts", cuts);
+                    cutOptions.Progress = done => bar.Value = done;
                     results.PowerCuts = PowerCutSimulation.Run(cutOptions);
-                    if (!Console.IsErrorRedirected) io.Err.WriteLine();
                 }
                 if (asJson) FuzzReportWriter.WriteJson(io.Out, results);
                 else FuzzReportWriter.WriteText(io.Out, results);

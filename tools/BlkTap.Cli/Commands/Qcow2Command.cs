@@ -1,5 +1,6 @@
 using System.CommandLine;
 using BlkTap.Chains;
+using BlkTap.Cli.Output;
 using BlkTap.Examples.Qcow2;
 
 namespace BlkTap.Cli.Commands;
@@ -26,12 +27,14 @@ internal static class Qcow2Command
         var backing = new Option<string?>("--backing", "-b") { Description = "backing file (read through for clusters the image does not hold; relative to FILE's directory)" };
         var format = new Option<string?>("--backing-format", "-F") { Description = "backing file format: raw or qcow2 (default: probed)" };
         var cluster = new Option<string>("--cluster-size") { Description = "cluster size, a power of two from 512 to 2M (default 64K)", DefaultValueFactory = _ => "64K" };
-        var create = new Command("create", "create an empty qcow2 version 3 image. Example: blktap qcow2 create -b base.raw -F raw disk.qcow2 10G --cluster-size 64K");
+        var create = new Command("create", "create an empty qcow2 version 3 image");
         create.Arguments.Add(file);
         create.Arguments.Add(size);
         create.Options.Add(backing);
         create.Options.Add(format);
         create.Options.Add(cluster);
+        var createJson = CliJson.Option("file, size_bytes, cluster_size, backing_file");
+        create.Options.Add(createJson);
         create.SetAction(parse =>
         {
             string path = parse.GetValue(file)!;
@@ -47,7 +50,9 @@ internal static class Qcow2Command
             {
                 Qcow2Creator.Create(path, bytes, (int)cs, parse.GetValue(backing), parse.GetValue(format));
                 using var made = Qcow2Image.Open(path, writable: false);
-                io.Out.WriteLine($"created {path}: qcow2 v3, {made.Size} bytes, {made.ClusterSize}-byte clusters{(made.BackingFile != null ? $", backing file {made.BackingFile}" : "")}");
+                if (parse.GetValue(createJson))
+                    CliJson.Write(io.Out, new { file = path, format = "qcow2", version = 3, size_bytes = made.Size, cluster_size = made.ClusterSize, backing_file = made.BackingFile });
+                else io.Out.WriteLine($"created {path}: qcow2 v3, {made.Size} bytes, {made.ClusterSize}-byte clusters{(made.BackingFile != null ? $", backing file {made.BackingFile}" : "")}");
                 return CliApp.Ok;
             }
             catch (Qcow2FormatException ex) { return io.BadInput(ex.Message); }
@@ -58,8 +63,10 @@ internal static class Qcow2Command
     private static Command CheckVerb(CliIo io)
     {
         var file = new Argument<string>("FILE") { Description = "the image to check (read only)" };
-        var check = new Command("check", "check a qcow2 image's refcounts and tables like qemu-img check (exit 1 on errors or leaks). Example: blktap qcow2 check disk.qcow2");
+        var check = new Command("check", "check a qcow2 image's refcounts and tables like qemu-img check (exit 1 on errors or leaks)");
         check.Arguments.Add(file);
+        var checkJson = CliJson.Option("file, errors, leaks, leaked_clusters, clean");
+        check.Options.Add(checkJson);
         check.SetAction(parse =>
         {
             string path = parse.GetValue(file)!;
@@ -67,6 +74,11 @@ internal static class Qcow2Command
             try { result = Qcow2Checker.Check(path); }
             catch (Qcow2FormatException ex) { return io.BadInput(ex.Message); }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return io.BadInput($"qcow2 image '{path}' cannot be read: {ex.Message}"); }
+            if (parse.GetValue(checkJson))
+            {
+                CliJson.Write(io.Out, new { file = path, errors = result.Errors, leaks = result.Leaks, error_count = result.Errors.Count, leaked_clusters = result.LeakedClusters, clean = result.Clean });
+                return result.Clean ? CliApp.Ok : CliApp.Failure;
+            }
             foreach (var e in result.Errors) io.Out.WriteLine($"ERROR {e}");
             foreach (var l in result.Leaks) io.Out.WriteLine($"Leaked {l}");
             io.Out.WriteLine(result.Errors.Count == 0 ? "No errors were found on the image." : $"{result.Errors.Count} errors were found on the image.");

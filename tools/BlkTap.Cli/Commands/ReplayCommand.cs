@@ -3,9 +3,10 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using BlkTap.Chains;
+using BlkTap.Cli.Output;
+using BlkTap.Cli.Plots;
 using BlkTap.Emulator;
 using BlkTap.Trace;
-using Spectre.Console;
 
 namespace BlkTap.Cli.Commands;
 
@@ -39,19 +40,21 @@ internal static class ReplayCommand
     public static Command Create(CliIo io)
     {
         var trace = new Argument<string>("TRACE") { Description = "the trace file (native, text, blkparse output, MSR Cambridge CSV, fio iolog v2/v3)" };
-        var format = new Option<string>("--format") { Description = "auto (default), native, text, blkparse, msr or fio", DefaultValueFactory = _ => "auto" };
+        var format = TraceCommand.InputFormat("--format");
         var taps = ChainOptions.Tap();
         var plugins = ChainOptions.Plugins();
         var timing = new Option<string>("--timing") { Description = "original (default: each request at its submit time), fast (as fast as --qd allows) or scale=X (times multiplied by X)", DefaultValueFactory = _ => "original" };
         var qd = new Option<int>("--qd") { Description = "requests in flight per frontend at most (default 32)", DefaultValueFactory = _ => 32 };
         var verify = new Option<bool>("--verify") { Description = "fill writes with verifiable data and check every read against the trace's own earlier writes" };
-        var json = new Option<bool>("--json") { Description = "print exactly one JSON object on stdout" };
+        var json = CliJson.Option("trace, chain, iops, ops with latency percentiles, verify, ok");
+        var plot = new Option<string?>("--plot") { Description = "also draw the latency CDF per operation and IOPS over time into this PNG file" };
+        var hdrLog = new Option<string?>("--hdr-log") { Description = "also write the latency histograms (one per operation, tagged, in ns) in HdrHistogram's log format to this file" };
         var frontends = new Option<int?>("--frontends") { Description = "number of guest domains (default: one per trace session)" };
         var deterministic = new Option<bool>("--deterministic") { Description = "one thread, seeded scheduling, reproducible; implies fast timing" };
         var seed = new Option<int>("--seed") { Description = "seed of deterministic scheduling (default 1)", DefaultValueFactory = _ => 1 };
         var cmd = new Command("replay", "replay a request trace through emulated frontends and a chain (IOPS, throughput, latency percentiles, optional verification)");
         cmd.Arguments.Add(trace);
-        foreach (var o in new Option[] { format, taps, plugins, timing, qd, verify, json, frontends, deterministic, seed }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { format, taps, plugins, timing, qd, verify, json, plot, hdrLog, frontends, deterministic, seed }) cmd.Options.Add(o);
         cmd.SetAction(async (parse, ct) =>
         {
             try
@@ -59,7 +62,7 @@ internal static class ReplayCommand
                 return await RunAsync(new Settings(
                     parse.GetValue(trace)!, parse.GetValue(format)!, parse.GetValue(taps)!, parse.GetValue(plugins), parse.GetValue(timing)!,
                     parse.GetValue(qd), parse.GetValue(verify), parse.GetValue(json), parse.GetValue(frontends), parse.GetValue(deterministic),
-                    parse.GetValue(seed)), io, ct);
+                    parse.GetValue(seed), parse.GetValue(plot), parse.GetValue(hdrLog)), io, ct);
             }
             catch (ChainSpecException ex) { return io.BadInput(ex.Message); } // async actions do not reach CliApp's handler
         });
@@ -67,7 +70,7 @@ internal static class ReplayCommand
     }
 
     private sealed record Settings(string Trace, string Format, string[] Taps, string[]? Plugins, string Timing, int QueueDepth,
-        bool Verify, bool Json, int? Frontends, bool Deterministic, int Seed);
+        bool Verify, bool Json, int? Frontends, bool Deterministic, int Seed, string? Plot, string? HdrLog);
 
     internal static TraceFormat? ParseFormat(string text) => text switch
     {
@@ -77,7 +80,7 @@ internal static class ReplayCommand
         "blkparse" => TraceFormat.Blkparse,
         "msr" => TraceFormat.Msr,
         "fio" => TraceFormat.Fio,
-        _ => throw new ChainSpecException($"--format '{text}': use auto, native, text, blkparse, msr or fio"),
+        _ => throw new ChainSpecException($"--input-format '{text}': use auto, native, text, blkparse, msr or fio"),
     };
 
     private static double? ParseTiming(string text)
@@ -97,6 +100,12 @@ internal static class ReplayCommand
         if (s.QueueDepth is < 1 or > 4096) return io.BadInput($"--qd {s.QueueDepth}: must be 1 to 4096");
         if (s.Frontends is { } fe && fe is < 1 or > 64) return io.BadInput($"--frontends {fe}: must be 1 to 64");
         if (!File.Exists(s.Trace)) return io.BadInput($"{s.Trace}: file not found");
+        foreach (var (option, file) in new[] { ("--plot", s.Plot), ("--hdr-log", s.HdrLog) })
+        {
+            if (file == null) continue;
+            if (Directory.Exists(file)) return io.BadInput($"{option} '{file}': is a directory");
+            if (Path.GetDirectoryName(Path.GetFullPath(file)) is { } dir && !Directory.Exists(dir)) return io.BadInput($"{option} '{file}': directory '{dir}' does not exist");
+        }
 
         // Pass 1: read and check the whole trace before issuing anything.
         TraceFormat detected;
@@ -123,6 +132,8 @@ internal static class ReplayCommand
         var statistics = new ReplayStatistics(s.Verify, plan.SharedDisk, plan.InitiallyZero, frontendCount);
         long issued = 0;
         TimeSpan elapsed;
+        var timeline = new ReplayTimeline();
+        var startedUtc = DateTime.UtcNow;
         List<string> duringReplay = [];
         try
         {
@@ -138,26 +149,23 @@ internal static class ReplayCommand
             if (summary.EndSector > smallest)
                 return io.BadInput($"{s.Trace}: the trace reaches sector {summary.EndSector} ({summary.EndSector * 512} bytes) but the disk has {smallest} sectors: give the terminator at least that size (for example mem:size={ReplayPlan.RequiredMebibytes(summary)}M) (nothing was replayed)");
 
-            var driver = new ReplayDriver(rig, new ReplayDriverOptions { QueueDepth = s.QueueDepth, TimeScale = scale, SharedDisk = plan.SharedDisk }, new Observer(statistics));
+            var driver = new ReplayDriver(rig, new ReplayDriverOptions { QueueDepth = s.QueueDepth, TimeScale = scale, SharedDisk = plan.SharedDisk }, new Observer(statistics, s.Plot != null ? timeline : null));
             var requests = Requests(s.Trace, detected, summary, frontendCount);
-            bool progress = !s.Json && !s.Deterministic && io.Out == Console.Out && !Console.IsOutputRedirected;
             try
             {
-                if (progress)
+                startedUtc = DateTime.UtcNow;
+                timeline.Start();
+                if (!s.Deterministic && CliProgress.Enabled(io))
                 {
-                    elapsed = default;
-                    await AnsiConsole.Progress().AutoClear(false).StartAsync(async ctx =>
+                    using var bar = CliProgress.Start(io, $"replay {Path.GetFileName(s.Trace)}", summary.Records);
+                    var run = driver.RunAsync(requests, ct);
+                    while (!run.IsCompleted)
                     {
-                        var task = ctx.AddTask($"replay {Markup.Escape(Path.GetFileName(s.Trace))}", maxValue: Math.Max(1, summary.Records));
-                        var run = driver.RunAsync(requests, ct);
-                        while (!run.IsCompleted)
-                        {
-                            task.Value = driver.Completed;
-                            await Task.WhenAny(run, Task.Delay(100, CancellationToken.None));
-                        }
-                        task.Value = driver.Completed;
-                        elapsed = await run;
-                    });
+                        bar.Value = driver.Completed;
+                        await Task.WhenAny(run, Task.Delay(100, CancellationToken.None));
+                    }
+                    bar.Value = driver.Completed;
+                    elapsed = await run;
                 }
                 else elapsed = await driver.RunAsync(requests, ct);
             }
@@ -180,6 +188,17 @@ internal static class ReplayCommand
         }
 
         bool ok = statistics.Passed;
+        string? writing = null;
+        try
+        {
+            if (s.Plot != null && PlotFonts.Warning() is { } noFonts) io.Err.WriteLine(noFonts);
+            if ((writing = s.Plot) != null) ReplayPlot.Save(writing, $"{Path.GetFileName(s.Trace)} through {string.Join(" → ", s.Taps)}", statistics, timeline);
+            if ((writing = s.HdrLog) != null) ReplayHdrLog.Save(writing, statistics, startedUtc, elapsed);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return io.BadInput($"{writing}: cannot write: {ex.Message}");
+        }
         if (s.Json) WriteJson(io, s, detected, summary, frontendCount, elapsed, issued, statistics, ok, plan);
         else WriteText(io, s, detected, summary, frontendCount, elapsed, issued, statistics, ok, plan, duringReplay);
         return ok ? CliApp.Ok : CliApp.Failure;
@@ -197,13 +216,14 @@ internal static class ReplayCommand
     }
 
     /// <summary>Hands the driver's completions to the statistics; called under the driver's lock (never concurrently).</summary>
-    private sealed class Observer(ReplayStatistics statistics) : IReplayObserver
+    private sealed class Observer(ReplayStatistics statistics, ReplayTimeline? timeline) : IReplayObserver
     {
         public void FillWrite(in ReplayRequest request, ulong writeSequence, Span<byte> data) => ReplayData.Fill(data, request.Sector, writeSequence);
 
         public void OnCompleted(in ReplayCompletion c, ReadOnlySpan<byte> readData)
         {
             var r = c.Request;
+            timeline?.Record();
             statistics.Record(new ReplayOutcome(c.Index, r.Frontend, r.Operation, r.Sector, r.Length, r.ExpectedStatus, c.Status, c.Skipped,
                 c.WriteSequence, (long)(c.LatencyTicks * (1e9 / Stopwatch.Frequency))), readData);
         }

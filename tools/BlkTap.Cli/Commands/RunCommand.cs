@@ -1,5 +1,6 @@
 using System.CommandLine;
 using BlkTap.Chains;
+using BlkTap.Cli.Output;
 using BlkTap.Emulator;
 
 namespace BlkTap.Cli.Commands;
@@ -16,8 +17,9 @@ internal static class RunCommand
         var seed = new Option<int>("--seed") { Description = "seed of the workload and of deterministic scheduling (default 1)", DefaultValueFactory = _ => 1 };
         var deterministic = new Option<bool>("--deterministic") { Description = "run everything on one thread with seeded scheduling (reproducible)" };
         var protocol = new Option<string>("--protocol") { Description = "x86_64-abi (default) or x86_32-abi", DefaultValueFactory = _ => BlkifProtocolNames.X86_64 };
+        var json = CliJson.Option("chain, workload, sessions with their operation counts, tap sessions, ok");
         var cmd = new Command("run", "drive any chain with emulated guest domains running a verified random workload");
-        foreach (var o in new Option[] { taps, plugins, frontends, workload, seed, deterministic, protocol }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { taps, plugins, frontends, workload, seed, deterministic, protocol, json }) cmd.Options.Add(o);
         cmd.SetAction((parse, ct) =>
         {
             int n = parse.GetValue(frontends);
@@ -25,7 +27,7 @@ internal static class RunCommand
             if (!BlkifProtocolNames.TryParse(parse.GetValue(protocol), out var proto)) return Task.FromResult(io.BadInput($"--protocol '{parse.GetValue(protocol)}': use x86_64-abi or x86_32-abi"));
             var w = ParseWorkload(parse.GetValue(workload)!, parse.GetValue(seed));
             return ChainRun.RunAsync(new ChainRun.Settings(ChainOptions.Specs(parse.GetValue(taps)), ChainOptions.Registry(parse.GetValue(plugins)),
-                n, w, parse.GetValue(deterministic), parse.GetValue(seed), proto, false), io);
+                n, w, parse.GetValue(deterministic), parse.GetValue(seed), proto, false, parse.GetValue(json)), io);
         });
         return cmd;
     }
