@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test. On a fresh machine it first installs the real peers the tests use
-# (nbdkit, qemu-utils, libnbd-bin, fio, nbd-server, libxen-dev, gcc, gcc-multilib) with apt-get.
+# (nbdkit, qemu-utils, libnbd-bin, fio, nbd-server, libxen-dev, gcc, gcc-multilib, fonts-dejavu-core for the
+# pictures' labels) with apt-get.
 # Prints a closing line "N passed, N failed[, N skipped]" and the line coverage measured by coverlet.
 # Then runs the Xen lab's CI scenarios (tools/xenlab; BLKTAP_XENLAB=0 leaves them out), counted in the closing line.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PEER_PACKAGES=(nbdkit qemu-utils qemu-user libnbd-bin fio nbd-server libxen-dev gcc gcc-multilib libc6-dev python3 afl++)
+PEER_PACKAGES=(nbdkit qemu-utils qemu-user libnbd-bin fio nbd-server libxen-dev gcc gcc-multilib libc6-dev python3 afl++ fonts-dejavu-core)
 missing=()
 for p in "${PEER_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
