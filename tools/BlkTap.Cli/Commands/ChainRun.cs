@@ -59,12 +59,13 @@ internal static class ChainRun
             bool ok = results.All(r => r.Errors == 0 && r.Mismatches == 0) && total == expected;
             if (settings.Json)
             {
-                lock (diagnostics) WriteJson(io, settings, rig, taps, results, control, diagnostics, sw.Elapsed, ok);
+                WriteJson(io, settings, rig, taps, results, Snapshot(control), Snapshot(diagnostics), sw.Elapsed, ok);
                 return ok ? CliApp.Ok : CliApp.Failure;
             }
             var console = CliConsole.Create(io, 120);
             console.MarkupLine($"[bold]blktap[/]: {rig.Frontends.Count} guest domain(s) connected to dom0's tap, chain [green]{Markup.Escape(string.Join(" → ", settings.Specs.Select(s => s.Text)))}[/] ({(settings.Deterministic ? $"deterministic, seed {settings.Seed}" : "threaded")}, {settings.Protocol.ToName()})");
-            foreach (var line in control) console.MarkupLine($"  [grey]{Markup.Escape(line)}[/]");
+            // The control hook runs on the tap's loop and may still add a line (a late event): read a copy taken under its lock.
+            foreach (var line in Snapshot(control)) console.MarkupLine($"  [grey]{Markup.Escape(line)}[/]");
             var table = new Table().AddColumns("session", "ops", "reads", "writes", "flushes", "discards", "MiB read", "MiB written", "errors", "mismatches");
             for (int i = 0; i < results.Count; i++)
             {
@@ -91,6 +92,12 @@ internal static class ChainRun
             if (rig != null) await rig.DisposeAsync();
             taps.Dispose();
         }
+    }
+
+    /// <summary>A copy of a list that hooks on other threads append to under its lock.</summary>
+    private static List<string> Snapshot(List<string> list)
+    {
+        lock (list) return [.. list];
     }
 
     private static void WriteJson(CliIo io, Settings settings, EmulatorRig rig, TapChain taps, IReadOnlyList<FrontendResult> results,
