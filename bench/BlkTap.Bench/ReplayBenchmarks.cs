@@ -43,7 +43,7 @@ internal static class ReplayBenchmarks
         var stdout = new StringWriter();
         var stderr = new StringWriter();
         var sw = Stopwatch.StartNew();
-        int code = ctx.Blktap(["replay", trace, "--format", "native", "--tap", $"mem:size={diskBytes >> 20}M", "--timing", "fast", "--json"], stdout, stderr);
+        int code = ctx.Blktap(["replay", trace, "--input-format", "native", "--tap", $"mem:size={diskBytes >> 20}M", "--timing", "fast", "--json"], stdout, stderr);
         sw.Stop();
         File.Delete(trace);
         if (code != 0)

@@ -79,6 +79,13 @@ public sealed class PackagingTests
         var demo = Peers.Run(blktap, ["demo"], TimeSpan.FromMinutes(5)).EnsureSuccess("blktap demo");
         Assert.That(demo.StdOut + demo.StdErr, Does.Contain("every read matched the model"));
 
+        // The pictures: SkiaSharp's native library loads from the installed tool (beside it, or extracted from the single file).
+        var trace = Path.Combine(_dir, "cap.bt");
+        Peers.Run(blktap, ["run", "--tap", $"dump:trace={trace},quiet=true", "--tap", "mem:size=8M", "--workload", "random:ops=50", "--deterministic"]).EnsureSuccess("blktap run (capture)");
+        var png = Path.Combine(_dir, "replay.png");
+        Peers.Run(blktap, ["replay", trace, "--tap", "mem", "--timing", "fast", "--plot", png, "--json"], TimeSpan.FromMinutes(2)).EnsureSuccess("blktap replay --plot");
+        Assert.That(File.ReadAllBytes(png).AsSpan(0, 4).ToArray(), Is.EqualTo(new byte[] { 0x89, 0x50, 0x4E, 0x47 }), "a PNG");
+
         var plugins = Path.Combine(_dir, "plugins");
         Directory.CreateDirectory(plugins);
         File.Copy(SamplePlugin(), Path.Combine(plugins, "BlkTap.SamplePlugin.dll"));
