@@ -26,12 +26,17 @@ export BLKTAP_REQUIRE_PEERS="${BLKTAP_REQUIRE_PEERS:-${CI:+1}}"
 dotnet build BlkTapSim.sln -c Release -nologo -v quiet
 # One test project per source project, run one after another (not in parallel: the same load as one project), each
 # with its own results directory (a trx file and a coverlet cobertura file per project).
+# Then the sample plugin tap's property tests (samples/), written with the tap-author kit as an author would.
 TEST_PROJECTS=(Abstractions Linux Xen Emulator Examples Nbd Trace Cli Bench)
+TEST_PATHS=()
+for p in "${TEST_PROJECTS[@]}"; do TEST_PATHS+=("tests/BlkTap.$p.Tests/BlkTap.$p.Tests.csproj"); done
+TEST_PATHS+=("samples/GuardTap.Tests/GuardTap.Tests.csproj")
 status=0
-for p in "${TEST_PROJECTS[@]}"; do
-  echo "test.sh: tests/BlkTap.$p.Tests"
+for path in "${TEST_PATHS[@]}"; do
+  p=$(basename "$path" .csproj)
+  echo "test.sh: $(dirname "$path")"
   set +e
-  dotnet test "tests/BlkTap.$p.Tests/BlkTap.$p.Tests.csproj" -c Release --no-build -nologo \
+  dotnet test "$path" -c Release --no-build -nologo \
     --logger "trx;LogFileName=results.trx" --logger "console;verbosity=normal" \
     --results-directory "$results/$p" --collect:"XPlat Code Coverage" "$@"
   rc=$?
