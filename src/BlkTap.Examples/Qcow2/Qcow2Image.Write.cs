@@ -18,10 +18,44 @@ public sealed partial class Qcow2Image
         {
             int intra = (int)(offset & (ClusterSize - 1));
             int n = Math.Min(data.Length, ClusterSize - intra);
-            WriteInCluster(offset, data[..n], zero: false);
+            // Zeroes (what NBD WRITE_ZEROES and guests zeroing a disk send) never cost a new cluster where a zero cluster does.
+            if (data[..n].IndexOfAnyExcept((byte)0) < 0) ZeroInCluster(offset, n);
+            else WriteInCluster(offset, data[..n], zero: false);
             data = data[n..];
             offset += n;
         }
+    }
+
+    /// <summary>
+    /// Makes <paramref name="length"/> bytes at <paramref name="offset"/> read as zeroes, as a write of zeroes would, at
+    /// the least cost: allocated clusters of this image are written in place; other whole clusters become zero clusters
+    /// (version 3; unallocated clusters without a backing file) instead of getting a host cluster; partial clusters
+    /// that already read as zeroes are left alone. (<see cref="WriteAt"/> takes this path for every all-zero cluster.)
+    /// </summary>
+    public void WriteZeroes(long offset, long length)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (ReadOnly) throw new IOException($"qcow2 image '{Path}' is open read-only");
+        CheckRange(offset, length);
+        while (length > 0)
+        {
+            int intra = (int)(offset & (ClusterSize - 1));
+            int n = (int)Math.Min(length, ClusterSize - intra);
+            ZeroInCluster(offset, n);
+            length -= n;
+            offset += n;
+        }
+    }
+
+    private void ZeroInCluster(long offset, int n)
+    {
+        if (n == ClusterSize && (_backing == null || _header.Version >= 3))
+        {
+            ulong entry = Lookup(offset >> ClusterBits);
+            bool inPlace = (entry & (CompressedFlag | ZeroFlag)) == 0 && (entry & CopiedFlag) != 0 && (entry & OffsetMask) != 0;
+            if (!inPlace) { DropCluster(offset >> ClusterBits); return; }
+        }
+        WriteInCluster(offset, _zeroes.AsSpan(0, n), zero: true);
     }
 
     /// <summary>

@@ -126,4 +126,29 @@ public class Qcow2NbdServeTests
         Assert.That(a.AsSpan(6 << 20).SequenceEqual(File.ReadAllBytes(F("base.raw")).AsSpan(6 << 20)), Is.True, "untouched clusters read as base.raw");
         Assert.That(serve.Terminate(), Is.EqualTo(0), serve.Output);
     }
+
+    [Test]
+    public void WriteZeroesOverNbd_WholeClusters_BecomeZeroClustersWithoutGrowingTheFile()
+    {
+        var img = QemuImg;
+        var io = QemuIo;
+        File.WriteAllBytes(F("base.raw"), NbdTestUtil.RandomBytes(DiskBytes, 22));
+        Peers.Run(img, ["create", "-q", "-f", "qcow2", "-b", "base.raw", "-F", "raw", F("top.qcow2")]).EnsureSuccess("qemu-img create");
+        string ours = F("ours.sock");
+        using (var serve = ServeOurs(ours, $"qcow2:path={F("top.qcow2")}"))
+        {
+            // write -z sends NBD_CMD_WRITE_ZEROES; the 1 KiB one covers no whole cluster.
+            Peers.Run(io, ["-f", "raw", "-c", "write -z 1M 2M", "-c", "write -z 5M 1k", "-c", "flush", Uri(ours)]).EnsureSuccess("qemu-io write -z over NBD");
+            Assert.That(serve.Terminate(), Is.EqualTo(0), serve.Output);
+        }
+        Peers.Run(img, ["check", "-f", "qcow2", F("top.qcow2")]).EnsureSuccess("qemu-img check");
+        var map = Peers.Run(img, ["map", "--output=json", "-f", "qcow2", F("top.qcow2")]).EnsureSuccess("qemu-img map").StdOut;
+        Assert.That(map, Does.Contain("\"start\": 1048576, \"length\": 2097152, \"depth\": 0, \"present\": true, \"zero\": true, \"data\": false"), map);
+        Assert.That(new FileInfo(F("top.qcow2")).Length, Is.LessThan(1 << 20), "no data clusters for the 2 MiB of zeroes");
+        var expected = File.ReadAllBytes(F("base.raw"));
+        expected.AsSpan(1 << 20, 2 << 20).Clear();
+        expected.AsSpan(5 << 20, 1024).Clear();
+        File.WriteAllBytes(F("expected.raw"), expected);
+        Peers.Run(img, ["compare", "-f", "qcow2", "-F", "raw", F("top.qcow2"), F("expected.raw")]).EnsureSuccess("qemu-img compare");
+    }
 }
