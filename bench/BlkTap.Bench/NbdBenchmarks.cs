@@ -127,7 +127,7 @@ internal static class NbdBenchmarks
         return results;
     }
 
-    private static NbdServerProcess StartOurs(BenchContext ctx, string name, string[] taps)
+    internal static NbdServerProcess StartOurs(BenchContext ctx, string name, string[] taps)
     {
         var sock = ctx.Scratch(name + ".sock");
         var (program, prefix) = PeerPrograms.Blktap();
@@ -136,7 +136,7 @@ internal static class NbdBenchmarks
         return NbdServerProcess.Start("blktap nbd serve", program, args, sock, readyLine: "blktap: serving");
     }
 
-    private static (NbdServerProcess? Server, string? Note) TryStart(Func<NbdServerProcess?> start, string what)
+    internal static (NbdServerProcess? Server, string? Note) TryStart(Func<NbdServerProcess?> start, string what)
     {
         try
         {
@@ -146,7 +146,7 @@ internal static class NbdBenchmarks
         catch (InvalidOperationException ex) { return (null, $"{what} did not start ({ex.Message}): theirs not measured"); }
     }
 
-    private static string? Run(string program, string[] args)
+    internal static string? Run(string program, string[] args)
     {
         var psi = new System.Diagnostics.ProcessStartInfo(program) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);

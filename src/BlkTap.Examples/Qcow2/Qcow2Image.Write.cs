@@ -102,11 +102,22 @@ public sealed partial class Qcow2Image
         }
         if (zero && !compressed && host == 0 && ((entry & ZeroFlag) != 0 && _header.Version >= 3 || _backing == null)) return; // reads as zeroes already
         // A new cluster: what the guest sees there now, with the new data over it.
-        var cluster = _cluster.AsSpan();
-        if (data.Length < ClusterSize) ReadInCluster(gc << ClusterBits, entry, cluster);
-        data.CopyTo(cluster[intra..]);
         long fresh = _refcounts!.Allocate() * ClusterSize;
-        _file.Write(cluster, fresh);
+        bool seesZeroes = !compressed && host == 0 && ((entry & ZeroFlag) != 0 && _header.Version >= 3 || _backing == null);
+        if (seesZeroes && data.Length < ClusterSize && fresh >= _file.Length)
+        {
+            // Past the end of the file: it reads as zeroes already once the file is extended (sparsely), so only the new
+            // data is written instead of a whole cluster of zeroes around it.
+            _file.SetLength(fresh + ClusterSize);
+            _file.Write(data, fresh + intra);
+        }
+        else
+        {
+            var cluster = _cluster.AsSpan();
+            if (data.Length < ClusterSize) ReadInCluster(gc << ClusterBits, entry, cluster);
+            data.CopyTo(cluster[intra..]);
+            _file.Write(cluster, fresh);
+        }
         var table = L2TableFor(gc, create: true)!;
         SetL2(table, gc, (ulong)fresh | CopiedFlag);
         FreeHost(entry);
