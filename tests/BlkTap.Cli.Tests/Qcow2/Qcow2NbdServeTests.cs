@@ -35,7 +35,8 @@ public class Qcow2NbdServeTests
     private BlktapServeProcess ServeOurs(string socket, string tap)
     {
         var p = new BlktapServeProcess("nbd", "serve", "--unix", socket, "--tap", tap);
-        Assert.That(p.WaitReady(), Does.StartWith($"blktap: serving {tap} at {Uri(socket)} ({DiskBytes} bytes"));
+        try { Assert.That(p.WaitReady(), Does.StartWith($"blktap: serving {tap} at {Uri(socket)} ({DiskBytes} bytes")); }
+        catch { p.Dispose(); throw; } // a failed start must not leave the server running
         return p;
     }
 
