@@ -17,6 +17,7 @@ public static class BenchSuite
         new("img", "img vs raw", ImgBenchmarks.Run),
         new("nbd", "nbd export", NbdBenchmarks.Run),
         new("cow", "cow", CowBenchmarks.Run),
+        new("qcow2", "qcow2 vs qemu-nbd", Qcow2Benchmarks.Run),
         new("replay", "replay", ReplayBenchmarks.Run, NeedsRuntimeBaselines: true),
     ];
 

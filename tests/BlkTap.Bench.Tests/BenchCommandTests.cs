@@ -114,7 +114,7 @@ public class BenchCommandTests
         Assert.That(code, Is.EqualTo(CliApp.BadInput));
         var lines = stderr.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.That(lines, Has.Length.EqualTo(1));
-        Assert.That(lines[0], Does.Contain("'warp'").And.Contain("runtime, emulator, img, nbd, cow, replay"));
+        Assert.That(lines[0], Does.Contain("'warp'").And.Contain("runtime, emulator, img, nbd, cow, qcow2, replay"));
         Assert.That(stdout.ToString(), Is.Empty);
     }
 
@@ -177,6 +177,21 @@ public class BenchCommandTests
         const string replay = "replay: native trace, --timing fast, mem terminator";
         Assert.That(results, Contains.Key(replay));
         AssertMeasured(results, replay);
+    }
+
+    [Test]
+    public void BenchJsonQuick_Qcow2_FourLinesAgainstQemuNbdMeasuredOrSayWhyNot()
+    {
+        using var doc = JsonDocument.Parse(_stdout);
+        var results = Results(doc);
+        if (Peers.Required) { Peers.Require("fio"); Peers.Require("qemu-nbd"); Peers.Require("qemu-img"); }
+        foreach (var job in new[] { "4 KiB randwrite to fresh clusters, iodepth 32", "4 KiB randwrite to allocated clusters, iodepth 32", NbdJobs[0], NbdJobs[2] })
+        {
+            var name = $"qcow2 vs qemu-nbd: {job}";
+            Assert.That(results, Contains.Key(name));
+            if (Peers.Find("fio") != null && Peers.Find("qemu-nbd") != null && Peers.Find("qemu-img") != null) AssertMeasured(results, name);
+            else Assert.That(results[name].GetProperty("note").GetString(), Does.Contain("not"), "a skipped line says why");
+        }
     }
 
     [Test]

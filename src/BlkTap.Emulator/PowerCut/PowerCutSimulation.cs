@@ -16,6 +16,8 @@ public sealed class PowerCutOptions
     public required TapRegistry Registry { get; init; }
     /// <summary>Chains to cut, by name (<see cref="PowerCutSimulation.ChainNames"/>); null: all of them.</summary>
     public IReadOnlyList<string>? Chains { get; set; }
+    /// <summary>Chains cut besides <see cref="PowerCutSimulation.ChainNames"/> (qcow2: the CLI's); cut by default too.</summary>
+    public IReadOnlyList<PowerCutChain> ExtraChains { get; init; } = [];
     /// <summary>Size of the simulated disk in 512-byte sectors.</summary>
     public int DiskSectors { get; set; } = 256;
     /// <summary>Requests the workload issues per cut (fewer when the cut comes first).</summary>
@@ -94,7 +96,21 @@ public static class PowerCutSimulation
     /// <summary>The seed of cut <paramref name="index"/> of a run seeded <paramref name="runSeed"/>.</summary>
     public static int CutSeed(int runSeed, int index) => unchecked(runSeed * 1_000_003 + index * 7919 + 211);
 
-    /// <summary>The tap specs of chain <paramref name="chain"/> (frontend side first).</summary>
+    /// <summary>The chains a run with <paramref name="options"/> cuts: <see cref="PowerCutOptions.Chains"/>, else the built-in and extra ones.</summary>
+    public static IReadOnlyList<string> ChainsOf(PowerCutOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return options.Chains ?? [.. ChainNames, .. options.ExtraChains.Select(c => c.Name)];
+    }
+
+    /// <summary>The tap specs of chain <paramref name="chain"/> (frontend side first), built-in or one of <paramref name="options"/>' extra chains.</summary>
+    public static IReadOnlyList<TapSpec> Specs(string chain, PowerCutOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return options.ExtraChains.FirstOrDefault(c => c.Name == chain) is { } extra ? extra.Taps.Select(TapSpec.Parse).ToList() : Specs(chain);
+    }
+
+    /// <summary>The tap specs of built-in chain <paramref name="chain"/> (frontend side first).</summary>
     public static IReadOnlyList<TapSpec> Specs(string chain)
     {
         string disk = $"{Directory}/disk.raw", overlay = $"cow:overlay={Directory}/overlay.cow,cluster=4K";

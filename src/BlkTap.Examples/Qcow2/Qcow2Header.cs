@@ -99,8 +99,8 @@ internal sealed class Qcow2Header
         if ((incompat & ~known) != 0) throw new Qcow2FormatException(F($"unknown incompatible feature bits 0x{incompat & ~known:x}"));
         if ((incompat & IncompatExternalData) != 0) throw new Qcow2FormatException(F("external data files (incompatible feature bit 2) are not supported"));
         if ((incompat & IncompatExtendedL2) != 0) throw new Qcow2FormatException(F("extended L2 entries (incompatible feature bit 4) are not supported yet"));
-        if (compression != 0)
-            throw new Qcow2FormatException(F(compression == 1 ? "zstd compression is not supported yet" : $"unknown compression type {compression}"));
+        // NOTE: qcow2.txt header byte 104: compression type 0 zlib, 1 zstd.
+        if (compression > 1) throw new Qcow2FormatException(F($"unknown compression type {compression}"));
         if (refcountOrder > 6) throw new Qcow2FormatException(F($"refcount_order {refcountOrder} out of range (0..6)"));
         if (version == 2 && refcountOrder != 4) throw new Qcow2FormatException(F("version 2 images have 16-bit refcounts"));
         if (l1Size < L1EntriesFor((long)size, (int)clusterBits)) throw new Qcow2FormatException(F($"L1 table of {l1Size} entries is too small for {size} bytes"));

@@ -18,10 +18,44 @@ public sealed partial class Qcow2Image
         {
             int intra = (int)(offset & (ClusterSize - 1));
             int n = Math.Min(data.Length, ClusterSize - intra);
-            WriteInCluster(offset, data[..n], zero: false);
+            // Zeroes (what NBD WRITE_ZEROES and guests zeroing a disk send) never cost a new cluster where a zero cluster does.
+            if (data[..n].IndexOfAnyExcept((byte)0) < 0) ZeroInCluster(offset, n);
+            else WriteInCluster(offset, data[..n], zero: false);
             data = data[n..];
             offset += n;
         }
+    }
+
+    /// <summary>
+    /// Makes <paramref name="length"/> bytes at <paramref name="offset"/> read as zeroes, as a write of zeroes would, at
+    /// the least cost: allocated clusters of this image are written in place; other whole clusters become zero clusters
+    /// (version 3; unallocated clusters without a backing file) instead of getting a host cluster; partial clusters
+    /// that already read as zeroes are left alone. (<see cref="WriteAt"/> takes this path for every all-zero cluster.)
+    /// </summary>
+    public void WriteZeroes(long offset, long length)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (ReadOnly) throw new IOException($"qcow2 image '{Path}' is open read-only");
+        CheckRange(offset, length);
+        while (length > 0)
+        {
+            int intra = (int)(offset & (ClusterSize - 1));
+            int n = (int)Math.Min(length, ClusterSize - intra);
+            ZeroInCluster(offset, n);
+            length -= n;
+            offset += n;
+        }
+    }
+
+    private void ZeroInCluster(long offset, int n)
+    {
+        if (n == ClusterSize && (_backing == null || _header.Version >= 3))
+        {
+            ulong entry = Lookup(offset >> ClusterBits);
+            bool inPlace = (entry & (CompressedFlag | ZeroFlag)) == 0 && (entry & CopiedFlag) != 0 && (entry & OffsetMask) != 0;
+            if (!inPlace) { DropCluster(offset >> ClusterBits); return; }
+        }
+        WriteInCluster(offset, _zeroes.AsSpan(0, n), zero: true);
     }
 
     /// <summary>
@@ -68,11 +102,22 @@ public sealed partial class Qcow2Image
         }
         if (zero && !compressed && host == 0 && ((entry & ZeroFlag) != 0 && _header.Version >= 3 || _backing == null)) return; // reads as zeroes already
         // A new cluster: what the guest sees there now, with the new data over it.
-        var cluster = _cluster.AsSpan();
-        if (data.Length < ClusterSize) ReadInCluster(gc << ClusterBits, entry, cluster);
-        data.CopyTo(cluster[intra..]);
         long fresh = _refcounts!.Allocate() * ClusterSize;
-        _file.Write(cluster, fresh);
+        bool seesZeroes = !compressed && host == 0 && ((entry & ZeroFlag) != 0 && _header.Version >= 3 || _backing == null);
+        if (seesZeroes && data.Length < ClusterSize && fresh >= _file.Length)
+        {
+            // Past the end of the file: it reads as zeroes already once the file is extended (sparsely), so only the new
+            // data is written instead of a whole cluster of zeroes around it.
+            _file.SetLength(fresh + ClusterSize);
+            _file.Write(data, fresh + intra);
+        }
+        else
+        {
+            var cluster = _cluster.AsSpan();
+            if (data.Length < ClusterSize) ReadInCluster(gc << ClusterBits, entry, cluster);
+            data.CopyTo(cluster[intra..]);
+            _file.Write(cluster, fresh);
+        }
         var table = L2TableFor(gc, create: true)!;
         SetL2(table, gc, (ulong)fresh | CopiedFlag);
         FreeHost(entry);

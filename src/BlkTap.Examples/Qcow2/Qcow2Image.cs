@@ -6,7 +6,7 @@ namespace BlkTap.Examples.Qcow2;
 /// <summary>
 /// A qcow2 image (qemu's docs/interop/qcow2.txt), versions 2 and 3, opened for reading or for reading and writing:
 /// the L1 table and the L2 tables and refcount blocks it touches are cached in memory; reads go through L1 and L2 to
-/// data clusters, zero clusters, compressed clusters (zlib) or the backing file (raw or qcow2, read-only, chains);
+/// data clusters, zero clusters, compressed clusters (zlib, zstd) or the backing file (raw or qcow2, read-only, chains);
 /// writes allocate clusters (copying the rest of the cluster from what was there) and <see cref="Flush"/> makes them
 /// durable in crash-safe order: data, then refcount blocks, then the refcount table and the header, then L2 tables,
 /// then L1, then the refcount decrements of clusters that were dropped.
@@ -128,8 +128,11 @@ public sealed partial class Qcow2Image : IQcow2Backing
         var (offset, bytes) = CompressedRange(entry);
         var packed = new byte[bytes];
         _file.ReadFully(packed, offset);
-        // NOTE: qcow2.txt: compression type 0 (zlib) stores raw deflate data, no zlib header; it may end before the sectors do.
-        using (var z = new System.IO.Compression.DeflateStream(new MemoryStream(packed), System.IO.Compression.CompressionMode.Decompress))
+        // NOTE: qcow2.txt: compression type 0 (zlib) stores raw deflate data, no zlib header; type 1 (zstd) zstd frames;
+        // either may end before the sectors do (the rest is ignored).
+        using (Stream z = _header.CompressionType == 1
+            ? new ZstdSharp.DecompressionStream(new MemoryStream(packed))
+            : new System.IO.Compression.DeflateStream(new MemoryStream(packed), System.IO.Compression.CompressionMode.Decompress))
         {
             int got = 0;
             try
@@ -141,7 +144,7 @@ public sealed partial class Qcow2Image : IQcow2Backing
                     got += n;
                 }
             }
-            catch (InvalidDataException ex) { throw new Qcow2FormatException($"qcow2 image '{Path}': compressed cluster at {offset} is corrupt: {ex.Message}"); }
+            catch (Exception ex) when (ex is InvalidDataException or ZstdSharp.ZstdException) { throw new Qcow2FormatException($"qcow2 image '{Path}': compressed cluster at {offset} is corrupt: {ex.Message}"); }
             if (got != _inflated.Length) throw new Qcow2FormatException($"qcow2 image '{Path}': compressed cluster at {offset} inflates to {got} bytes, not {_inflated.Length}");
         }
         _inflatedFrom = (long)entry;

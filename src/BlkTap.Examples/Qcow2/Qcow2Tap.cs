@@ -5,7 +5,7 @@ namespace BlkTap.Examples.Qcow2;
 
 /// <summary>
 /// <c>qcow2</c>: terminates on a qcow2 image (qemu's format, versions 2 and 3; docs/qcow2.md): clusters of 512 B to
-/// 2 MiB, zero and compressed (zlib) clusters, backing files (raw or qcow2, chains) read through for unallocated
+/// 2 MiB, zero and compressed (zlib, zstd) clusters, backing files (raw or qcow2, chains) read through for unallocated
 /// clusters. The image is checked when the chain is built, so a bad one is a chain spec error naming the problem.
 /// </summary>
 public sealed class Qcow2TapFactory : ITapFactory
@@ -13,7 +13,7 @@ public sealed class Qcow2TapFactory : ITapFactory
     /// <inheritdoc/>
     public string Name => "qcow2";
     /// <inheritdoc/>
-    public string Description => "qcow2 image (qemu's format, v2/v3; backing files, zero and zlib clusters; see docs/qcow2.md)";
+    public string Description => "qcow2 image (qemu's format, v2/v3; backing files, zero, zlib and zstd clusters; see docs/qcow2.md)";
     /// <inheritdoc/>
     public bool IsTerminator => true;
     /// <inheritdoc/>

@@ -13,7 +13,7 @@ public class Qcow2CommandTests
 {
     private static string QemuImgPath => Peers.Require("qemu-img", "apt-get install -y qemu-utils (./test.sh installs it)");
 
-    private static (int Rc, string Out, string Err) Blktap(params string[] args)
+    internal static (int Rc, string Out, string Err) Blktap(params string[] args)
     {
         var o = new StringWriter();
         var e = new StringWriter();

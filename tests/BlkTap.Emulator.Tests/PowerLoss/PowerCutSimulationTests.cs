@@ -85,7 +85,7 @@ public class PowerCutSimulationTests
         int seed = PowerCutSimulation.CutSeed(1, 3);
         int rc = CliApp.Run(["fuzz", "--power-cut", seed.ToString()], stdout, new StringWriter());
         Assert.That(rc, Is.EqualTo(0), stdout.ToString());
-        Assert.That(stdout.ToString(), Does.Match($"power cut {seed} \\(chain (img|aio|cow\\+img|cow\\+aio), variant (synced-only|random-subset|torn-write)\\): every write flushed"));
+        Assert.That(stdout.ToString(), Does.Match($"power cut {seed} \\(chain (img|aio|cow\\+img|cow\\+aio|qcow2|qcow2\\+qcow2), variant (synced-only|random-subset|torn-write)\\): every write flushed"));
     }
 
     /// <summary>

@@ -32,9 +32,11 @@ public class Qcow2PeerTests
         Assert.That(ModelWrites.FirstDifference(expected, await rig.ReadAllAsync()), Is.Null);
     }
 
-    [TestCase(4096)]
-    [TestCase(65536)]
-    public async Task ReadWrite_CompressedImage_ReadsSourceAndOverwritesCleanly(int clusterSize)
+    [TestCase(4096, "zlib")]
+    [TestCase(65536, "zlib")]
+    [TestCase(4096, "zstd")]
+    [TestCase(65536, "zstd")]
+    public async Task ReadWrite_CompressedImage_ReadsSourceAndOverwritesCleanly(int clusterSize, string compression)
     {
         var img = QemuImg.Img;
         using var dir = new TempDir();
@@ -42,7 +44,9 @@ public class Qcow2PeerTests
         model.AsSpan(300_000, 200_000).Fill(7); // compresses well
         File.WriteAllBytes(dir.File("src.raw"), model);
         string path = dir.File("c.qcow2");
-        Peers.Run(img, ["convert", "-c", "-f", "raw", "-O", "qcow2", "-o", $"cluster_size={clusterSize}", dir.File("src.raw"), path]).EnsureSuccess("qemu-img convert -c");
+        Peers.Run(img, ["convert", "-c", "-f", "raw", "-O", "qcow2", "-o", $"cluster_size={clusterSize},compression_type={compression}", dir.File("src.raw"), path]).EnsureSuccess("qemu-img convert -c");
+        Assert.That(Peers.Run(img, ["info", path]).StdOut, Does.Contain($"compression type: {compression}"));
+        Assert.That(Peers.Run(img, ["check", path]).StdOut, Does.Match(@"[1-9][0-9.]*% compressed clusters"), "some clusters are compressed");
         await using (var rig = await ChainRig.StartAsync([$"qcow2:path={path}"], deterministic: true))
         {
             Assert.That(ModelWrites.FirstDifference(model, await rig.ReadAllAsync()), Is.Null, "compressed clusters read back");

@@ -64,11 +64,12 @@ public class Qcow2PowerCutTests
                 if (kind == 0) { image.Flush(); Settle(); continue; }
                 int count = rng.Next(1, 40), at = rng.Next(sectors - count + 1);
                 var data = new byte[count * 512];
-                if (kind != 1) rng.NextBytes(data);
+                if (kind > 2) rng.NextBytes(data);
                 // Candidates first: a write the cut interrupts may have reached some sectors.
                 data.CopyTo(model, at * 512);
                 for (int s = at; s < at + count; s++) candidates[s].Add(model.AsSpan(s * 512, 512).ToArray());
                 if (kind == 1) image.Discard((long)at * 512, (long)count * 512);
+                else if (kind == 2) image.WriteZeroes((long)at * 512, (long)count * 512);
                 else image.WriteAt((long)at * 512, data);
             }
         }

@@ -10,10 +10,11 @@ internal static class QemuImg
     public static string Img => Peers.Require("qemu-img", "apt-get install -y qemu-utils (./test.sh installs it)");
     public static string Io => Peers.Require("qemu-io", "apt-get install -y qemu-utils (./test.sh installs it)");
 
-    /// <summary>qemu-img create -f qcow2 with a cluster size, a refcount width and an optional raw backing file.</summary>
-    public static void Create(string path, long size, int clusterSize, string? rawBacking = null, int refcountBits = 16)
+    /// <summary>qemu-img create -f qcow2 with a cluster size, a refcount width, a version (2: compat=0.10) and an optional raw backing file.</summary>
+    public static void Create(string path, long size, int clusterSize, string? rawBacking = null, int refcountBits = 16, int version = 3)
     {
-        var args = new List<string> { "create", "-q", "-f", "qcow2", "-o", $"cluster_size={clusterSize},refcount_bits={refcountBits}" };
+        string compat = version == 2 ? "0.10" : "1.1";
+        var args = new List<string> { "create", "-q", "-f", "qcow2", "-o", $"cluster_size={clusterSize},refcount_bits={refcountBits},compat={compat}" };
         if (rawBacking != null) args.AddRange(["-b", rawBacking, "-F", "raw"]);
         args.AddRange([path, size.ToString()]);
         Peers.Run(Img, args).EnsureSuccess("qemu-img create");

@@ -24,7 +24,7 @@ internal static class FuzzCommand
         var faultRounds = new Option<int>("--fault-rounds") { Description = "also run this many storage-fault / dying-blkback rounds (the tap interposed in its own domain; default 200)", DefaultValueFactory = _ => 200 };
         var powerCuts = new Option<int>("--power-cuts")
         {
-            Description = "also simulate this many power cuts of the storage taps (img, aio, cow over img, cow over aio on a simulated disk that keeps only what was synced; default 0)",
+            Description = "also simulate this many power cuts of the storage taps (img, aio, cow over img, cow over aio, qcow2 over raw, qcow2 over qcow2 over raw on a simulated disk that keeps only what was synced; default 0)",
             DefaultValueFactory = _ => 0,
         };
         var powerCut = new Option<int?>("--power-cut") { Description = "run only the power cut with this seed (as printed by a failure)" };
@@ -48,7 +48,7 @@ internal static class FuzzCommand
             var registry = ChainOptions.Registry(parse.GetValue(plugins));
             // Validate the chain once up front, so a bad spec is exit 2, not a failed round.
             registry.Build(specs, new TapContext { Output = TextWriter.Null }).Dispose();
-            var cutOptions = new PowerCutOptions { Seed = parse.GetValue(seed), Cuts = cuts, Registry = registry };
+            var cutOptions = new PowerCutOptions { Seed = parse.GetValue(seed), Cuts = cuts, Registry = registry, ExtraChains = Qcow2PowerCutChains.All };
             if (parse.GetValue(powerCut) is { } onlyCut) return ReplayCut(io, cutOptions, onlyCut, asJson);
             // The chain each round's runtime got, disposed when that round's system is torn down (rounds run in parallel).
             var made = new ConcurrentDictionary<TapRuntime, TapChain>();

@@ -28,22 +28,28 @@ internal sealed class PowerCutRound
     public PowerCutFailure? Run(PowerCutReport report)
     {
         var random = new Random(_seed);
-        var chains = _options.Chains ?? PowerCutSimulation.ChainNames;
+        var chains = PowerCutSimulation.ChainsOf(_options);
         string chain = chains[random.Next(chains.Count)];
         var variant = (PowerCutVariant)random.Next(3);
         var cutRandom = new Random(unchecked(_seed * 31 + 7));
         ulong sectors = (ulong)_options.DiskSectors;
-        var specs = PowerCutSimulation.Specs(chain);
+        var specs = PowerCutSimulation.Specs(chain, _options);
+        var extra = _options.ExtraChains.FirstOrDefault(c => c.Name == chain);
         var model = new SectorModel(sectors);
         var storage = new PowerCutStorage(PowerCutSimulation.Directory) { LyingFlushes = _options.LyingFlushes };
         var image = new byte[sectors * 512];
         for (ulong s = 0; s < sectors; s++) SectorStamps.Fill(image.AsSpan((int)s * 512, 512), 0, s);
         storage.AddDurableFile($"{PowerCutSimulation.Directory}/disk.raw", image);
-        storage.ArmCut(1 + random.Next(_options.RequestsPerCut * 2), variant, cutRandom);
         try
         {
+            extra?.Prepare?.Invoke(storage); // before arming: the cut falls in the workload, counted from here
+            storage.ArmCut(storage.Operations + 1 + random.Next(_options.RequestsPerCut * 2), variant, cutRandom);
             var after = BeforeCut(specs, storage, model, random, sectors, variant, cutRandom, report);
-            if (after != null) Verify(specs, after, model, sectors, report);
+            if (after != null)
+            {
+                Verify(specs, after, model, sectors, report);
+                if (extra?.Check != null) foreach (var p in extra.Check(after)) Problem($"check after the cut: {p}");
+            }
         }
         catch (Exception ex)
         {
