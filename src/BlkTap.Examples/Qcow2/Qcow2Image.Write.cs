@@ -32,24 +32,11 @@ public sealed partial class Qcow2Image
     /// (version 3; unallocated clusters without a backing file) instead of getting a host cluster; partial clusters
     /// that already read as zeroes are left alone. (<see cref="WriteAt"/> takes this path for every all-zero cluster.)
     /// </summary>
-    public void WriteZeroes(long offset, long length)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (ReadOnly) throw new IOException($"qcow2 image '{Path}' is open read-only");
-        CheckRange(offset, length);
-        while (length > 0)
-        {
-            int intra = (int)(offset & (ClusterSize - 1));
-            int n = (int)Math.Min(length, ClusterSize - intra);
-            ZeroInCluster(offset, n);
-            length -= n;
-            offset += n;
-        }
-    }
+    public void WriteZeroes(long offset, long length) => ZeroRange(offset, length, discard: false);
 
     private void ZeroInCluster(long offset, int n)
     {
-        if (n == ClusterSize && (_backing == null || _header.Version >= 3))
+        if (CanDropWholeCluster(n))
         {
             ulong entry = Lookup(offset >> ClusterBits);
             bool inPlace = (entry & (CompressedFlag | ZeroFlag)) == 0 && (entry & CopiedFlag) != 0 && (entry & OffsetMask) != 0;
@@ -63,7 +50,10 @@ public sealed partial class Qcow2Image
     /// clusters lose their host cluster (unallocated without a backing file, a zero cluster with one); partial
     /// clusters are written with zeroes.
     /// </summary>
-    public void Discard(long offset, long length)
+    public void Discard(long offset, long length) => ZeroRange(offset, length, discard: true);
+
+    /// <summary>The cluster-by-cluster walk shared by <see cref="WriteZeroes"/> and <see cref="Discard"/>.</summary>
+    private void ZeroRange(long offset, long length, bool discard)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (ReadOnly) throw new IOException($"qcow2 image '{Path}' is open read-only");
@@ -72,12 +62,24 @@ public sealed partial class Qcow2Image
         {
             int intra = (int)(offset & (ClusterSize - 1));
             int n = (int)Math.Min(length, ClusterSize - intra);
-            if (n == ClusterSize && (_backing == null || _header.Version >= 3)) DropCluster(offset >> ClusterBits);
-            else WriteInCluster(offset, _zeroes.AsSpan(0, n), zero: true);
+            if (discard) DiscardInCluster(offset, n);
+            else ZeroInCluster(offset, n);
             length -= n;
             offset += n;
         }
     }
+
+    private void DiscardInCluster(long offset, int n)
+    {
+        if (CanDropWholeCluster(n)) DropCluster(offset >> ClusterBits);
+        else WriteInCluster(offset, _zeroes.AsSpan(0, n), zero: true);
+    }
+
+    /// <summary>
+    /// Whether <paramref name="n"/> bytes are a whole cluster that can lose its host cluster: it then reads as zeroes
+    /// either unallocated (no backing file) or as a zero cluster (version 3); a v2 image over a backing file cannot say it.
+    /// </summary>
+    private bool CanDropWholeCluster(int n) => n == ClusterSize && (_backing == null || _header.Version >= 3);
 
     private byte[] _zeroes => _zeroCluster ??= new byte[ClusterSize];
     private byte[]? _zeroCluster;

@@ -28,15 +28,7 @@ public sealed class PackagingTests
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
-    private static string RepoRoot
-    {
-        get
-        {
-            for (var d = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); d != null; d = d.Parent)
-                if (File.Exists(Path.Combine(d.FullName, "BlkTapSim.sln"))) return d.FullName;
-            throw new InvalidOperationException("BlkTapSim.sln not found above the test directory");
-        }
-    }
+    private static string RepoRoot => RepositoryRoot.Path;
 
     private static string Cli => Path.Combine(RepoRoot, "tools/BlkTap.Cli/BlkTap.Cli.csproj");
 

@@ -26,7 +26,7 @@ public sealed class PluginVersionSkewTests
     [Test]
     public void Run_PluginBuiltAgainstLaterAbstractionsVersion_LoadsAndServes()
     {
-        var root = RepoRoot();
+        var root = RepositoryRoot.Path;
         var project = Path.Combine(root, "tests/BlkTap.SamplePlugin/BlkTap.SamplePlugin.csproj");
         var output = Path.Combine(_dir, "out");
         // A configuration of its own keeps this build's obj/ and bin/ apart from the solution's Debug and Release.
@@ -46,12 +46,5 @@ public sealed class PluginVersionSkewTests
             TimeSpan.FromMinutes(5));
         Assert.That(run.ExitCode, Is.EqualTo(0), run.StdOut + "\n" + run.StdErr);
         Assert.That(run.StdOut, Does.Contain("skewed:").And.Contain("Read="));
-    }
-
-    private static string RepoRoot()
-    {
-        for (var d = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); d != null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "BlkTapSim.sln"))) return d.FullName;
-        throw new InvalidOperationException("BlkTapSim.sln not found above the test directory");
     }
 }

@@ -13,15 +13,7 @@ internal static class FuzzHarness
 {
     public const string SharpFuzzVersion = "2.3.0";
 
-    public static string RepoRoot
-    {
-        get
-        {
-            for (var d = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); d != null; d = d.Parent)
-                if (File.Exists(Path.Combine(d.FullName, "BlkTapSim.sln"))) return d.FullName;
-            throw new InvalidOperationException("BlkTapSim.sln not found above the test directory");
-        }
-    }
+    public static string RepoRoot => RepositoryRoot.Path;
 
     public static string Corpus(string target) => Path.Combine(RepoRoot, "fuzz", "corpus", target);
 
