@@ -8,13 +8,23 @@ namespace BlkTap;
 /// whole sectors.
 /// </summary>
 /// <remarks>
-/// Threading: concurrent calls are safe (positional I/O shares no file position). I/O errors come
-/// back as <see cref="BlkifStatus.Error"/>, never as exceptions. Owns the file: <see cref="Dispose"/> closes it.
+/// <para>
+/// Threading: the <see cref="IBlockDevice"/> calls block and are safe from any thread, concurrently (positional I/O
+/// shares no file position). <see cref="Submit"/> is the loop's way in: it does on the loop only what cannot wait
+/// (<see cref="StorageFileExtensions.TryReadFullyNoWait"/>, <see cref="StorageFileExtensions.TryWriteNoWait"/>) and
+/// steals the rest for the file's <see cref="StorageLane"/>: reads that miss the page cache, writes the file cannot
+/// promise not to block, every flush, FUA write, barrier and discard, and everything that arrives while the lane is
+/// busy (so the file's requests keep their order). I/O errors come back as <see cref="BlkifStatus.Error"/>, never as
+/// exceptions.
+/// </para>
+/// <para>Owns the file: <see cref="Dispose"/> runs what the lane holds, stops it and closes the file.</para>
 /// </remarks>
 public sealed class FileBlockDevice : IBlockDevice
 {
     private readonly IStorageFile _file;
     private readonly bool _discard;
+    private readonly StorageLane _lane;
+    private readonly Stack<FileRequestWork> _works = new();
 
     /// <summary>Serves <paramref name="file"/> (opened by an <see cref="IStorageProvider"/>); read-only when the file is.</summary>
     /// <param name="file">The image, owned from now on.</param>
@@ -26,6 +36,86 @@ public sealed class FileBlockDevice : IBlockDevice
         ReadOnly = file.ReadOnly;
         _discard = discard && !ReadOnly;
         SectorCount = (ulong)file.Length / BlkifConstants.SectorSize;
+        _lane = new StorageLane(file.Path);
+    }
+
+    /// <summary>The worker that takes what would block the loop (for tests and statistics: its <see cref="StorageLane.Pending"/>).</summary>
+    public StorageLane Lane => _lane;
+
+    /// <summary>
+    /// Loop thread (a terminating hook's <c>OnRequest</c>): serves <paramref name="request"/> and returns
+    /// <see cref="HookResult.Respond"/> with its status set when that took no waiting, or <see cref="HookResult.Stolen"/>
+    /// when it went to the lane, which answers it later with <see cref="TapRuntime.InjectResponse"/>.
+    /// </summary>
+    public HookResult Submit(TapRequest request)
+    {
+        if (!_lane.Busy)
+        {
+            switch (request.Operation)
+            {
+                case BlkifOperation.Read:
+                    if (TryReadNoWait(request)) return HookResult.Respond;
+                    break;
+                case BlkifOperation.Write when !request.ForceUnitAccess:
+                    if (TryWriteNoWait(request)) return HookResult.Respond;
+                    break;
+                case BlkifOperation.Write:
+                case BlkifOperation.WriteBarrier:
+                case BlkifOperation.FlushDiskCache:
+                case BlkifOperation.Discard:
+                    break;
+                default:
+                    request.Status = BlkifStatus.NotSupported;
+                    return HookResult.Respond;
+            }
+        }
+        var work = _works.Count > 0 ? _works.Pop() : new FileRequestWork(this);
+        work.Request = request;
+        _lane.Submit(request.Runtime.Loop, work);
+        return HookResult.Stolen;
+    }
+
+    /// <summary>Loop thread: a work item back from the lane, for reuse.</summary>
+    internal void Return(FileRequestWork work) => _works.Push(work);
+
+    /// <summary>Waits until everything the lane holds has run (before a synchronous flush at close). Not on the lane's thread.</summary>
+    public void Drain() => _lane.Drain();
+
+    private bool TryReadNoWait(TapRequest request)
+    {
+        var segments = request.Segments;
+        for (int i = 0; i < segments.Length;)
+        {
+            var run = BlockDeviceHook.NextRun(segments, ref i);
+            if (!InRange(run.Sector, run.Length)) { request.Status = BlkifStatus.Error; return true; }
+            try
+            {
+                if (!_file.TryReadFullyNoWait(run.Span, (long)run.Sector * BlkifConstants.SectorSize)) return false;
+            }
+            catch (IOException) { request.Status = BlkifStatus.Error; return true; }
+        }
+        request.Status = BlkifStatus.Okay;
+        return true;
+    }
+
+    private bool TryWriteNoWait(TapRequest request)
+    {
+        if (ReadOnly) { request.Status = BlkifStatus.Error; return true; }
+        var segments = request.Segments;
+        for (int i = 0; i < segments.Length;)
+        {
+            var run = BlockDeviceHook.NextRun(segments, ref i);
+            if (!InRange(run.Sector, run.Length)) { request.Status = BlkifStatus.Error; return true; }
+            // A run that would block sends the whole request to the lane, which writes it all again: the same bytes at
+            // the same offsets, so the runs written here change nothing.
+            try
+            {
+                if (!_file.TryWriteNoWait(run.Span, (long)run.Sector * BlkifConstants.SectorSize)) return false;
+            }
+            catch (IOException) { request.Status = BlkifStatus.Error; return true; }
+        }
+        request.Status = BlkifStatus.Okay;
+        return true;
     }
 
     /// <summary>The file's path.</summary>
@@ -85,5 +175,9 @@ public sealed class FileBlockDevice : IBlockDevice
         bytes % BlkifConstants.SectorSize == 0 && BlkifValidation.InRange(sector, (ulong)bytes / BlkifConstants.SectorSize, SectorCount);
 
     /// <inheritdoc/>
-    public void Dispose() => _file.Dispose();
+    public void Dispose()
+    {
+        _lane.Dispose();
+        _file.Dispose();
+    }
 }

@@ -34,7 +34,13 @@ public sealed class ImgTapFactory : ITapFactory
     }
 }
 
-/// <summary>The <c>img</c> tap. Loop thread only; I/O is synchronous positional I/O on the loop (see <c>aio</c> for the asynchronous one).</summary>
+/// <summary>
+/// The <c>img</c> tap. Hooks run on the loop thread. Each image is a <see cref="FileBlockDevice"/>: reads and writes
+/// that need no waiting (page-cache hits through <c>preadv2(RWF_NOWAIT)</c>, files in memory) are done on the loop;
+/// the rest (cache misses, writes the file system cannot promise not to block, flushes, FUA writes, barriers,
+/// discards) goes to the image's own worker thread and is answered from there, so a slow image stalls only its own
+/// sessions (docs/architecture.md, "Storage I/O: what runs where"; see <c>aio</c> for a thread-pool terminator).
+/// </summary>
 public sealed class ImgTap : TapBase, IRequestHook, IControlHook
 {
     private readonly string? _path;
@@ -42,6 +48,8 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
     private readonly IStorageProvider _storage;
     private readonly BlockDeviceHook _hook;
     private readonly Dictionary<string, (FileBlockDevice Device, int Users)> _open = new(StringComparer.Ordinal);
+    private TapSession? _lastSession;
+    private FileBlockDevice? _lastDevice;
 
     /// <summary>Creates the tap; its images are opened on <paramref name="storage"/> (null: the OS's files).</summary>
     public ImgTap(string? path, bool readOnly, IStorageProvider? storage = null) : base("img")
@@ -77,7 +85,17 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
     }
 
     /// <inheritdoc/>
-    public HookResult OnRequest(TapRequest request) => _hook.OnRequest(request);
+    public HookResult OnRequest(TapRequest request)
+    {
+        var session = request.Session;
+        if (!ReferenceEquals(session, _lastSession))
+        {
+            if (!session.Items.TryGetValue(_hook, out var d)) { request.Status = BlkifStatus.Error; return HookResult.Respond; }
+            _lastSession = session;
+            _lastDevice = (FileBlockDevice)d;
+        }
+        return _lastDevice!.Submit(request);
+    }
 
     /// <inheritdoc/>
     public void OnControl(ControlEvent controlEvent)
@@ -85,9 +103,11 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
         FileBlockDevice? device = null;
         if (controlEvent.Kind == ControlEventKind.Disconnect && controlEvent.Session.Items.TryGetValue(_hook, out var d)) device = (FileBlockDevice)d;
         _hook.OnControl(controlEvent);
+        if (ReferenceEquals(controlEvent.Session, _lastSession)) { _lastSession = null; _lastDevice = null; }
         if (device != null && _open.TryGetValue(device.Path, out var e))
         {
-            if (e.Users <= 1) { _open.Remove(device.Path); device.Flush(); device.Dispose(); }
+            // NOTE: the last user: what its worker still holds runs first (blocking the loop at this close), then the fsync.
+            if (e.Users <= 1) { _open.Remove(device.Path); device.Drain(); device.Flush(); device.Dispose(); }
             else _open[device.Path] = (e.Device, e.Users - 1);
         }
     }
@@ -95,7 +115,7 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
     /// <inheritdoc/>
     public override void Dispose()
     {
-        foreach (var e in _open.Values) { e.Device.Flush(); e.Device.Dispose(); }
+        foreach (var e in _open.Values) { e.Device.Drain(); e.Device.Flush(); e.Device.Dispose(); }
         _open.Clear();
         base.Dispose();
     }

@@ -1,3 +1,4 @@
+using BlkTap.Linux.Interop;
 using BlkTap.Storage;
 using Microsoft.Win32.SafeHandles;
 
@@ -7,11 +8,22 @@ namespace BlkTap.Linux.Storage;
 /// A file of the OS: pread/pwrite through <see cref="RandomAccess"/>, fsync for <see cref="Flush"/>,
 /// fallocate(PUNCH_HOLE) through <see cref="FileHoles"/>. Opened by <see cref="LinuxStorageProvider"/>.
 /// </summary>
-/// <remarks>Threading: as <see cref="IStorageFile"/> (concurrent calls are safe; dispose after the last). No allocation per call.</remarks>
-public sealed class LinuxStorageFile : IStorageFile
+/// <remarks>
+/// <para>Threading: as <see cref="IStorageFile"/> (concurrent calls are safe; dispose after the last). No allocation per call.</para>
+/// <para>
+/// Without waiting (<see cref="INoWaitStorageFile"/>), decided per file: a file on tmpfs or ramfs lives in memory, so
+/// its reads and writes are plain pread/pwrite (this kernel, 6.18, answers EOPNOTSUPP to RWF_NOWAIT on tmpfs). Any
+/// other file reads with <c>preadv2(RWF_NOWAIT)</c> and writes with <c>pwritev2(RWF_NOWAIT)</c>; the first EOPNOTSUPP
+/// (ext4 buffered writes on this kernel) turns that direction off for the file, so its writes always go to a worker.
+/// </para>
+/// </remarks>
+public sealed class LinuxStorageFile : INoWaitStorageFile
 {
     private readonly SafeFileHandle _handle;
     private readonly FileStream _syncer;
+    private readonly bool _inMemory;
+    private bool _readsNoWait = true;
+    private bool _writesNoWait = true;
 
     internal LinuxStorageFile(string path, SafeFileHandle handle, bool readOnly)
     {
@@ -20,7 +32,12 @@ public sealed class LinuxStorageFile : IStorageFile
         _handle = handle;
         // NOTE: FileStream.Flush(flushToDisk: true) is fsync(2); with no buffer it holds nothing else.
         _syncer = new FileStream(handle, readOnly ? FileAccess.Read : FileAccess.ReadWrite, bufferSize: 0);
+        long type = Libc.FstatfsType(handle);
+        _inMemory = type == Libc.TMPFS_MAGIC || type == Libc.RAMFS_MAGIC;
     }
+
+    /// <summary>True when the file lives in memory (tmpfs, ramfs): its reads and writes never wait for a device.</summary>
+    public bool InMemory => _inMemory;
 
     /// <inheritdoc/>
     public string Path { get; }
@@ -34,6 +51,37 @@ public sealed class LinuxStorageFile : IStorageFile
 
     /// <inheritdoc/>
     public void Write(ReadOnlySpan<byte> data, long offset) => RandomAccess.Write(_handle, data, offset);
+
+    /// <inheritdoc/>
+    public unsafe bool TryReadNoWait(Span<byte> buffer, long offset, out int read)
+    {
+        if (_inMemory) { read = RandomAccess.Read(_handle, buffer, offset); return true; }
+        read = 0;
+        if (!_readsNoWait) return false;
+        nint rc;
+        fixed (byte* p = buffer) rc = Libc.Preadv2(_handle, p, (nuint)buffer.Length, offset, Libc.RWF_NOWAIT);
+        if (rc >= 0) { read = (int)rc; return true; }
+        if (rc == -Errno.EAGAIN) return false;
+        if (rc == -Errno.EOPNOTSUPP) { _readsNoWait = false; return false; }
+        throw new IOException(Errno.Message("preadv2", (int)-rc, Path));
+    }
+
+    /// <inheritdoc/>
+    public unsafe bool TryWriteNoWait(ReadOnlySpan<byte> data, long offset)
+    {
+        if (_inMemory) { RandomAccess.Write(_handle, data, offset); return true; }
+        if (!_writesNoWait) return false;
+        while (!data.IsEmpty)
+        {
+            nint rc;
+            fixed (byte* p = data) rc = Libc.Pwritev2(_handle, p, (nuint)data.Length, offset, Libc.RWF_NOWAIT);
+            if (rc > 0) { data = data[(int)rc..]; offset += rc; continue; }
+            if (rc == -Errno.EAGAIN || rc == 0) return false;
+            if (rc == -Errno.EOPNOTSUPP) { _writesNoWait = false; return false; }
+            throw new IOException(Errno.Message("pwritev2", (int)-rc, Path));
+        }
+        return true;
+    }
 
     /// <inheritdoc/>
     public void SetLength(long length) => RandomAccess.SetLength(_handle, length);

@@ -16,6 +16,12 @@ internal static partial class Libc
     public const int FALLOC_FL_KEEP_SIZE = 0x01;
     public const int FALLOC_FL_PUNCH_HOLE = 0x02;
 
+    // NOTE: linux/fs.h: RWF_NOWAIT 0x00000008 (preadv2/pwritev2: fail with EAGAIN instead of waiting for the device).
+    public const int RWF_NOWAIT = 0x08;
+    // NOTE: linux/magic.h: TMPFS_MAGIC 0x01021994, RAMFS_MAGIC 0x858458f6 (files that live in memory).
+    public const long TMPFS_MAGIC = 0x01021994;
+    public const long RAMFS_MAGIC = 0x858458f6;
+
     public const int PROT_NONE = 0;
     public const int PROT_READ = 1;
     public const int PROT_WRITE = 2;
