@@ -21,7 +21,9 @@ public enum CowCoverage
 /// the crash-safe order (data fsync, then map pages, then fsync).
 /// </summary>
 /// <remarks>
-/// Threading: not thread-safe; one owner thread (the tap's loop). The file is opened exclusively
+/// Threading: not thread-safe: one user at a time. The cow tap keeps it serial: its loop uses it while
+/// <see cref="Lane"/> is idle, the lane's worker while the lane holds work (<see cref="ReadHeld"/> alone may run on the
+/// loop meanwhile: it only reads). The file is opened exclusively
 /// (an advisory lock), so a second process or a <c>cow commit</c> cannot use it at the same time.
 /// I/O errors surface as <see cref="IOException"/>; a bad file as <see cref="CowFormatException"/>.
 /// The file lives on an <see cref="IStorageProvider"/> (null: the OS's files).
@@ -32,6 +34,7 @@ public sealed class CowOverlay : IDisposable
     private readonly IStorageProvider _storage;
     private readonly CowHeader _header;
     private readonly SectorBitmap _map;
+    private readonly StorageLane _lane;
     private bool _disposed;
 
     private CowOverlay(string path, IStorageProvider storage, IStorageFile file, CowHeader header, SectorBitmap map)
@@ -41,7 +44,11 @@ public sealed class CowOverlay : IDisposable
         _file = file;
         _header = header;
         _map = map;
+        _lane = new StorageLane(path);
     }
+
+    /// <summary>The worker thread that takes this overlay's I/O that could block (the cow tap's; see <see cref="CowTap"/>).</summary>
+    public StorageLane Lane => _lane;
 
     /// <summary>The overlay file.</summary>
     public string Path { get; }
@@ -133,6 +140,21 @@ public sealed class CowOverlay : IDisposable
     /// <summary>Reads whole sectors from the data area into <paramref name="buffer"/> (whether or not the overlay holds them).</summary>
     public void Read(ulong sector, Span<byte> buffer) => _file.ReadFully(buffer, DataPosition(sector));
 
+    /// <summary>Like <see cref="Read"/>, but only if no device I/O is needed (false: it would have to wait).</summary>
+    public bool TryReadNoWait(ulong sector, Span<byte> buffer) => _file.TryReadFullyNoWait(buffer, DataPosition(sector));
+
+    /// <summary>
+    /// Like <see cref="Write"/>, but only if the write cannot wait (false: nothing is marked held; part of the data may
+    /// have been written, which changes nothing the map shows).
+    /// </summary>
+    public bool TryWriteNoWait(ulong sector, ReadOnlySpan<byte> data)
+    {
+        CheckRange(sector, data.Length);
+        if (!_file.TryWriteNoWait(data, DataPosition(sector))) return false;
+        _map.SetRange(sector, (ulong)data.Length / 512);
+        return true;
+    }
+
     /// <summary>Overwrites, in <paramref name="buffer"/> (sectors from <paramref name="sector"/> on), only the sectors the overlay holds.</summary>
     public void ReadHeld(ulong sector, Span<byte> buffer)
     {
@@ -143,7 +165,9 @@ public sealed class CowOverlay : IDisposable
             at += skip;
             if (at >= count) break;
             ulong run = _map.Run(sector + at, count - at, set: true);
-            _file.ReadFully(buffer.Slice((int)at * 512, (int)run * 512), DataPosition(sector + at));
+            var part = buffer.Slice((int)at * 512, (int)run * 512);
+            // NOTE: a response hook cannot wait: what misses the page cache is read here, blocking (docs/cow-format.md).
+            if (!_file.TryReadFullyNoWait(part, DataPosition(sector + at))) _file.ReadFully(part, DataPosition(sector + at));
             at += run;
         }
     }
@@ -235,6 +259,7 @@ public sealed class CowOverlay : IDisposable
     public void Dispose()
     {
         if (_disposed) return;
+        _lane.Dispose(); // what the worker holds runs first
         try { Flush(); } catch (IOException) { }
         _disposed = true;
         _file.Dispose();

@@ -1,4 +1,5 @@
 using BlkTap.Chains;
+using BlkTap.Examples.Internal;
 using BlkTap.Storage;
 
 namespace BlkTap.Examples;
@@ -10,8 +11,10 @@ namespace BlkTap.Examples;
 /// overlays the held sectors on the base data. Writes, flushes and barriers are answered here.
 /// </summary>
 /// <remarks>
-/// Threading: loop thread only (hook rules). Overlay I/O is synchronous positional I/O on the loop
-/// (a first version: simple and ordered); FLUSH, barrier and FUA writes fsync on the loop.
+/// Threading: hooks on the loop thread. The overlay's I/O that needs no waiting (page-cache hits, writes to a file in
+/// memory) runs on the loop; the rest, and every FLUSH, barrier and FUA write (fsync), runs on the overlay's own worker
+/// (<see cref="CowOverlay.Lane"/>), and while that worker holds work every request of the overlay joins it, so the
+/// overlay stays serial and in order. The merge of a mixed read (in the response hook) reads the overlay on the loop.
 /// </remarks>
 public sealed class CowTap : TapBase, IRequestHook, IResponseHook, IControlHook
 {
@@ -20,6 +23,7 @@ public sealed class CowTap : TapBase, IRequestHook, IResponseHook, IControlHook
     private readonly int _cluster;
     private readonly bool _readOnlyBase;
     private readonly IStorageProvider? _storage;
+    private readonly Stack<CowWork> _works = new();
     private CowOverlay? _overlay;
 
     /// <summary>Creates the tap; the overlay is opened or created at the first attach, on <paramref name="storage"/> (null: the OS's files).</summary>
@@ -70,47 +74,112 @@ public sealed class CowTap : TapBase, IRequestHook, IResponseHook, IControlHook
     {
         if (!r.Session.Items.TryGetValue(this, out var o)) { r.Status = BlkifStatus.Error; return HookResult.Respond; }
         var overlay = (CowOverlay)o;
-        try
+        if (!overlay.Lane.Busy)
         {
-            switch (r.Operation)
+            try
             {
-                case BlkifOperation.Read:
-                    switch (overlay.Coverage(r.Sector, r.SectorCount))
-                    {
-                        case CowCoverage.None:
-                            return HookResult.Pass;
-                        case CowCoverage.All:
-                            foreach (var s in r.Segments) overlay.Read(s.Sector, s.Span);
-                            r.Status = BlkifStatus.Okay;
-                            return HookResult.Respond;
-                        default:
-                            r.SetTag(this, MergeTag);
-                            return HookResult.Pass;
-                    }
-                case BlkifOperation.Write:
-                case BlkifOperation.WriteBarrier:
-                    if (r.Session.ReadOnly) { r.Status = BlkifStatus.Error; return HookResult.Respond; }
-                    foreach (var s in r.Segments) overlay.Write(s.Sector, s.Span);
-                    // NOTE: blkif.h: a WRITE_BARRIER is ordered after everything before it and durable;
-                    // writes here complete in order, so a flush after the data gives both.
-                    if (r.Operation == BlkifOperation.WriteBarrier || r.ForceUnitAccess) overlay.Flush();
-                    r.Status = BlkifStatus.Okay;
-                    return HookResult.Respond;
-                case BlkifOperation.FlushDiskCache:
-                    overlay.Flush();
-                    r.Status = BlkifStatus.Okay;
-                    return HookResult.Respond;
-                default:
-                    r.Status = BlkifStatus.NotSupported;
-                    return HookResult.Respond;
+                if (TryOnLoop(r, overlay, out var result)) return result;
+            }
+            catch (Exception ex) when (ex is IOException or ArgumentOutOfRangeException or ObjectDisposedException)
+            {
+                r.Runtime.Report(TapDiagnosticLevel.Error, r.Session, $"cow: {r}: {ex.Message}");
+                r.Status = BlkifStatus.Error;
+                return HookResult.Respond;
             }
         }
-        catch (Exception ex) when (ex is IOException or ArgumentOutOfRangeException or ObjectDisposedException)
+        // It would wait, or the overlay's worker holds earlier work (the overlay stays serial): the worker takes it.
+        var work = _works.Count > 0 ? _works.Pop() : new CowWork(this);
+        work.Request = r;
+        work.Overlay = overlay;
+        overlay.Lane.Submit(r.Runtime.Loop, work);
+        return HookResult.Stolen;
+    }
+
+    /// <summary>Loop thread: serves <paramref name="r"/> if that needs no waiting; false: hand it to the worker.</summary>
+    private bool TryOnLoop(TapRequest r, CowOverlay overlay, out HookResult result)
+    {
+        result = HookResult.Respond;
+        switch (r.Operation)
         {
-            r.Runtime.Report(TapDiagnosticLevel.Error, r.Session, $"cow: {r}: {ex.Message}");
-            r.Status = BlkifStatus.Error;
-            return HookResult.Respond;
+            case BlkifOperation.Read:
+                switch (overlay.Coverage(r.Sector, r.SectorCount))
+                {
+                    case CowCoverage.None:
+                        result = HookResult.Pass;
+                        return true;
+                    case CowCoverage.All:
+                        foreach (var s in r.Segments) if (!overlay.TryReadNoWait(s.Sector, s.Span)) return false;
+                        r.Status = BlkifStatus.Okay;
+                        return true;
+                    default:
+                        r.SetTag(this, MergeTag);
+                        result = HookResult.Pass;
+                        return true;
+                }
+            case BlkifOperation.Write when !r.ForceUnitAccess:
+                if (r.Session.ReadOnly) { r.Status = BlkifStatus.Error; return true; }
+                // A segment that would wait sends the whole request to the worker, which writes it all again.
+                foreach (var s in r.Segments) if (!overlay.TryWriteNoWait(s.Sector, s.Span)) return false;
+                r.Status = BlkifStatus.Okay;
+                return true;
+            case BlkifOperation.Write:
+            case BlkifOperation.WriteBarrier:
+            case BlkifOperation.FlushDiskCache:
+                return false; // fsync: always the worker
+            default:
+                r.Status = BlkifStatus.NotSupported;
+                return true;
         }
+    }
+
+    /// <summary>
+    /// Worker thread (the overlay's lane, which owns the overlay meanwhile): serves <paramref name="r"/> blocking.
+    /// Returns the status, or null when the read must go on down the chain (<paramref name="merge"/>: and be merged).
+    /// </summary>
+    internal static BlkifStatus? Perform(TapRequest r, CowOverlay overlay, out bool merge)
+    {
+        merge = false;
+        switch (r.Operation)
+        {
+            case BlkifOperation.Read:
+                switch (overlay.Coverage(r.Sector, r.SectorCount))
+                {
+                    case CowCoverage.None:
+                        return null;
+                    case CowCoverage.All:
+                        foreach (var s in r.Segments) overlay.Read(s.Sector, s.Span);
+                        return BlkifStatus.Okay;
+                    default:
+                        merge = true;
+                        return null;
+                }
+            case BlkifOperation.Write:
+            case BlkifOperation.WriteBarrier:
+                if (r.Session.ReadOnly) return BlkifStatus.Error;
+                foreach (var s in r.Segments) overlay.Write(s.Sector, s.Span);
+                // NOTE: blkif.h: a WRITE_BARRIER is ordered after everything before it and durable;
+                // the overlay's requests complete in order, so a flush after the data gives both.
+                if (r.Operation == BlkifOperation.WriteBarrier || r.ForceUnitAccess) overlay.Flush();
+                return BlkifStatus.Okay;
+            case BlkifOperation.FlushDiskCache:
+                overlay.Flush();
+                return BlkifStatus.Okay;
+            default:
+                return BlkifStatus.NotSupported;
+        }
+    }
+
+    /// <summary>Loop thread: the worker is done with <paramref name="work"/>; answer or pass on its request.</summary>
+    internal void Finish(CowWork work, BlkifStatus? status, bool merge, string? error)
+    {
+        var r = work.Request!;
+        work.Request = null;
+        work.Overlay = null;
+        _works.Push(work);
+        if (error != null) r.Runtime.Report(TapDiagnosticLevel.Error, r.Session, $"cow: {r}: {error}");
+        if (status is { } st) { r.Runtime.InjectResponse(r, st); return; }
+        if (merge) r.SetTag(this, MergeTag);
+        r.Runtime.Resume(r);
     }
 
     /// <inheritdoc/>
