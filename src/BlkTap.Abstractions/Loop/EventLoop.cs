@@ -52,6 +52,12 @@ public sealed partial class EventLoop : IEventLoop, IDisposable
     /// <inheritdoc/>
     public bool SupportsDescriptors => _waiter.SupportsDescriptors && _externalWake == null;
 
+    /// <summary>
+    /// True when an external scheduler drives the loop (<see cref="UseExternalDriver"/>, the emulator's deterministic
+    /// mode): work that would go to another thread runs inline instead, so a run stays reproducible. Any thread.
+    /// </summary>
+    public bool IsExternallyDriven => _externalWake != null;
+
     /// <inheritdoc/>
     public bool IsLoopThread => Volatile.Read(ref _loopThreadId) == Environment.CurrentManagedThreadId;
 

@@ -17,6 +17,10 @@ namespace BlkTap.Storage;
 /// item, hence at most one wake-up of the loop.
 /// </para>
 /// <para>
+/// On an externally driven loop (<see cref="EventLoop.IsExternallyDriven"/>: the emulator's deterministic mode) there is
+/// no thread: <see cref="Submit"/> runs the work inline and its completion still comes in a later pass.
+/// </para>
+/// <para>
 /// Ordering: work runs strictly in submission order, and callers keep their whole file serial by handing everything to
 /// the lane while it is <see cref="Busy"/> (a read after a queued write sees that write; a flush covers every write
 /// submitted before it). <see cref="Dispose"/> (any thread but the lane's) runs what is queued, then stops the thread.
@@ -58,6 +62,14 @@ public sealed class StorageLane : IDisposable
         _loop ??= loop;
         if (!ReferenceEquals(_loop, loop)) throw new InvalidOperationException($"storage lane '{_name}' serves one event loop");
         _pending++;
+        if (loop.IsExternallyDriven)
+        {
+            // NOTE: the emulator's deterministic scheduler knows nothing of other threads (it would see the run go idle
+            // while the worker still ran): there the work runs here, inline, and completes in a later pass as usual.
+            work.Execute();
+            _completions.Add(work);
+            return;
+        }
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_stopping, this);
