@@ -22,6 +22,7 @@ namespace BlkTap;
 public sealed class FileBlockDevice : IBlockDevice
 {
     private readonly IStorageFile _file;
+    private readonly INoWaitStorageFile? _nowait;
     private readonly bool _discard;
     private readonly StorageLane _lane;
     private readonly Stack<FileRequestWork> _works = new();
@@ -33,6 +34,7 @@ public sealed class FileBlockDevice : IBlockDevice
     {
         ArgumentNullException.ThrowIfNull(file);
         _file = file;
+        _nowait = file as INoWaitStorageFile;
         ReadOnly = file.ReadOnly;
         _discard = discard && !ReadOnly;
         SectorCount = (ulong)file.Length / BlkifConstants.SectorSize;
@@ -83,17 +85,27 @@ public sealed class FileBlockDevice : IBlockDevice
 
     private bool TryReadNoWait(TapRequest request)
     {
+        var nowait = _nowait;
+        if (nowait == null) return false;
         var segments = request.Segments;
-        for (int i = 0; i < segments.Length;)
+        try
         {
-            var run = BlockDeviceHook.NextRun(segments, ref i);
-            if (!InRange(run.Sector, run.Length)) { request.Status = BlkifStatus.Error; return true; }
-            try
+            for (int i = 0; i < segments.Length;)
             {
-                if (!_file.TryReadFullyNoWait(run.Span, (long)run.Sector * BlkifConstants.SectorSize)) return false;
+                var run = BlockDeviceHook.NextRun(segments, ref i);
+                if (!InRange(run.Sector, run.Length)) { request.Status = BlkifStatus.Error; return true; }
+                var buffer = run.Span;
+                long offset = (long)run.Sector * BlkifConstants.SectorSize;
+                while (!buffer.IsEmpty)
+                {
+                    if (!nowait.TryReadNoWait(buffer, offset, out int n)) return false;
+                    if (n <= 0) { buffer.Clear(); break; } // a file shrunk under us reads as zeroes
+                    buffer = buffer[n..];
+                    offset += n;
+                }
             }
-            catch (IOException) { request.Status = BlkifStatus.Error; return true; }
         }
+        catch (IOException) { request.Status = BlkifStatus.Error; return true; }
         request.Status = BlkifStatus.Okay;
         return true;
     }
@@ -101,19 +113,21 @@ public sealed class FileBlockDevice : IBlockDevice
     private bool TryWriteNoWait(TapRequest request)
     {
         if (ReadOnly) { request.Status = BlkifStatus.Error; return true; }
+        var nowait = _nowait;
+        if (nowait == null) return false;
         var segments = request.Segments;
-        for (int i = 0; i < segments.Length;)
+        try
         {
-            var run = BlockDeviceHook.NextRun(segments, ref i);
-            if (!InRange(run.Sector, run.Length)) { request.Status = BlkifStatus.Error; return true; }
-            // A run that would block sends the whole request to the lane, which writes it all again: the same bytes at
-            // the same offsets, so the runs written here change nothing.
-            try
+            for (int i = 0; i < segments.Length;)
             {
-                if (!_file.TryWriteNoWait(run.Span, (long)run.Sector * BlkifConstants.SectorSize)) return false;
+                var run = BlockDeviceHook.NextRun(segments, ref i);
+                if (!InRange(run.Sector, run.Length)) { request.Status = BlkifStatus.Error; return true; }
+                // A run that would block sends the whole request to the lane, which writes it all again: the same bytes
+                // at the same offsets, so the runs written here change nothing.
+                if (!nowait.TryWriteNoWait(run.Span, (long)run.Sector * BlkifConstants.SectorSize)) return false;
             }
-            catch (IOException) { request.Status = BlkifStatus.Error; return true; }
         }
+        catch (IOException) { request.Status = BlkifStatus.Error; return true; }
         request.Status = BlkifStatus.Okay;
         return true;
     }
