@@ -24,7 +24,7 @@ namespace BlkTap.Emulator;
 /// <para>Threading: call <see cref="RunAsync"/> once. <see cref="Issued"/> and <see cref="Completed"/>
 /// may be read from any thread (progress). Observer calls are serialized (see <see cref="IReplayObserver"/>).</para>
 /// </remarks>
-public sealed class ReplayDriver
+public sealed partial class ReplayDriver
 {
     private readonly EmulatorRig _rig;
     private readonly ReplayDriverOptions _options;
@@ -76,6 +76,7 @@ public sealed class ReplayDriver
     private async Task<TimeSpan> RunCoreAsync(IEnumerable<ReplayRequest> requests, CancellationToken ct)
     {
         double? scale = _rig.Options.Deterministic ? null : _options.TimeScale;
+        if (scale == null && _options.BatchSubmission) return await new BatchRun(this, requests, ct).RunAsync();
         _start = Stopwatch.GetTimestamp();
         ExceptionDispatchInfo? failure = null;
         try
