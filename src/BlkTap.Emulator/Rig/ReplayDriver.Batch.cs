@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Numerics;
 using System.Runtime.ExceptionServices;
 
 namespace BlkTap.Emulator;
@@ -40,6 +41,7 @@ public sealed partial class ReplayDriver
         private readonly bool _sharedDisk;
         private readonly Slot[] _slots;
         private readonly int[] _freeSlots;
+        private readonly byte[]?[] _slotBuffers;
         private readonly int[] _active;
         private readonly BlkFrontBatchRequest[][] _staged;
         private readonly int[] _stagedCount;
@@ -67,6 +69,7 @@ public sealed partial class ReplayDriver
             _freeSlots = new int[slots];
             for (int i = 0; i < slots; i++) _freeSlots[i] = slots - 1 - i;
             _freeCount = slots;
+            _slotBuffers = new byte[]?[slots];
             _active = new int[slots];
             _staged = new BlkFrontBatchRequest[_fronts.Count][];
             for (int i = 0; i < _staged.Length; i++) _staged[i] = new BlkFrontBatchRequest[_queueDepth];
@@ -200,7 +203,7 @@ public sealed partial class ReplayDriver
             Memory<byte> buffer = default;
             if (op is BlkFrontBatchOperation.Read or BlkFrontBatchOperation.Write)
             {
-                s.Buffer = ArrayPool<byte>.Shared.Rent(length);
+                s.Buffer = RentBuffer(slot, length);
                 buffer = s.Buffer.AsMemory(0, length);
                 if (request.WritesData)
                 {
@@ -211,6 +214,22 @@ public sealed partial class ReplayDriver
             _staged[request.Frontend][_stagedCount[request.Frontend]++] =
                 new BlkFrontBatchRequest(op, request.Sector, buffer, op == BlkFrontBatchOperation.Discard ? request.SectorCount : 0, slot);
         }
+
+        /// <summary>
+        /// The slot's own buffer, grown to the largest request it carried up to <see cref="MaxSlotBuffer"/> (ArrayPool's
+        /// shared pool keeps only a few arrays of a size per core, fewer than a deep queue has in flight); a larger request
+        /// rents from the pool.
+        /// </summary>
+        private byte[] RentBuffer(int slot, int length)
+        {
+            if (length > MaxSlotBuffer) return ArrayPool<byte>.Shared.Rent(length);
+            var buffer = _slotBuffers[slot];
+            if (buffer == null || buffer.Length < length) _slotBuffers[slot] = buffer = new byte[Math.Max(4096, (int)BitOperations.RoundUpToPowerOf2((uint)length))];
+            return buffer;
+        }
+
+        /// <summary>Requests up to this long use their slot's own buffer.</summary>
+        private const int MaxSlotBuffer = 1 << 20;
 
         /// <inheritdoc/>
         public void OnCompleted(BlkFront front, long token, BlkifStatus status, bool frontendFailed)
@@ -236,7 +255,7 @@ public sealed partial class ReplayDriver
             var read = request.Operation == BlkifOperation.Read && status == BlkifStatus.Okay && buffer != null
                 ? buffer.AsSpan(0, s.Length) : ReadOnlySpan<byte>.Empty;
             Report(new ReplayCompletion(s.Index, request, status, false, s.Sequence, latency), read);
-            if (buffer != null) ArrayPool<byte>.Shared.Return(buffer);
+            if (buffer != null && buffer != _slotBuffers[slot]) ArrayPool<byte>.Shared.Return(buffer);
             _freeSlots[_freeCount++] = slot;
             ScheduleRefill();
         }
