@@ -174,9 +174,15 @@ public class BenchCommandTests
             if (Peers.Find("fio") != null && Peers.Find("qemu-nbd") != null) AssertMeasured(results, name);
             else Assert.That(results[name].GetProperty("note").GetString(), Does.Contain("not"), "a skipped line says why");
         }
-        const string replay = "replay: native trace, --timing fast, mem terminator";
-        Assert.That(results, Contains.Key(replay));
-        AssertMeasured(results, replay);
+        foreach (var replay in new[] { "replay: native trace, --timing fast, mem terminator", "replay: native trace, --timing fast, img on /dev/shm" })
+        {
+            Assert.That(results, Contains.Key(replay));
+            AssertMeasured(results, replay);
+            Assert.That(results[replay].GetProperty("note").GetString(), Does.Contain("B/req"), "the replay lines keep the bytes per request visible");
+        }
+        const string bytes = "replay: bytes allocated per request (mem, the whole verb)";
+        Assert.That(results, Contains.Key(bytes));
+        Assert.That(results[bytes].GetProperty("ours").GetDouble(), Is.GreaterThan(0), "the whole verb allocates something (the trace reader, the disk)");
     }
 
     [Test]

@@ -14,7 +14,11 @@ internal enum BlkFrontOperationKind
 /// One call of the frontend's API: split into one or more ring requests, completed when the last
 /// one's response arrives. Status is the first non-OKAY status of its parts.
 /// </summary>
-/// <remarks>Threading: created on the caller's thread, then touched only on the emulator's scheduler.</remarks>
+/// <remarks>
+/// Threading: created on the caller's thread, then touched only on the emulator's scheduler. A batch
+/// operation (<see cref="Sink"/> set) is pooled by its <see cref="BlkFront"/> and reused through
+/// <see cref="Reuse"/>, on the scheduler only.
+/// </remarks>
 internal sealed class BlkFrontOperation
 {
     private BlkFrontOperation(BlkFrontOperationKind kind, ulong sector, ulong sectorCount)
@@ -24,14 +28,20 @@ internal sealed class BlkFrontOperation
         SectorCount = sectorCount;
     }
 
-    public BlkFrontOperationKind Kind { get; }
-    public ulong Sector { get; }
+    public BlkFrontOperationKind Kind { get; private set; }
+    public ulong Sector { get; private set; }
 
     /// <summary>Sectors to move (read/write) or discard.</summary>
-    public ulong SectorCount { get; }
+    public ulong SectorCount { get; private set; }
 
-    public Memory<byte> ReadBuffer { get; private init; }
-    public ReadOnlyMemory<byte> WriteData { get; private init; }
+    public Memory<byte> ReadBuffer { get; private set; }
+    public ReadOnlyMemory<byte> WriteData { get; private set; }
+
+    /// <summary>A batch operation's completion (instead of a task); null for the task-based calls.</summary>
+    public IBlkFrontOperationSink? Sink { get; private set; }
+
+    /// <summary>The batch caller's token, handed back to <see cref="Sink"/>.</summary>
+    public long Token { get; private set; }
     public byte[]? RawRequest { get; private init; }
 
     public TaskCompletionSource<BlkifStatus>? Completion { get; private init; }
@@ -63,6 +73,26 @@ internal sealed class BlkFrontOperation
     public static BlkFrontOperation ForDiscard(ulong sector, ulong count) =>
         new(BlkFrontOperationKind.Discard, sector, count) { Completion = NewCompletion<BlkifStatus>() };
 
+    /// <summary>A pooled batch operation, not yet set up (see <see cref="Reuse"/>).</summary>
+    public static BlkFrontOperation ForBatch() => new(BlkFrontOperationKind.Flush, 0, 0) { Finished = true };
+
+    /// <summary>Sets a finished batch operation up for its next request. Scheduler only.</summary>
+    public void Reuse(IBlkFrontOperationSink sink, BlkFrontOperationKind kind, ulong sector, ulong sectorCount, Memory<byte> buffer, long token)
+    {
+        Sink = sink;
+        Kind = kind;
+        Sector = sector;
+        SectorCount = sectorCount;
+        ReadBuffer = kind == BlkFrontOperationKind.Read ? buffer : default;
+        WriteData = kind == BlkFrontOperationKind.Write ? buffer : default;
+        Token = token;
+        SubmittedSectors = 0;
+        FullySubmitted = false;
+        PartsInFlight = 0;
+        Status = BlkifStatus.Okay;
+        Finished = false;
+    }
+
     public static BlkFrontOperation ForRaw(byte[] request) =>
         new(BlkFrontOperationKind.Raw, 0, 0) { RawRequest = request, RawCompletion = NewCompletion<BlkifResponse>() };
 
@@ -78,6 +108,7 @@ internal sealed class BlkFrontOperation
         Finished = true;
         Completion?.TrySetResult(Status);
         RawCompletion?.TrySetResult(rawResponse);
+        Sink?.OnFinished(this, Status, failed: false);
     }
 
     public void Fail(Exception error)
@@ -86,7 +117,19 @@ internal sealed class BlkFrontOperation
         Finished = true;
         Completion?.TrySetException(error);
         RawCompletion?.TrySetException(error);
+        Sink?.OnFinished(this, BlkifStatus.Error, failed: true);
     }
 
     private static TaskCompletionSource<T> NewCompletion<T>() => new(SchedulerSynchronizationContext.CompletionOptions);
+}
+
+/// <summary>Where a batch <see cref="BlkFrontOperation"/> reports that it finished (the frontend's batch path). Scheduler only.</summary>
+internal interface IBlkFrontOperationSink
+{
+    /// <summary>
+    /// <paramref name="op"/> finished with <paramref name="status"/>; <paramref name="failed"/> when the frontend failed it
+    /// (broken, disconnected) rather than the backend answering it. A failed operation may still be named by other
+    /// shadows being failed in the same pass: it must not be reused.
+    /// </summary>
+    void OnFinished(BlkFrontOperation op, BlkifStatus status, bool failed);
 }

@@ -7,7 +7,9 @@ namespace BlkTap.Emulator;
 /// <remarks>
 /// Threading: the driver never calls the observer concurrently: <see cref="FillWrite"/> and
 /// <see cref="OnCompleted"/> run under the driver's lock, on whatever thread issues or completes
-/// (the emulator's scheduler in deterministic mode). Keep them short and never block.
+/// (the emulator's scheduler in deterministic mode), or, on the batch path
+/// (<see cref="ReplayDriverOptions.BatchSubmission"/>), on the emulator's scheduler. Keep them short and never block:
+/// on the batch path they run between a frontend's responses and its next push.
 /// </remarks>
 public interface IReplayObserver
 {

@@ -15,6 +15,12 @@ namespace BlkTap.Emulator;
 /// modifies it, waits for that one to complete first, so the replay keeps the trace's data
 /// dependencies and every read's expected content is exact (the original system may have
 /// reordered such requests; a replay cannot know how).</para>
+/// <para>Two ways to issue, one set of rules. Without timing (<see cref="ReplayDriverOptions.TimeScale"/> null, or
+/// deterministic mode) and with <see cref="ReplayDriverOptions.BatchSubmission"/> (the default), the driver runs on the
+/// emulator's scheduler and hands each frontend a batch through <see cref="BlkFront.SubmitBatch"/>: every request that
+/// may go is staged, then one ring push and at most one notification per frontend, completions through a callback into
+/// a fixed slot table (no task, no allocation per request). With timing, every request goes through the task-based calls
+/// below. Both issue in the same order, skip the same requests, number writes the same and call the observer alike.</para>
 /// <para>Operations: reads and writes go through <see cref="BlkFront.ReadAsync"/> and
 /// <see cref="BlkFront.WriteAsync"/> (which split them into ring requests of at most 11 segments);
 /// a barrier, or a flush carrying data, is a write followed by a flush (blkfront has no barrier
@@ -22,9 +28,10 @@ namespace BlkTap.Emulator;
 /// when the disk offers <c>feature-discard</c>, otherwise skipped, as is a flush the disk does not
 /// offer.</para>
 /// <para>Threading: call <see cref="RunAsync"/> once. <see cref="Issued"/> and <see cref="Completed"/>
-/// may be read from any thread (progress). Observer calls are serialized (see <see cref="IReplayObserver"/>).</para>
+/// may be read from any thread (progress). Observer calls are serialized (see <see cref="IReplayObserver"/>): under the
+/// driver's lock on the task path, on the emulator's scheduler on the batch path.</para>
 /// </remarks>
-public sealed class ReplayDriver
+public sealed partial class ReplayDriver
 {
     private readonly EmulatorRig _rig;
     private readonly ReplayDriverOptions _options;
@@ -76,6 +83,7 @@ public sealed class ReplayDriver
     private async Task<TimeSpan> RunCoreAsync(IEnumerable<ReplayRequest> requests, CancellationToken ct)
     {
         double? scale = _rig.Options.Deterministic ? null : _options.TimeScale;
+        if (scale == null && _options.BatchSubmission) return await new BatchRun(this, requests, ct).RunAsync();
         _start = Stopwatch.GetTimestamp();
         ExceptionDispatchInfo? failure = null;
         try

@@ -19,4 +19,13 @@ public sealed class ReplayDriverOptions
     /// of one frontend are ordered against each other).
     /// </summary>
     public bool SharedDisk { get; set; } = true;
+
+    /// <summary>
+    /// True (the default): without timing (<see cref="TimeScale"/> null, or deterministic mode) the driver issues
+    /// through <see cref="BlkFront.SubmitBatch"/>, on the emulator's scheduler, in batches (one ring push and
+    /// notification per batch, no task or allocation per request). False: every request through the task-based
+    /// calls (<see cref="BlkFront.ReadAsync"/> and the others), as with timing. Both keep the same ordering and give
+    /// the observer the same completions.
+    /// </summary>
+    public bool BatchSubmission { get; set; } = true;
 }
