@@ -37,7 +37,10 @@ public sealed class Xsa349WatchFloodXenTests
         // reaches the backend, none can be handled yet.
         using var release = new ManualResetEventSlim();
         using var busy = new ManualResetEventSlim();
-        rig.Runtime.Post(() => { busy.Set(); release.Wait(Waits.Deadline); });
+        // NOTE: held until released (in the finally below), not for Waits.Deadline: under the lab's TCG the flood alone
+        // takes over a minute, and a loop that let go early drains the queue before it is looked at.
+        int letGo = 0;
+        rig.Runtime.Post(() => { busy.Set(); release.Wait(TimeSpan.FromMinutes(15)); Volatile.Write(ref letGo, 1); });
         Assert.That(busy.Wait(Waits.Deadline), Is.True, "the loop taking the blocking action");
         string sentinel = fe + "/state/zz-sentinel";
         using var delivered = new ManualResetEventSlim();
@@ -55,6 +58,7 @@ public sealed class Xsa349WatchFloodXenTests
             store.Write(sentinel, "x");
             Assert.That(delivered.Wait(Waits.Deadline), Is.True, "the sentinel's watch event reaching the backend");
             queuedWhileBusy = rig.Backend.PendingWatchReactions;
+            Assert.That(Volatile.Read(ref letGo), Is.Zero, "the loop was still held when the flood's last event arrived");
         }
         finally { release.Set(); }
         Waits.OnLoop(rig.Runtime, () => 0);
