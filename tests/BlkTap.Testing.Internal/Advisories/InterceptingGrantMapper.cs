@@ -1,9 +1,10 @@
 namespace BlkTap.Testing.Advisories;
 
 /// <summary>
-/// A grant mapper in front of another (the emulator's, or gntdev on a real dom0): lets a test act as a hostile guest at the exact moments the backend
-/// maps or unmaps (rewrite a ring slot or an indirect page between the backend's fetch and its use), or fail a map
-/// as gntdev does when it runs out of slots. Counts what it handed out, so a leak shows.
+/// A grant mapper in front of another (the emulator's, or gntdev on a real dom0): lets a test act as a hostile guest
+/// at the exact moments the backend maps or unmaps (rewrite a ring slot or an indirect page between the backend's
+/// fetch and its use), or fail a map as gntdev does when it runs out of slots. Counts what it handed out, so a leak
+/// shows.
 /// </summary>
 /// <remarks>Threading: called on the tap's loop thread; the counters may be read from any thread.</remarks>
 internal sealed class InterceptingGrantMapper(IGrantMapper inner) : IGrantMapper

@@ -46,7 +46,10 @@ internal sealed class XenAdvisoryRig : IDisposable
         if (!File.Exists("/dev/xen/gntalloc")) Assert.Ignore("needs /dev/xen/gntalloc: modprobe xen-gntalloc");
     }
 
-    /// <summary>Starts the tap and the backend; <paramref name="wrapMapper"/> and <paramref name="wrapStore"/> may put a test's own layer in front of gntdev and the backend's xenstore.</summary>
+    /// <summary>
+    /// Starts the tap and the backend; <paramref name="wrapMapper"/> and <paramref name="wrapStore"/> may put a test's
+    /// own layer in front of gntdev and the backend's xenstore connection.
+    /// </summary>
     public static XenAdvisoryRig Start(Func<IGrantMapper, IGrantMapper>? wrapMapper = null, Func<IXenStore, IXenStore>? wrapStore = null)
     {
         var disk = new MemoryBlockDevice(DiskBytes);
