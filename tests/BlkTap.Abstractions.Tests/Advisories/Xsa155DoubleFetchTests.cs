@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using BlkTap.Testing;
+using BlkTap.Testing.Advisories;
 using BlkTap.Testing.Rigs;
 using NUnit.Framework;
 

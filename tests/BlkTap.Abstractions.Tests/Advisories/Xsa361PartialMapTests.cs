@@ -1,5 +1,6 @@
 using BlkTap.Emulator;
 using BlkTap.Testing;
+using BlkTap.Testing.Advisories;
 using BlkTap.Testing.Rigs;
 using NUnit.Framework;
 

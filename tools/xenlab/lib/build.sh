@@ -1,5 +1,6 @@
 # xenlab: build this tree's blktap (Release, ReadyToRun: JIT under TCG is what makes start-up slow), the
-# verifying workload (tools/xenlab/workload/build.sh, when it is there) and, for the 'tests' scenario, the tests.
+# verifying workload (tools/xenlab/workload/build.sh, when it is there) and, for the 'tests' and 'advisories'
+# scenarios, the tests.
 
 xl_build() {
     local scen=$1
@@ -28,7 +29,7 @@ xl_build() {
         xl_log "no tools/xenlab/workload/build.sh: the domU uses the busybox stand-in workload"
     fi
     XL_TESTS_DLL=""
-    if [[ " $scen " == *" tests "* ]]; then
+    if [[ " $scen " == *" tests "* || " $scen " == *" advisories "* ]]; then
         # Every [Category("RequiresXen")] test is in BlkTap.Xen.Tests (the Xen interop and backends' project).
         xl_log "dotnet build tests/BlkTap.Xen.Tests (Release)"
         dotnet build "$XL_REPO/tests/BlkTap.Xen.Tests" -c Release -nologo >"$XL_OUT/build-tests.log" 2>&1 \

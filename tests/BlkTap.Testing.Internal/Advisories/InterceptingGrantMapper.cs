@@ -1,9 +1,10 @@
-namespace BlkTap.Abstractions.Tests.Advisories;
+namespace BlkTap.Testing.Advisories;
 
 /// <summary>
-/// A grant mapper in front of the emulator's: lets a test act as a hostile guest at the exact moments the backend
-/// maps or unmaps (rewrite a ring slot or an indirect page between the backend's fetch and its use), or fail a map
-/// as gntdev would when it runs out of slots. Counts what it handed out, so a leak shows.
+/// A grant mapper in front of another (the emulator's, or gntdev on a real dom0): lets a test act as a hostile guest
+/// at the exact moments the backend maps or unmaps (rewrite a ring slot or an indirect page between the backend's
+/// fetch and its use), or fail a map as gntdev does when it runs out of slots. Counts what it handed out, so a leak
+/// shows.
 /// </summary>
 /// <remarks>Threading: called on the tap's loop thread; the counters may be read from any thread.</remarks>
 internal sealed class InterceptingGrantMapper(IGrantMapper inner) : IGrantMapper
@@ -17,13 +18,13 @@ internal sealed class InterceptingGrantMapper(IGrantMapper inner) : IGrantMapper
     /// <summary>Runs after an unmap of a handle this mapper handed out.</summary>
     public Action<long>? AfterUnmap { get; set; }
 
-    /// <summary>Decides whether a map fails before it reaches the emulator (fault injection); null: never.</summary>
+    /// <summary>Decides whether a map fails before it reaches the inner mapper (fault injection); null: never.</summary>
     public Func<uint[], bool, GrantStatus?>? Fail { get; set; }
 
     /// <summary>Mappings handed out and not yet unmapped.</summary>
     public int LiveMappings => Volatile.Read(ref _liveCount);
 
-    /// <summary>Maps that failed (injected or from the emulator).</summary>
+    /// <summary>Maps that failed (injected or from the inner mapper).</summary>
     public int FailedMaps;
 
     public GrantStatus Map(ushort domid, ReadOnlySpan<uint> refs, bool writable, Span<nint> pages, out long handle)
