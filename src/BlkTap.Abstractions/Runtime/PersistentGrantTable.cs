@@ -15,9 +15,10 @@ namespace BlkTap;
 /// BLKIF_MAX_SEGMENTS_PER_REQUEST; Linux blkback bounds it per ring by its max_persistent_grants parameter
 /// (default 1056 = 32 slots * 11 segments * 3).
 /// </remarks>
-internal sealed class PersistentGrantTable(IGrantMapper mapper, ushort domid, int capacity)
+internal sealed class PersistentGrantTable(IGrantMapper mapper, ushort domid, int capacity, int expected)
 {
-    private readonly Dictionary<uint, Entry> _entries = new();
+    // Sized once for what the ring can have in flight (its slots times 11 segments), so steady state never grows it.
+    private readonly Dictionary<uint, Entry> _entries = new(Math.Min(capacity, expected));
 
     private readonly record struct Entry(nint Page, long Handle);
 

@@ -73,7 +73,9 @@ public sealed class RingSession : TapSession
                 for (int k = 0; k < q; k++) _mapper.Unmap(queues[k].RingHandle);
                 return queues.Length == 1 ? error : $"queue {q}: {error}";
             }
-            var persistent = maxPersistentGrants > 0 ? new PersistentGrantTable(_mapper, DomainId, maxPersistentGrants) : null;
+            var persistent = maxPersistentGrants > 0
+                ? new PersistentGrantTable(_mapper, DomainId, maxPersistentGrants, (int)ring!.Size * BlkifConstants.MaxSegmentsPerRequest)
+                : null;
             queues[q] = new RingQueue(q, ring!, channels[q], handle, persistent);
         }
         Protocol = protocol;
