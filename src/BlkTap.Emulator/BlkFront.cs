@@ -10,11 +10,15 @@ namespace BlkTap.Emulator;
 /// </summary>
 /// <remarks>
 /// <para>Handshake (drivers/block/xen-blkfront.c): wait for the backend's InitWait; allocate and grant
-/// the ring (ring-page-order pages, capped by the backend's max-ring-page-order), SHARED_RING_INIT,
-/// allocate an unbound event channel; write <c>ring-ref</c> (or <c>ring-ref0..N-1</c> and
-/// <c>ring-page-order</c>), <c>event-channel</c>, <c>protocol</c>, then state Initialised; wait for the
-/// backend's Connected; read <c>sectors</c>, <c>sector-size</c>, <c>info</c> and the features; write
-/// Connected.</para>
+/// min(<see cref="BlkFrontOptions.MaxQueues"/>, the backend's <c>multi-queue-max-queues</c>) rings (ring-page-order
+/// pages each, capped by the backend's max-ring-page-order), SHARED_RING_INIT, an unbound event channel per ring;
+/// write <c>ring-ref</c> (or <c>ring-ref0..N-1</c> and <c>ring-page-order</c>) and <c>event-channel</c> at the top
+/// for one ring, or <c>multi-queue-num-queues</c> and the same keys under <c>queue-K/</c> for several;
+/// <c>protocol</c>, <c>feature-persistent</c>, then state Initialised; wait for the backend's Connected; read
+/// <c>sectors</c>, <c>sector-size</c>, <c>info</c> and the features (persistent grants when both ends wrote
+/// <c>feature-persistent</c>=1); write Connected.</para>
+/// <para>Data path: requests go to the rings in turn; a request's data pages are granted for its lifetime, or with
+/// persistent grants taken from the ring's pool of pages granted once and reused (the data is copied either way).</para>
 /// <para>Threading: the public methods may be called from any thread. All ring, grant and state work
 /// runs on the emulator's scheduler; results are delivered by completing tasks (continuations run
 /// asynchronously: on the scheduler when the awaiting code runs there, else on the thread pool). In

@@ -3,7 +3,10 @@ namespace BlkTap;
 /// <summary>
 /// A session whose frontend speaks the blkif shared ring: an emulated or real Xen domain, or an
 /// shmring client. Takes requests off the ring (copying each out once), validates them, maps their
-/// data grants and submits them; queues responses and notifies once per loop pass.
+/// data grants and submits them; queues responses and notifies once per loop pass. A Xen frontend may connect
+/// several rings (blkif.h multi-queue): one session serves them all, each with its own event channel, requests
+/// in flight and, with persistent grants, its own table of grants kept mapped; a response goes to the ring its
+/// request came from.
 /// </summary>
 /// <remarks>
 /// Threading: loop thread only, except that the event channel's handler calls <see cref="TapSession.Signal"/>.

@@ -9,7 +9,9 @@ namespace BlkTap;
 /// (the Attach control event carries <c>params</c> as the image identifier), publishes the disk
 /// (<c>sectors</c>, <c>sector-size</c>, <c>physical-sector-size</c>, <c>info</c>, features, discard
 /// geometry, <c>hotplug-status</c>=connected) and InitWait, connects the ring when the frontend is
-/// Initialised, follows the frontend to Closing/Closed, and, like blkback, goes back to InitWait
+/// Initialised (one ring, or one per queue when the frontend writes <c>multi-queue-num-queues</c>, up to
+/// <c>multi-queue-max-queues</c>; persistent grants when both ends write <c>feature-persistent</c>=1, see
+/// <see cref="XenbusBackendOptions"/>), follows the frontend to Closing/Closed, and, like blkback, goes back to InitWait
 /// with a fresh session when a closed frontend returns to Initialising (unless <c>online</c> is 0).
 /// </summary>
 /// <remarks>
