@@ -36,8 +36,13 @@ public sealed class BlkFrontOptions
 
     /// <summary>
     /// The most rings (queues) the frontend asks for, 1..256: it uses min(this, the backend's
-    /// <c>multi-queue-max-queues</c>), one ring when the backend offers none. Default min(4, processor count), as
-    /// Linux blkfront's <c>max_queues</c> parameter. Requests are spread over the rings in turn.
+    /// <c>multi-queue-max-queues</c>), one ring when the backend offers none. Requests are spread over the rings in
+    /// turn, so the tap no longer sees one guest's requests in the order they were issued. Default 1 (one ring, the
+    /// order kept: replay captures compare request sequences); Linux blkfront's <c>max_queues</c> parameter asks for
+    /// min(4, CPUs), which <see cref="LinuxDefaultQueues"/> gives.
     /// </summary>
-    public int MaxQueues { get; set; } = Math.Min(4, Environment.ProcessorCount);
+    public int MaxQueues { get; set; } = 1;
+
+    /// <summary>What Linux xen-blkfront asks for by default: min(4, processor count) rings.</summary>
+    public static int LinuxDefaultQueues => Math.Min(4, Environment.ProcessorCount);
 }
