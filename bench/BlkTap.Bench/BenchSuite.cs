@@ -14,6 +14,7 @@ public static class BenchSuite
     [
         new("runtime", "runtime", RuntimeBenchmarks.Run),
         new("emulator", "emulator", EmulatorBenchmarks.Run, NeedsRuntimeBaselines: true),
+        new("grants", "persistent grants and queues", GrantBenchmarks.Run),
         new("img", "img vs raw", ImgBenchmarks.Run),
         new("nbd", "nbd export", NbdBenchmarks.Run),
         new("cow", "cow", CowBenchmarks.Run),

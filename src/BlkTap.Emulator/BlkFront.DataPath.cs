@@ -43,23 +43,49 @@ public sealed partial class BlkFront
             return;
         }
         while (_incoming.TryDequeue(out var op)) _waiting.Enqueue(op);
-        var ring = _ring!;
-        bool pushed = false;
-        while (_waiting.Count > 0 && !ring.IsFull && _freeIds.Count > 0)
+        var queues = _queues;
+        while (_waiting.Count > 0)
         {
             var op = _waiting.Peek();
-            SubmitPart(op, ring);
-            pushed = true;
+            var queue = NextQueue(op.Kind == BlkFrontOperationKind.Raw);
+            if (queue == null) break;
+            SubmitPart(op, queue);
+            queue.Pushed = true;
             if (op.FullySubmitted) _waiting.Dequeue();
         }
         Volatile.Write(ref _waitingCount, _waiting.Count);
-        if (pushed && ring.PushRequestsAndCheckNotify()) _eventChannel!.Notify();
+        foreach (var queue in queues)
+        {
+            if (!queue.Pushed) continue;
+            queue.Pushed = false;
+            if (queue.Ring.PushRequestsAndCheckNotify()) queue.EventChannel.Notify();
+        }
     }
 
-    private void SubmitPart(BlkFrontOperation op, FrontRing ring)
+    /// <summary>
+    /// The ring the next request goes to: the queues in turn, skipping full ones (null when all are full). Raw
+    /// requests always go to queue 0 (<see cref="Ring"/>), which hostile tests watch.
+    /// </summary>
+    private BlkFrontQueue? NextQueue(bool raw)
     {
-        int id = _freeIds.Pop();
-        var shadow = _shadows[id];
+        var queues = _queues;
+        if (raw) return HasRoom(queues[0]) ? queues[0] : null;
+        for (int k = 0; k < queues.Length; k++)
+        {
+            var queue = queues[_nextQueue];
+            _nextQueue = _nextQueue + 1 == queues.Length ? 0 : _nextQueue + 1;
+            if (HasRoom(queue)) return queue;
+        }
+        return null;
+    }
+
+    private static bool HasRoom(BlkFrontQueue queue) => !queue.Ring.IsFull && queue.FreeIds.Count > 0;
+
+    private void SubmitPart(BlkFrontOperation op, BlkFrontQueue queue)
+    {
+        var ring = queue.Ring;
+        int id = queue.FreeIds.Pop();
+        var shadow = queue.Shadows[id];
         shadow.Operation = op;
         shadow.SegmentCount = 0;
         BlkifRequest request = default;
@@ -69,7 +95,7 @@ public sealed partial class BlkFront
         {
             case BlkFrontOperationKind.Read:
             case BlkFrontOperationKind.Write:
-                FillDataRequest(op, shadow, ref request);
+                FillDataRequest(op, queue, shadow, ref request);
                 break;
             case BlkFrontOperationKind.Flush:
                 request.Operation = BlkifOperation.FlushDiskCache;
@@ -105,7 +131,7 @@ public sealed partial class BlkFront
         Interlocked.Increment(ref _requestsSubmitted);
     }
 
-    private void FillDataRequest(BlkFrontOperation op, BlkFrontShadow shadow, ref BlkifRequest request)
+    private void FillDataRequest(BlkFrontOperation op, BlkFrontQueue queue, BlkFrontShadow shadow, ref BlkifRequest request)
     {
         bool write = op.Kind == BlkFrontOperationKind.Write;
         request.Operation = write ? BlkifOperation.Write : BlkifOperation.Read;
@@ -119,15 +145,13 @@ public sealed partial class BlkFront
         {
             int start = segments == 0 ? first : 0;
             int count = (int)Math.Min((ulong)(BlkifConstants.SectorsPerPage - start), remaining);
-            nint page = RentPage();
-            // NOTE: blkfront grants data pages read-only for writes (the backend only reads them) and
-            // writable for reads (xen-blkfront.c, blkif_setup_rw_req_grant).
-            uint gref = Domain.Grants.GrantAccess(BackendDomainId, page, readOnly: write);
+            uint gref = GrantDataPage(queue, write, out var page, out bool persistent);
             int bytes = count * BlkifConstants.SectorSize;
             if (write)
                 op.WriteData.Span.Slice(bufferOffset, bytes).CopyTo(Domain.GetPage(page).Slice(start * BlkifConstants.SectorSize, bytes));
             shadow.GrantRefs[segments] = gref;
             shadow.Pages[segments] = page;
+            shadow.Persistent[segments] = persistent;
             shadow.FirstSectors[segments] = (byte)start;
             shadow.SectorCounts[segments] = (byte)count;
             request.Segments[segments] = new BlkifSegment(gref, (byte)start, (byte)(start + count - 1));
@@ -143,13 +167,50 @@ public sealed partial class BlkFront
 
     private nint RentPage() => _pagePool.Count > 0 ? _pagePool.Pop() : Domain.AllocatePages(1);
 
+    /// <summary>
+    /// Grants one data page of a request on <paramref name="queue"/> to the backend: with persistent grants a page of
+    /// the ring's pool (granted once, read-write, reused), else a fresh grant of a pooled page for this request only.
+    /// Give it back with <see cref="ReleaseDataPage"/> once the request is answered. Scheduler only.
+    /// </summary>
+    internal uint GrantDataPage(BlkFrontQueue queue, bool write, out nint page, out bool persistent)
+    {
+        persistent = _persistent;
+        if (persistent)
+        {
+            if (queue.FreeGrants.TryPop(out var kept)) { page = kept.Page; return kept.Ref; }
+            page = RentPage();
+            // NOTE: blkif.h "feature-persistent": the same grants serve reads and writes, so they are read-write
+            // (xen-blkfront.c get_grant: grant_foreign_access(..., 0)); a write's data is copied into them.
+            uint fresh = Domain.Grants.GrantAccess(BackendDomainId, page, readOnly: false);
+            queue.AllGrants.Add((page, fresh));
+            return fresh;
+        }
+        page = RentPage();
+        // NOTE: blkfront grants data pages read-only for writes (the backend only reads them) and
+        // writable for reads (xen-blkfront.c, blkif_setup_rw_req_grant).
+        return Domain.Grants.GrantAccess(BackendDomainId, page, readOnly: write);
+    }
+
+    /// <summary>
+    /// Gives back a page of <see cref="GrantDataPage"/> after its request was answered: a persistent one to the ring's
+    /// pool, a per-request one revoked and pooled. False when the backend still maps a per-request grant (the page is
+    /// then freed at its last unmap). Scheduler only.
+    /// </summary>
+    internal bool ReleaseDataPage(BlkFrontQueue queue, uint gref, nint page, bool persistent)
+    {
+        if (persistent) { queue.FreeGrants.Push((page, gref)); return true; }
+        if (Domain.Grants.EndAccess(gref)) { _pagePool.Push(page); return true; }
+        Domain.FreePages(page); // freed when the backend unmaps it
+        return false;
+    }
+
     // ---------------------------------------------------------------- responses
 
     /// <summary>The event channel handler: consumes responses, then refills the ring. Scheduler only.</summary>
-    private void OnEvent()
+    private void OnEvent(BlkFrontQueue queue)
     {
         if (_phase is not (Phase.Connected or Phase.Closing)) return;
-        var ring = _ring!;
+        var ring = queue.Ring;
         while (true)
         {
             long n = ring.UnconsumedResponses();
@@ -162,7 +223,7 @@ public sealed partial class BlkFront
             {
                 var response = ring.TakeResponse();
                 Interlocked.Increment(ref _responsesReceived);
-                if (!Complete(response)) return;
+                if (!Complete(queue, response)) return;
             }
             long more = ring.FinalCheckForResponses();
             if (more < 0)
@@ -176,17 +237,18 @@ public sealed partial class BlkFront
     }
 
     /// <summary>Matches a response to its shadow; false when it broke the frontend.</summary>
-    private bool Complete(BlkifResponse response)
+    private bool Complete(BlkFrontQueue queue, BlkifResponse response)
     {
+        var shadows = queue.Shadows;
         // NOTE: xen-blkfront.c blkif_interrupt(): an id out of range or not in flight, or an operation
         // differing from the request's, is a backend protocol error; the device is put in error state.
-        if (response.Id >= (ulong)_shadows.Length || !_shadows[(int)response.Id].InUse)
+        if (response.Id >= (ulong)shadows.Length || !shadows[(int)response.Id].InUse)
         {
-            Break($"the backend answered request id {response.Id}, which is not outstanding");
+            Break($"the backend answered request id {response.Id}{QueueName(queue)}, which is not outstanding");
             return false;
         }
         int id = (int)response.Id;
-        var shadow = _shadows[id];
+        var shadow = shadows[id];
         var op = shadow.Operation!;
         if (op.Kind != BlkFrontOperationKind.Raw && response.Operation != shadow.RequestOperation)
         {
@@ -206,7 +268,7 @@ public sealed partial class BlkFront
                 offset += bytes;
             }
         }
-        uint stillMapped = ReleaseShadow(id, shadow);
+        uint stillMapped = ReleaseShadow(queue, id, shadow);
         op.PartsInFlight--;
         if (stillMapped != 0)
         {
@@ -222,23 +284,18 @@ public sealed partial class BlkFront
         return true;
     }
 
-    /// <summary>Revokes a shadow's grants and frees its id; returns a reference still mapped (0 if none).</summary>
-    private uint ReleaseShadow(int id, BlkFrontShadow shadow)
+    /// <summary>Gives back a shadow's pages and frees its id; returns a per-request reference still mapped (0 if none).</summary>
+    private uint ReleaseShadow(BlkFrontQueue queue, int id, BlkFrontShadow shadow)
     {
         uint stillMapped = 0;
         for (int s = 0; s < shadow.SegmentCount; s++)
-        {
-            if (Domain.Grants.EndAccess(shadow.GrantRefs[s])) _pagePool.Push(shadow.Pages[s]);
-            else
-            {
-                stillMapped = shadow.GrantRefs[s];
-                Domain.FreePages(shadow.Pages[s]); // freed when the backend unmaps it
-            }
-        }
+            if (!ReleaseDataPage(queue, shadow.GrantRefs[s], shadow.Pages[s], shadow.Persistent[s])) stillMapped = shadow.GrantRefs[s];
         shadow.SegmentCount = 0;
         shadow.Operation = null;
-        _freeIds.Push(id);
+        queue.FreeIds.Push(id);
         Interlocked.Decrement(ref _inFlight);
         return stillMapped;
     }
+
+    private string QueueName(BlkFrontQueue queue) => _queues.Length > 1 ? $" on queue {queue.Index}" : "";
 }

@@ -56,13 +56,25 @@ public sealed partial class BlkFront
         _connected.TrySetException(error);
         _backendWatch?.Dispose();
         _backendWatch = null;
-        _eventChannel?.Dispose();
-        if (_ringBase != 0)
+        foreach (var queue in _queues)
         {
-            foreach (var gref in _ringRefs)
+            queue.EventChannel.Dispose();
+            if (queue.RingBase != 0)
+            {
+                foreach (var gref in queue.RingRefs)
+                    if (Domain.Grants.IsGranted(gref)) Domain.Grants.EndAccess(gref);
+                if (Domain.IsAlive) Domain.FreePages(queue.RingBase); // revokes what is still mapped; freed at the last unmap
+                queue.RingBase = 0;
+            }
+            // Persistent grants: revoked and freed; a page the backend still maps is freed at its last unmap.
+            foreach (var (page, gref) in queue.AllGrants)
+            {
+                if (!Domain.IsAlive) break;
                 if (Domain.Grants.IsGranted(gref)) Domain.Grants.EndAccess(gref);
-            if (Domain.IsAlive) Domain.FreePages(_ringBase); // revokes what is still mapped; freed at the last unmap
-            _ringBase = 0;
+                Domain.FreePages(page);
+            }
+            queue.AllGrants.Clear();
+            queue.FreeGrants.Clear();
         }
         while (_pagePool.Count > 0)
         {
@@ -73,22 +85,29 @@ public sealed partial class BlkFront
 
     private void FailAll(Exception error)
     {
-        for (int id = 0; id < _shadows.Length; id++)
+        foreach (var queue in _queues)
         {
-            var shadow = _shadows[id];
-            if (!shadow.InUse) continue;
-            var op = shadow.Operation!;
-            if (Domain.IsAlive)
+            var shadows = queue.Shadows;
+            for (int id = 0; id < shadows.Length; id++)
             {
-                for (int s = 0; s < shadow.SegmentCount; s++)
-                    if (Domain.Grants.IsGranted(shadow.GrantRefs[s]) && Domain.Grants.EndAccess(shadow.GrantRefs[s])) _pagePool.Push(shadow.Pages[s]);
-                    else Domain.FreePages(shadow.Pages[s]);
+                var shadow = shadows[id];
+                if (!shadow.InUse) continue;
+                var op = shadow.Operation!;
+                if (Domain.IsAlive)
+                {
+                    for (int s = 0; s < shadow.SegmentCount; s++)
+                    {
+                        if (shadow.Persistent[s]) queue.FreeGrants.Push((shadow.Pages[s], shadow.GrantRefs[s]));
+                        else if (Domain.Grants.IsGranted(shadow.GrantRefs[s]) && Domain.Grants.EndAccess(shadow.GrantRefs[s])) _pagePool.Push(shadow.Pages[s]);
+                        else Domain.FreePages(shadow.Pages[s]);
+                    }
+                }
+                shadow.SegmentCount = 0;
+                shadow.Operation = null;
+                queue.FreeIds.Push(id);
+                Interlocked.Decrement(ref _inFlight);
+                op.Fail(error);
             }
-            shadow.SegmentCount = 0;
-            shadow.Operation = null;
-            _freeIds.Push(id);
-            Interlocked.Decrement(ref _inFlight);
-            op.Fail(error);
         }
         while (_waiting.Count > 0) _waiting.Dequeue().Fail(error);
         Volatile.Write(ref _waitingCount, 0);

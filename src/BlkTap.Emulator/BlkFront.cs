@@ -10,11 +10,15 @@ namespace BlkTap.Emulator;
 /// </summary>
 /// <remarks>
 /// <para>Handshake (drivers/block/xen-blkfront.c): wait for the backend's InitWait; allocate and grant
-/// the ring (ring-page-order pages, capped by the backend's max-ring-page-order), SHARED_RING_INIT,
-/// allocate an unbound event channel; write <c>ring-ref</c> (or <c>ring-ref0..N-1</c> and
-/// <c>ring-page-order</c>), <c>event-channel</c>, <c>protocol</c>, then state Initialised; wait for the
-/// backend's Connected; read <c>sectors</c>, <c>sector-size</c>, <c>info</c> and the features; write
-/// Connected.</para>
+/// min(<see cref="BlkFrontOptions.MaxQueues"/>, the backend's <c>multi-queue-max-queues</c>) rings (ring-page-order
+/// pages each, capped by the backend's max-ring-page-order), SHARED_RING_INIT, an unbound event channel per ring;
+/// write <c>ring-ref</c> (or <c>ring-ref0..N-1</c> and <c>ring-page-order</c>) and <c>event-channel</c> at the top
+/// for one ring, or <c>multi-queue-num-queues</c> and the same keys under <c>queue-K/</c> for several;
+/// <c>protocol</c>, <c>feature-persistent</c>, then state Initialised; wait for the backend's Connected; read
+/// <c>sectors</c>, <c>sector-size</c>, <c>info</c> and the features (persistent grants when both ends wrote
+/// <c>feature-persistent</c>=1); write Connected.</para>
+/// <para>Data path: requests go to the rings in turn; a request's data pages are granted for its lifetime, or with
+/// persistent grants taken from the ring's pool of pages granted once and reused (the data is copied either way).</para>
 /// <para>Threading: the public methods may be called from any thread. All ring, grant and state work
 /// runs on the emulator's scheduler; results are delivered by completing tasks (continuations run
 /// asynchronously: on the scheduler when the awaiting code runs there, else on the thread pool). In
@@ -41,7 +45,6 @@ public sealed partial class BlkFront : IDisposable
     private readonly Queue<BlkFrontOperation> _waiting = new();
     private readonly Stack<nint> _pagePool = new();
     private readonly Action _pump;
-    private readonly Action _onEvent;
     private readonly TaskCompletionSource _connected;
     private readonly TaskCompletionSource _disconnected;
 
@@ -51,12 +54,9 @@ public sealed partial class BlkFront : IDisposable
     private int _inFlight, _waitingCount;
     private long _requestsSubmitted, _responsesReceived;
     private IDisposable? _backendWatch;
-    private FrontRing? _ring;
-    private nint _ringBase;
-    private uint[] _ringRefs = Array.Empty<uint>();
-    private EmulatedEventChannel? _eventChannel;
-    private BlkFrontShadow[] _shadows = Array.Empty<BlkFrontShadow>();
-    private readonly Stack<int> _freeIds = new();
+    private BlkFrontQueue[] _queues = [];
+    private int _nextQueue;
+    private volatile bool _persistent;
 
     /// <summary>
     /// Creates the driver for vbd <paramref name="deviceId"/> of <paramref name="domain"/>. The frontend
@@ -79,6 +79,8 @@ public sealed partial class BlkFront : IDisposable
             throw new ArgumentException($"FirstSectorOffset {_options.FirstSectorOffset} is not in 0..7", nameof(options));
         if (_options.MaxSegmentsPerRequest is < 1 or > BlkifConstants.MaxSegmentsPerRequest)
             throw new ArgumentException($"MaxSegmentsPerRequest {_options.MaxSegmentsPerRequest} is not in 1..11", nameof(options));
+        if (_options.MaxQueues is < 1 or > MaxQueuesLimit)
+            throw new ArgumentException($"MaxQueues {_options.MaxQueues} is not in 1..{MaxQueuesLimit}", nameof(options));
         _emulator = emulator;
         var completionOptions = emulator.IsDeterministic ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously;
         _connected = new TaskCompletionSource(completionOptions);
@@ -97,8 +99,10 @@ public sealed partial class BlkFront : IDisposable
             throw new InvalidOperationException($"{FrontendPath}/backend-id is missing or not a domain id");
         BackendDomainId = (ushort)beId;
         _pump = Pump;
-        _onEvent = OnEvent;
     }
+
+    /// <summary>The most queues a frontend may ask for (<see cref="BlkFrontOptions.MaxQueues"/>).</summary>
+    public const int MaxQueuesLimit = 256;
 
     /// <summary>The emulated guest this driver runs in (for hostile tests: its pages and grant table).</summary>
     public EmulatedDomain Domain { get; }
@@ -128,14 +132,23 @@ public sealed partial class BlkFront : IDisposable
     public int RingPageOrder { get; private set; }
 
     /// <summary>
-    /// The front ring (null before the handshake). For hostile tests only: it is driven on the
-    /// emulator's scheduler, so touch it only from there (<see cref="XenEmulator.Post"/>) or while a
-    /// deterministic emulator is not being pumped.
+    /// The front ring, queue 0's when there are several (null before the handshake). For hostile tests only: it is
+    /// driven on the emulator's scheduler, so touch it only from there (<see cref="XenEmulator.Post"/>) or while a
+    /// deterministic emulator is not being pumped. <see cref="SubmitRaw"/> always uses this ring.
     /// </summary>
-    public FrontRing? Ring => _ring;
+    public FrontRing? Ring => _queues.Length > 0 ? _queues[0].Ring : null;
 
-    /// <summary>The frontend's end of the event channel (null before the handshake).</summary>
-    public EmulatedEventChannel? EventChannel => _eventChannel;
+    /// <summary>The frontend's end of queue 0's event channel (null before the handshake).</summary>
+    public EmulatedEventChannel? EventChannel => _queues.Length > 0 ? _queues[0].EventChannel : null;
+
+    /// <summary>How many rings the handshake set up (valid once Initialised): min(MaxQueues, the backend's offer).</summary>
+    public int QueueCount => _queues.Length;
+
+    /// <summary>
+    /// True once connected with persistent grants: this frontend wrote <c>feature-persistent</c>=1 and the backend
+    /// offers it.
+    /// </summary>
+    public bool UsesPersistentGrants => _persistent;
 
     /// <summary>Disk size in 512-byte sectors (backend's <c>sectors</c>), once connected.</summary>
     public ulong Sectors { get; private set; }

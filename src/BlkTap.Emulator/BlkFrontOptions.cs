@@ -26,4 +26,23 @@ public sealed class BlkFrontOptions
 
     /// <summary>Seed of the frontend's own random choices (sub-page placement).</summary>
     public int Seed { get; set; }
+
+    /// <summary>
+    /// Whether the frontend writes <c>feature-persistent</c>=1 (default true, as Linux blkfront's
+    /// <c>feature_persistent</c> parameter): when the backend offers it too, data pages come from a pool of pages
+    /// granted once (read-write) and reused, so the backend can keep them mapped.
+    /// </summary>
+    public bool PersistentGrants { get; set; } = true;
+
+    /// <summary>
+    /// The most rings (queues) the frontend asks for, 1..256: it uses min(this, the backend's
+    /// <c>multi-queue-max-queues</c>), one ring when the backend offers none. Requests are spread over the rings in
+    /// turn, so the tap no longer sees one guest's requests in the order they were issued. Default 1 (one ring, the
+    /// order kept: replay captures compare request sequences); Linux blkfront's <c>max_queues</c> parameter asks for
+    /// min(4, CPUs), which <see cref="LinuxDefaultQueues"/> gives.
+    /// </summary>
+    public int MaxQueues { get; set; } = 1;
+
+    /// <summary>What Linux xen-blkfront asks for by default: min(4, processor count) rings.</summary>
+    public static int LinuxDefaultQueues => Math.Min(4, Environment.ProcessorCount);
 }

@@ -27,6 +27,7 @@ public sealed class XenEmulator : IDisposable
     private ushort _nextDomainId = 1;
     private long _nextHandle;
     private long _livePages;
+    private long _mapOperations, _unmapOperations;
     private bool _disposed;
     private readonly bool _protectReadOnlyGrants;
     private readonly WriteProtectedPages _writeProtected = new();
@@ -83,6 +84,15 @@ public sealed class XenEmulator : IDisposable
     {
         get { lock (_memoryGate) return _mappings.Count; }
     }
+
+    /// <summary>
+    /// Grant map operations so far, over all mappers: each successful Map call counts once however many references
+    /// it maps (one gntdev ioctl, one hypercall batch on Xen). With persistent grants it stops growing at steady state.
+    /// </summary>
+    public long MapOperations => Interlocked.Read(ref _mapOperations);
+
+    /// <summary>Grant unmap operations so far (Unmap calls that released a live mapping), over all mappers.</summary>
+    public long UnmapOperations => Interlocked.Read(ref _unmapOperations);
 
     /// <summary>Queues <paramref name="work"/> to run on the scheduler. Callable from any thread, including callbacks.</summary>
     public void Post(Action work) => Scheduler.Post(work);
@@ -293,6 +303,7 @@ public sealed class XenEmulator : IDisposable
             }
             handle = ++_nextHandle;
             _mappings.Add(handle, mapping);
+            Interlocked.Increment(ref _mapOperations);
             return GrantStatus.Okay;
         }
     }
@@ -302,6 +313,7 @@ public sealed class XenEmulator : IDisposable
         lock (_memoryGate)
         {
             if (!_mappings.Remove(handle, out var mapping)) return;
+            Interlocked.Increment(ref _unmapOperations);
             foreach (var entry in mapping.Entries)
             {
                 entry.MapCount--;

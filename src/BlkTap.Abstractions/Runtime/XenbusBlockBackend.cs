@@ -9,7 +9,9 @@ namespace BlkTap;
 /// (the Attach control event carries <c>params</c> as the image identifier), publishes the disk
 /// (<c>sectors</c>, <c>sector-size</c>, <c>physical-sector-size</c>, <c>info</c>, features, discard
 /// geometry, <c>hotplug-status</c>=connected) and InitWait, connects the ring when the frontend is
-/// Initialised, follows the frontend to Closing/Closed, and, like blkback, goes back to InitWait
+/// Initialised (one ring, or one per queue when the frontend writes <c>multi-queue-num-queues</c>, up to
+/// <c>multi-queue-max-queues</c>; persistent grants when both ends write <c>feature-persistent</c>=1, see
+/// <see cref="XenbusBackendOptions"/>), follows the frontend to Closing/Closed, and, like blkback, goes back to InitWait
 /// with a fresh session when a closed frontend returns to Initialising (unless <c>online</c> is 0).
 /// </summary>
 /// <remarks>
@@ -40,6 +42,10 @@ public sealed partial class XenbusBlockBackend : IDisposable
         _options = options ?? new XenbusBackendOptions();
         if (_options.MaxRingPageOrder is < 0 or > BlkifConstants.MaxRingPageOrder)
             throw new ArgumentOutOfRangeException(nameof(options), $"MaxRingPageOrder must be 0..{BlkifConstants.MaxRingPageOrder}");
+        if (_options.MaxQueues is < 1 or > XenbusBackendOptions.MaxQueuesLimit)
+            throw new ArgumentOutOfRangeException(nameof(options), $"MaxQueues must be 1..{XenbusBackendOptions.MaxQueuesLimit}");
+        if (_options.MaxPersistentGrants < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), "MaxPersistentGrants must be at least 1");
     }
 
     /// <summary>The xenstore directory watched for devices.</summary>
@@ -186,6 +192,12 @@ public sealed partial class XenbusBlockBackend : IDisposable
                 Runtime.Report(TapDiagnosticLevel.Warning, Session, "no hook set the disk size at attach; the frontend sees a 0-sector disk");
             var inv = CultureInfo.InvariantCulture;
             Store.Write($"{path}/max-ring-page-order", owner._options.MaxRingPageOrder.ToString(inv));
+            // NOTE: blkif.h "Multiple hardware queues/rings": the backend writes multi-queue-max-queues in the vbd's
+            // directory (Linux blkback does so at probe, before InitWait, where xen-blkfront's negotiate_mq reads it).
+            Store.Write($"{path}/multi-queue-max-queues", owner._options.MaxQueues.ToString(inv));
+            // NOTE: blkif.h "feature-persistent" (backend side, 0/1, default 0): the backend can keep the frontend's
+            // grants mapped. Used only if the frontend writes feature-persistent=1 in its own directory too.
+            Store.Write($"{path}/feature-persistent", owner._options.FeaturePersistent ? "1" : "0");
             Store.Write($"{path}/sectors", Session.Sectors.ToString(inv));
             Store.Write($"{path}/sector-size", Session.SectorSize.ToString(inv));
             // NOTE: blkif.h "physical-sector-size" (optional, defaults to sector-size); blkback writes the device's
@@ -283,31 +295,73 @@ public sealed partial class XenbusBlockBackend : IDisposable
                 Fail($"ring-page-order '{Trim(orderText)}' is not a number from 0 to {owner._options.MaxRingPageOrder}");
                 return;
             }
-            var refs = new uint[1 << order];
-            for (int i = 0; i < refs.Length; i++)
+            if (!ReadQueueCount(out int queues)) return;
+            // NOTE: blkif.h: a frontend with one queue writes ring-ref and event-channel at the top of its directory
+            // (whether or not it knows multi-queue); with N > 1 it writes them under queue-0 .. queue-(N-1) instead,
+            // ring-page-order staying at the top (xen-blkback read_per_ring_refs reads each queue's directory).
+            var refs = new uint[queues][];
+            var ports = new uint[queues];
+            for (int q = 0; q < queues; q++)
             {
-                var key = order == 0 ? "ring-ref" : $"ring-ref{i}";
-                var text = Store.Read($"{_frontend}/{key}");
-                if (!uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out refs[i]))
+                var dir = queues == 1 ? _frontend : $"{_frontend}/queue-{q.ToString(CultureInfo.InvariantCulture)}";
+                string where = queues == 1 ? "" : $"queue-{q}/";
+                refs[q] = new uint[1 << order];
+                for (int i = 0; i < refs[q].Length; i++)
                 {
-                    Fail($"{key} '{Trim(text)}' is not a grant reference");
+                    var key = order == 0 ? "ring-ref" : $"ring-ref{i}";
+                    var text = Store.Read($"{dir}/{key}");
+                    if (!uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out refs[q][i]))
+                    {
+                        Fail($"{where}{key} '{Trim(text)}' is not a grant reference");
+                        return;
+                    }
+                }
+                var portText = Store.Read($"{dir}/event-channel");
+                if (!uint.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out ports[q]))
+                {
+                    Fail($"{where}event-channel '{Trim(portText)}' is not a port number");
                     return;
                 }
             }
-            var portText = Store.Read($"{_frontend}/event-channel");
-            if (!uint.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out var port))
+            // NOTE: blkif.h "feature-persistent" (frontend side): both ends must write 1 (xen-blkback connect_ring:
+            // its own parameter and the frontend's node, read as an unsigned number, 0 when absent or unreadable).
+            bool persistent = owner._options.FeaturePersistent &&
+                uint.TryParse(Store.Read($"{_frontend}/feature-persistent"), NumberStyles.None, CultureInfo.InvariantCulture, out var fp) && fp != 0;
+            var channels = new List<IEventChannel>(queues);
+            for (int q = 0; q < queues; q++)
             {
-                Fail($"event-channel '{Trim(portText)}' is not a port number");
-                return;
+                var channel = owner._channels.BindInterdomain(session.DomainId, ports[q], out var bindError);
+                if (channel == null)
+                {
+                    foreach (var c in channels) c.Dispose();
+                    Fail($"cannot bind {(queues == 1 ? "" : $"queue {q}'s ")}event channel {ports[q]}: {bindError}");
+                    return;
+                }
+                channels.Add(channel);
             }
-            var channel = owner._channels.BindInterdomain(session.DomainId, port, out var bindError);
-            if (channel == null) { Fail($"cannot bind event channel {port}: {bindError}"); return; }
-            var error = session.ConnectRing(refs, protocol, channel);
-            if (error != null) { channel.Dispose(); Fail(error); return; }
+            var error = session.ConnectRings(refs, protocol, channels, persistent ? owner._options.MaxPersistentGrants : 0);
+            if (error != null) { foreach (var c in channels) c.Dispose(); Fail(error); return; }
             _connected = true;
             Store.Remove($"{path}/hotplug-error"); // the reason of an earlier failure no longer applies
             SetState(XenbusState.Connected);
             Runtime.ConnectSession(session);
+        }
+
+        /// <summary>Reads the frontend's multi-queue-num-queues (1 when absent); false when it closed the device.</summary>
+        private bool ReadQueueCount(out int queues)
+        {
+            queues = 1;
+            var text = Store.Read($"{_frontend}/multi-queue-num-queues");
+            if (text == null) return true;
+            // NOTE: blkif.h: multi-queue-num-queues "must be greater than zero, and no more than the value reported by
+            // the backend in multi-queue-max-queues"; xen-blkback connect_ring fails the device otherwise.
+            int max = owner._options.MaxQueues;
+            if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out queues) || queues < 1 || queues > max)
+            {
+                Fail($"multi-queue-num-queues '{Trim(text)}' is not a number from 1 to multi-queue-max-queues ({max})");
+                return false;
+            }
+            return true;
         }
 
         /// <summary>Reports an error and closes the device (Closing, then Closed); a later Initialising re-arms it.</summary>

@@ -21,6 +21,8 @@ internal sealed class BlkFrontShadow
     public nint[] Pages { get; } = new nint[BlkifConstants.MaxSegmentsPerRequest];
     public byte[] FirstSectors { get; } = new byte[BlkifConstants.MaxSegmentsPerRequest];
     public byte[] SectorCounts { get; } = new byte[BlkifConstants.MaxSegmentsPerRequest];
+    /// <summary>Whether each segment's page is a persistent grant (kept granted, back to the ring's pool).</summary>
+    public bool[] Persistent { get; } = new bool[BlkifConstants.MaxSegmentsPerRequest];
 
     public bool InUse => Operation != null;
 }

@@ -25,6 +25,16 @@ public sealed class EmulatorRigOptions
     public IBlockDevice? BlkbackDevice { get; set; }
     /// <summary>Runtime diagnostics sink.</summary>
     public Action<TapDiagnostic>? Diagnostics { get; set; }
+    /// <summary>
+    /// What the tap's xenbus backend offers (persistent grants, queues, ring order); null: the defaults. The rig
+    /// sets <see cref="XenbusBackendOptions.BackendDomain"/> itself.
+    /// </summary>
+    public XenbusBackendOptions? Backend { get; set; }
+    /// <summary>
+    /// Adjusts frontend i's options after the rig filled them in (e.g. <see cref="BlkFrontOptions.PersistentGrants"/>,
+    /// <see cref="BlkFrontOptions.MaxQueues"/>); null: the defaults.
+    /// </summary>
+    public Action<int, BlkFrontOptions>? ConfigureFrontend { get; set; }
 }
 
 /// <summary>
@@ -76,8 +86,16 @@ public sealed class EmulatorRig : IAsyncDisposable
         var runtime = new TapRuntime(new TapRuntimeOptions { Name = "rig", Diagnostics = options.Diagnostics });
         configure(runtime);
         var tapDomain = options.BlkbackDevice == null ? emulator.Dom0 : emulator.CreateDomain("tap");
+        var offer = options.Backend ?? new XenbusBackendOptions();
         var backend = new XenbusBlockBackend(runtime, emulator.Store, emulator.GrantMapperFor(tapDomain.Id), emulator.EventChannelFactoryFor(tapDomain.Id),
-            new XenbusBackendOptions { BackendDomain = tapDomain.Id });
+            new XenbusBackendOptions
+            {
+                BackendDomain = tapDomain.Id,
+                MaxRingPageOrder = offer.MaxRingPageOrder,
+                FeaturePersistent = offer.FeaturePersistent,
+                MaxPersistentGrants = offer.MaxPersistentGrants,
+                MaxQueues = offer.MaxQueues,
+            });
         var rig = new EmulatorRig(emulator, runtime, backend, options);
         rig.Drive(runtime, () => ref rig._runPosted);
         if (options.BlkbackDevice != null)
@@ -121,12 +139,14 @@ public sealed class EmulatorRig : IAsyncDisposable
                 var dom = emulator.CreateDomain($"guest{i + 1}");
                 // The guests connect to the tap (in dom0, or in its own domain in the interposition placement).
                 XenbusDevices.CreateVbd(emulator.Store, dom.Id, tapDomain.Id, options.DeviceId, options.ImageId(i));
-                var front = new BlkFront(emulator, dom, options.DeviceId, new BlkFrontOptions
+                var frontOptions = new BlkFrontOptions
                 {
                     Protocol = options.Protocol,
                     RandomFirstSector = options.RandomFirstSector,
                     Seed = options.Seed * 7919 + i,
-                });
+                };
+                options.ConfigureFrontend?.Invoke(i, frontOptions);
+                var front = new BlkFront(emulator, dom, options.DeviceId, frontOptions);
                 fronts.Add(front);
             }
             rig.Frontends = fronts;

@@ -28,8 +28,14 @@ internal sealed class AdvisoryRig : IAsyncDisposable
     /// <summary>The request hook's inspector (loop thread; null: pass everything).</summary>
     public Func<TapRequest, HookResult>? Inspect { get; set; }
 
+    /// <remarks>
+    /// The guests ask for one ring and no persistent grants unless told otherwise: the advisories are about per-request
+    /// grant mapping, and the tests count rings and revoke grants right after a request (which persistent grants keep
+    /// mapped until disconnect, as blkif.h allows).
+    /// </remarks>
     public static async Task<AdvisoryRig> StartAsync(int guests = 2, bool protectReadOnlyGrants = true,
-        Func<IGrantMapper, IGrantMapper>? wrapMapper = null, BlkifProtocol protocol = BlkifProtocol.X86_64)
+        Func<IGrantMapper, IGrantMapper>? wrapMapper = null, BlkifProtocol protocol = BlkifProtocol.X86_64,
+        bool persistentGrants = false, int queues = 1)
     {
         var emulator = new XenEmulator(new XenEmulatorOptions { ProtectReadOnlyGrants = protectReadOnlyGrants });
         var disk = new MemoryBlockDevice(DiskBytes);
@@ -49,7 +55,10 @@ internal sealed class AdvisoryRig : IAsyncDisposable
         {
             var dom = emulator.CreateDomain($"guest{i + 1}");
             XenbusDevices.CreateVbd(emulator.Store, dom.Id, 0, 51712, $"disk{i}");
-            fronts.Add(new BlkFront(emulator, dom, 51712, new BlkFrontOptions { Protocol = protocol, RandomFirstSector = false, Seed = i + 1 }));
+            fronts.Add(new BlkFront(emulator, dom, 51712, new BlkFrontOptions
+            {
+                Protocol = protocol, RandomFirstSector = false, Seed = i + 1, PersistentGrants = persistentGrants, MaxQueues = queues,
+            }));
         }
         rig.Frontends = fronts;
         await Waits.For(Task.WhenAll(fronts.Select(f => f.ConnectAsync())), "the guests' handshakes");

@@ -32,7 +32,14 @@ public class HostileGuestTests
         var reported = new SemaphoreSlim(0);
         var saw = new ConcurrentQueue<Seen>();
         var device = new MemoryBlockDevice(8L << 20);
-        var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions { Frontends = 2, Diagnostics = d => { diagnostics.Enqueue(d.ToString()); reported.Release(); } }, rt =>
+        // The guests do not claim feature-persistent: these tests revoke a grant right after its request, which a
+        // persistent grant (kept mapped until disconnect, blkif.h) would not allow.
+        var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions
+        {
+            Frontends = 2,
+            Diagnostics = d => { diagnostics.Enqueue(d.ToString()); reported.Release(); },
+            ConfigureFrontend = (_, o) => o.PersistentGrants = false,
+        }, rt =>
         {
             rt.RegisterRequestHook("inspect", Hook.Request(r => { saw.Enqueue(new Seen(r.Session.DomainId, r.Operation, r.Sector)); return inspect?.Invoke(r) ?? HookResult.Pass; }));
             var serve = new BlockDeviceHook(device);

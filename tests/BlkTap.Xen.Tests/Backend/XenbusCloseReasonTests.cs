@@ -61,7 +61,7 @@ public sealed class XenbusCloseReasonTests
         var store = rig.Emulator.Store;
         var guest = rig.Emulator.CreateDomain("corrupt");
         var paths = XenbusDevices.CreateVbd(store, guest.Id, 0, DeviceId, "corrupt-disk");
-        var front = new BlkFront(rig.Emulator, guest, DeviceId, new BlkFrontOptions { MaxRingPageOrder = 0 });
+        var front = new BlkFront(rig.Emulator, guest, DeviceId, new BlkFrontOptions { MaxRingPageOrder = 0, MaxQueues = 1 }); // the top-level ring-ref
         var connect = front.ConnectAsync();
 
         // Step until the frontend has published its ring (one scheduler step writes ring-ref ... state), then

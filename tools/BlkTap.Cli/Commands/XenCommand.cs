@@ -45,10 +45,16 @@ internal static class XenCommand
         var backendDomid = BackendDomid();
         var type = DeviceType();
         var device2005 = new Option<bool>("--device2005") { Description = "legacy: serve through the 2005 /dev/blktap driver instead of xenstore (see docs/xen-deploy.md)" };
+        var maxQueues = new Option<int>("--max-queues")
+        {
+            Description = $"rings a guest may connect per disk (multi-queue-max-queues, 1..{XenbusBackendOptions.MaxQueuesLimit}; default the processor count, as blkback)",
+            DefaultValueFactory = _ => new XenbusBackendOptions().MaxQueues,
+        };
+        var noPersistent = new Option<bool>("--no-persistent-grants") { Description = "do not offer feature-persistent (map and unmap every request's pages, as before)" };
         var daemon = new DaemonOptions();
         var cmd = new Command("serve", "serve the chain to guest disks (xenstore backend/<type>) until SIGTERM; logs on stderr (--log-level, --log-format; " +
             "journald under systemd), sd_notify. Example: blktap xen serve --tap img --metrics http://127.0.0.1:9110/metrics");
-        foreach (var o in new Option[] { taps, plugins, backendDomid, type, device2005 }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { taps, plugins, backendDomid, type, device2005, maxQueues, noPersistent }) cmd.Options.Add(o);
         daemon.AddTo(cmd);
         cmd.SetAction(async (parse, ct) =>
         {
@@ -56,6 +62,8 @@ internal static class XenCommand
             string t = parse.GetValue(type)!;
             var problem = CheckCommon(be, t);
             if (problem != null) return io.BadInput(problem);
+            int queues = parse.GetValue(maxQueues);
+            if (queues is < 1 or > XenbusBackendOptions.MaxQueuesLimit) return io.BadInput($"--max-queues {queues}: must be 1 to {XenbusBackendOptions.MaxQueuesLimit}");
             var daemonSettings = daemon.Read(parse, out var daemonProblem);
             if (daemonProblem != null) return io.BadInput($"xen serve: {daemonProblem}");
             IReadOnlyList<TapSpec> specs;
@@ -77,7 +85,10 @@ internal static class XenCommand
 
             var builder = XenServeHost.CreateBuilder();
             ServeHostBuilder.AddDaemon(builder, io, io.LogSettings(parse), daemonSettings);
-            XenServeHost.Compose(builder.Services, specs, registry, new XenbusBackendOptions { BackendDomain = (ushort)be, DeviceType = t }, io.Out);
+            XenServeHost.Compose(builder.Services, specs, registry, new XenbusBackendOptions
+            {
+                BackendDomain = (ushort)be, DeviceType = t, MaxQueues = queues, FeaturePersistent = !parse.GetValue(noPersistent),
+            }, io.Out);
             builder.Services.AddXenPlatform();
             ServeHostBuilder.AddPidFile(builder, daemonSettings);
             try
