@@ -1,5 +1,5 @@
-using System.Buffers.Binary;
 using BlkTap.Emulator;
+using BlkTap.Testing.Advisories;
 
 namespace BlkTap.Abstractions.Tests.Advisories;
 
@@ -26,26 +26,11 @@ internal static unsafe class GuestMemory
 
     /// <summary>Writes segment descriptor <paramref name="index"/> into an indirect page.</summary>
     public static void WriteDescriptor(EmulatedDomain domain, nint page, int index, BlkifSegment segment) =>
-        BlkifCodec.EncodeSegment(segment, domain.GetPage(page).Slice(index * BlkifSegment.Size, BlkifSegment.Size));
+        HostileEdits.WriteDescriptor(domain.GetPage(page), index, segment);
 
     /// <summary>Fills a page with a pattern that names it and each sector in it.</summary>
-    public static void FillPattern(EmulatedDomain domain, nint page, byte tag)
-    {
-        var span = domain.GetPage(page);
-        for (int i = 0; i < span.Length; i++) span[i] = (byte)(tag ^ (i / BlkifConstants.SectorSize * 17) ^ (i & 0x3F));
-    }
+    public static void FillPattern(EmulatedDomain domain, nint page, byte tag) => HostileEdits.FillPattern(domain.GetPage(page), tag);
 
     /// <summary>What a guest's rewrite of a consumed request slot puts there: an impossible, out-of-range request.</summary>
-    public static void Garble(Span<byte> slot, BlkifLayout layout, uint foreignRef)
-    {
-        slot[BlkifLayout.NrSegments] = 255;
-        BinaryPrimitives.WriteUInt64LittleEndian(slot[layout.RequestSector..], ulong.MaxValue - 1);
-        for (int s = 0; s < BlkifConstants.MaxSegmentsPerRequest; s++)
-        {
-            var seg = slot.Slice(layout.RequestSegments + s * BlkifSegment.Size, BlkifSegment.Size);
-            BinaryPrimitives.WriteUInt32LittleEndian(seg, foreignRef);
-            seg[4] = 7;   // first_sect
-            seg[5] = 200; // last_sect
-        }
-    }
+    public static void Garble(Span<byte> slot, BlkifLayout layout, uint foreignRef) => HostileEdits.Garble(slot, layout, foreignRef);
 }

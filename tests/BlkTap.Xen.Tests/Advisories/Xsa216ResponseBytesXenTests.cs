@@ -1,3 +1,4 @@
+using BlkTap.Testing.Advisories;
 using System.Buffers.Binary;
 using BlkTap.Testing;
 using NUnit.Framework;
@@ -45,12 +46,12 @@ public sealed class Xsa216ResponseBytesXenTests
             ("write", XenAdvisoryRig.Rw(BlkifOperation.Write, 8, new BlkifSegment(data, 1, 3)), BlkifOperation.Write, BlkifStatus.Okay),
             ("flush", XenAdvisoryRig.Rw(BlkifOperation.FlushDiskCache, 0), BlkifOperation.FlushDiskCache, BlkifStatus.Okay),
             ("discard", new BlkifRequest { Operation = BlkifOperation.Discard, Sector = 16, DiscardSectorCount = 8 }, BlkifOperation.Discard, BlkifStatus.Okay),
-            ("12 segments", Twelve(data), BlkifOperation.Read, BlkifStatus.Error),
+            ("12 segments", HostileEdits.TwelveSegmentRead(data), BlkifOperation.Read, BlkifStatus.Error),
             ("unknown op", XenAdvisoryRig.Rw((BlkifOperation)200, 0, new BlkifSegment(data, 0, 7)), (BlkifOperation)200, BlkifStatus.NotSupported),
             ("ungranted", XenAdvisoryRig.Rw(BlkifOperation.Read, 0, new BlkifSegment(data + 5000, 0, 7)), BlkifOperation.Read, BlkifStatus.Error),
             ("past the end", XenAdvisoryRig.Rw(BlkifOperation.Read, (ulong)XenAdvisoryRig.DiskBytes / 512, new BlkifSegment(data, 0, 7)), BlkifOperation.Read, BlkifStatus.Error),
-            ("indirect read", Indirect(BlkifOperation.Read, descriptorGrant.Reference(0)), BlkifOperation.Read, BlkifStatus.Okay),
-            ("indirect bad op", Indirect((BlkifOperation)9, descriptorGrant.Reference(0)), (BlkifOperation)9, BlkifStatus.Error),
+            ("indirect read", HostileEdits.IndirectOf(BlkifOperation.Read, descriptorGrant.Reference(0)), BlkifOperation.Read, BlkifStatus.Okay),
+            ("indirect bad op", HostileEdits.IndirectOf((BlkifOperation)9, descriptorGrant.Reference(0)), (BlkifOperation)9, BlkifStatus.Error),
         };
         int checkedResponses = 0;
         foreach (var (what, request, op, status) in cases)
@@ -78,34 +79,8 @@ public sealed class Xsa216ResponseBytesXenTests
     }
 
     /// <summary>The slot of the latest response: every byte of the response is a field's value or zero padding.</summary>
-    private static void CheckSlot(XenRawFrontend guest, ulong id, BlkifOperation op, BlkifStatus status, string what)
-    {
-        var layout = guest.Layout;
-        var bytes = guest.Slot(guest.ResponseProducer - 1)[..layout.ResponseSize].ToArray();
-        // NOTE: blkif.h struct blkif_response: id u64 @0, operation u8 @8, (pad) @9, status i16 @10; 16 bytes on
-        // x86_64 (4 bytes of tail padding), 12 on x86_32 (no tail padding). The pads are where XSA-216 leaked.
-        Assert.That(BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(layout.ResponseId)), Is.EqualTo(id), $"{what}: id");
-        Assert.That(bytes[layout.ResponseOperation], Is.EqualTo((byte)op), $"{what}: operation");
-        Assert.That(BinaryPrimitives.ReadInt16LittleEndian(bytes.AsSpan(layout.ResponseStatus)), Is.EqualTo((short)status), $"{what}: status");
-        for (int i = 0; i < bytes.Length; i++)
-        {
-            bool field = (i >= layout.ResponseId && i < layout.ResponseId + 8) || i == layout.ResponseOperation
-                || (i >= layout.ResponseStatus && i < layout.ResponseStatus + 2);
-            if (!field) Assert.That(bytes[i], Is.Zero, $"{what}: padding byte {i} of the {layout.Protocol} response: {Convert.ToHexString(bytes)}");
-        }
-    }
+    private static void CheckSlot(XenRawFrontend guest, ulong id, BlkifOperation op, BlkifStatus status, string what) =>
+        HostileEdits.AssertResponseOnlyFields(guest.Slot(guest.ResponseProducer - 1), guest.Layout, id, op, status, what);
 
-    private static BlkifRequest Twelve(uint gref)
-    {
-        var r = XenAdvisoryRig.Rw(BlkifOperation.Read, 0, new BlkifSegment(gref, 0, 7));
-        r.SegmentCount = 12;
-        return r;
-    }
 
-    private static BlkifRequest Indirect(BlkifOperation inner, uint descriptorRef)
-    {
-        var r = new BlkifRequest { Operation = BlkifOperation.Indirect, IndirectOperation = inner, SegmentCount = 1, Sector = 24 };
-        r.IndirectRefs[0] = descriptorRef;
-        return r;
-    }
 }
