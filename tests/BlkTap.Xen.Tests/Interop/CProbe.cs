@@ -29,6 +29,8 @@ internal static class CProbe
         #include <sys/epoll.h>
         #include <sys/eventfd.h>
         #include <linux/falloc.h>
+        #include <linux/magic.h>
+        #include <sys/vfs.h>
         #include <xen/grant_table.h>
         #include <xen/gntdev.h>
         #include <xen/evtchn.h>

@@ -125,6 +125,9 @@ public class XenConstantsTests
         new("EOPNOTSUPP", Errno.EOPNOTSUPP),
         new("FALLOC_FL_KEEP_SIZE", Libc.FALLOC_FL_KEEP_SIZE),
         new("FALLOC_FL_PUNCH_HOLE", Libc.FALLOC_FL_PUNCH_HOLE),
+        new("RWF_NOWAIT", Libc.RWF_NOWAIT),
+        new("TMPFS_MAGIC", Libc.TMPFS_MAGIC),
+        new("RAMFS_MAGIC", Libc.RAMFS_MAGIC),
         // the Linux _IOC encoding itself, on an arbitrary request
         new("_IOC(_IOC_READ, 'Z', 0x7f, 0x3fff)", LinuxIoctl.Ioc(LinuxIoctl.IOC_READ, 'Z', 0x7f, 0x3fff)),
     ];
