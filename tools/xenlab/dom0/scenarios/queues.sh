@@ -21,8 +21,6 @@ q1=$(xenstore-read "$fe/queue-1/event-channel" 2>/dev/null || echo none)
 lab_figure offered_queues "$offered"; lab_figure queues "$queues"
 lab_figure persistent "$fe_persistent/$be_persistent"
 line=$(lab_verify queues-1 "$XL_DOMU_TIMEOUT") || exit 1
-p=$(lab_serve_pid)
-[ -n "$p" ] && lab_figure gntdev_maps_after_run "$(grep -c gntdev "/proc/$p/maps" 2>/dev/null || echo 0)"
 lab_wait_gone queues-1 120 || lab_fail "queues-1 did not shut down after its workload"
 lab_figure domu_s "$(lab_secs "$t0" "$(lab_now)")"
 digest=$(lab_field "$line" digest)
@@ -33,5 +31,10 @@ digest=$(lab_field "$line" digest)
 after=$(lab_sha "$img")
 [ "$after" = "$digest" ] || lab_check "image sha256 $after != the domU's digest $digest"
 p=$(lab_serve_pid)
-[ -n "$p" ] && { left=$(grep -c gntdev "/proc/$p/maps" 2>/dev/null || echo 0); lab_figure gntdev_maps_after_close "$left"; \
-    [ "$left" = 0 ] || lab_check "blktap still maps $left gntdev regions after the domU is gone (persistent grants not released)"; }
+if [ -n "$p" ]; then
+    # The backend unmaps when it sees the frontend gone (a xenstore watch): wait for that, with a deadline.
+    lab_wait 120 "blktap to unmap the gone domU's grants" bash -c "! grep -q gntdev /proc/$p/maps"
+    left=$(grep -c gntdev "/proc/$p/maps" 2>/dev/null); left=${left:-0}
+    lab_figure gntdev_maps_after_close "$left"
+    [ "$left" = 0 ] || lab_check "blktap still maps $left gntdev regions after the domU is gone (persistent grants not released)"
+fi
