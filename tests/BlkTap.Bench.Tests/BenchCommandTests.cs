@@ -114,7 +114,8 @@ public class BenchCommandTests
         Assert.That(code, Is.EqualTo(CliApp.BadInput));
         var lines = stderr.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.That(lines, Has.Length.EqualTo(1));
-        Assert.That(lines[0], Does.Contain("'warp'").And.Contain("runtime, emulator, img, nbd, cow, qcow2, replay"));
+        Assert.That(lines[0], Does.Contain("'warp'").And.Contain(string.Join(", ", BlkTap.Bench.BenchSuite.Groups.Select(g => g.Name))));
+        Assert.That(BlkTap.Bench.BenchSuite.Groups.Select(g => g.Name), Is.SupersetOf(new[] { "runtime", "emulator", "grants", "img", "nbd", "cow", "qcow2", "replay" }));
         Assert.That(stdout.ToString(), Is.Empty);
     }
 
