@@ -41,15 +41,22 @@ public sealed class BlockDeviceHook : IRequestHook, IControlHook
     /// <inheritdoc/>
     public HookResult OnRequest(TapRequest request)
     {
-        var session = request.Session;
-        if (!ReferenceEquals(session, _lastSession))
-        {
-            if (!session.Items.TryGetValue(this, out var d)) { request.Status = BlkifStatus.Error; return HookResult.Respond; }
-            _lastSession = session;
-            _lastDevice = (IBlockDevice)d;
-        }
-        request.Status = Serve(_lastDevice!, request);
+        var device = DeviceOf(request.Session);
+        request.Status = device is null ? BlkifStatus.Error : Serve(device, request);
         return HookResult.Respond;
+    }
+
+    /// <summary>
+    /// The device this hook attached to <paramref name="session"/>, or null when it refused the session. The last
+    /// session's device is kept, so a run of requests from one session costs no lookup. Loop thread only.
+    /// </summary>
+    public IBlockDevice? DeviceOf(TapSession session)
+    {
+        if (ReferenceEquals(session, _lastSession)) return _lastDevice;
+        if (!session.Items.TryGetValue(this, out var d)) return null;
+        _lastSession = session;
+        _lastDevice = (IBlockDevice)d;
+        return _lastDevice;
     }
 
     /// <summary>

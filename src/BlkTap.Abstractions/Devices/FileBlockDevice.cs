@@ -83,7 +83,19 @@ public sealed class FileBlockDevice : IBlockDevice
     /// <summary>Waits until everything the lane holds has run (before a synchronous flush at close). Not on the lane's thread.</summary>
     public void Drain() => _lane.Drain();
 
-    private bool TryReadNoWait(TapRequest request)
+    private bool TryReadNoWait(TapRequest request) => TryNoWait(request, write: false);
+
+    private bool TryWriteNoWait(TapRequest request)
+    {
+        if (ReadOnly) { request.Status = BlkifStatus.Error; return true; }
+        return TryNoWait(request, write: true);
+    }
+
+    /// <summary>
+    /// Serves the request on the loop, one system call per contiguous run, unless a run would block: false then (the
+    /// request goes to the lane). True when answered (Okay, or Error for a range or I/O error).
+    /// </summary>
+    private bool TryNoWait(TapRequest request, bool write)
     {
         var nowait = _nowait;
         if (nowait == null) return false;
@@ -94,15 +106,11 @@ public sealed class FileBlockDevice : IBlockDevice
             {
                 var run = BlockDeviceHook.NextRun(segments, ref i);
                 if (!InRange(run.Sector, run.Length)) { request.Status = BlkifStatus.Error; return true; }
-                var buffer = run.Span;
                 long offset = (long)run.Sector * BlkifConstants.SectorSize;
-                while (!buffer.IsEmpty)
-                {
-                    if (!nowait.TryReadNoWait(buffer, offset, out int n)) return false;
-                    if (n <= 0) { buffer.Clear(); break; } // a file shrunk under us reads as zeroes
-                    buffer = buffer[n..];
-                    offset += n;
-                }
+                // A write run that would block sends the whole request to the lane, which writes it all again: the same
+                // bytes at the same offsets, so the runs written here change nothing.
+                bool done = write ? nowait.TryWriteNoWait(run.Span, offset) : TryReadRunNoWait(nowait, run.Span, offset);
+                if (!done) return false;
             }
         }
         catch (IOException) { request.Status = BlkifStatus.Error; return true; }
@@ -110,25 +118,15 @@ public sealed class FileBlockDevice : IBlockDevice
         return true;
     }
 
-    private bool TryWriteNoWait(TapRequest request)
+    private static bool TryReadRunNoWait(INoWaitStorageFile nowait, Span<byte> buffer, long offset)
     {
-        if (ReadOnly) { request.Status = BlkifStatus.Error; return true; }
-        var nowait = _nowait;
-        if (nowait == null) return false;
-        var segments = request.Segments;
-        try
+        while (!buffer.IsEmpty)
         {
-            for (int i = 0; i < segments.Length;)
-            {
-                var run = BlockDeviceHook.NextRun(segments, ref i);
-                if (!InRange(run.Sector, run.Length)) { request.Status = BlkifStatus.Error; return true; }
-                // A run that would block sends the whole request to the lane, which writes it all again: the same bytes
-                // at the same offsets, so the runs written here change nothing.
-                if (!nowait.TryWriteNoWait(run.Span, (long)run.Sector * BlkifConstants.SectorSize)) return false;
-            }
+            if (!nowait.TryReadNoWait(buffer, offset, out int n)) return false;
+            if (n <= 0) { buffer.Clear(); break; } // a file shrunk under us reads as zeroes
+            buffer = buffer[n..];
+            offset += n;
         }
-        catch (IOException) { request.Status = BlkifStatus.Error; return true; }
-        request.Status = BlkifStatus.Okay;
         return true;
     }
 

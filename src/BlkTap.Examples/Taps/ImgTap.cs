@@ -48,8 +48,6 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
     private readonly IStorageProvider _storage;
     private readonly BlockDeviceHook _hook;
     private readonly Dictionary<string, (FileBlockDevice Device, int Users)> _open = new(StringComparer.Ordinal);
-    private TapSession? _lastSession;
-    private FileBlockDevice? _lastDevice;
 
     /// <summary>Creates the tap; its images are opened on <paramref name="storage"/> (null: the OS's files).</summary>
     public ImgTap(string? path, bool readOnly, IStorageProvider? storage = null) : base("img")
@@ -87,14 +85,9 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
     /// <inheritdoc/>
     public HookResult OnRequest(TapRequest request)
     {
-        var session = request.Session;
-        if (!ReferenceEquals(session, _lastSession))
-        {
-            if (!session.Items.TryGetValue(_hook, out var d)) { request.Status = BlkifStatus.Error; return HookResult.Respond; }
-            _lastSession = session;
-            _lastDevice = (FileBlockDevice)d;
-        }
-        return _lastDevice!.Submit(request);
+        if (_hook.DeviceOf(request.Session) is FileBlockDevice device) return device.Submit(request);
+        request.Status = BlkifStatus.Error;
+        return HookResult.Respond;
     }
 
     /// <inheritdoc/>
@@ -103,7 +96,6 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
         FileBlockDevice? device = null;
         if (controlEvent.Kind == ControlEventKind.Disconnect && controlEvent.Session.Items.TryGetValue(_hook, out var d)) device = (FileBlockDevice)d;
         _hook.OnControl(controlEvent);
-        if (ReferenceEquals(controlEvent.Session, _lastSession)) { _lastSession = null; _lastDevice = null; }
         if (device != null && _open.TryGetValue(device.Path, out var e))
         {
             // NOTE: the last user: what its worker still holds runs first (blocking the loop at this close), then the fsync.
