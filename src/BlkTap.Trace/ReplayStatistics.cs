@@ -10,7 +10,8 @@ namespace BlkTap.Trace;
 /// </summary>
 /// <remarks>
 /// <para>A request counts as an error when it fails where the traced run saw OKAY; a request answered
-/// EOPNOTSUPP counts as skipped. Successful writes and discards update the model whether or not reads are verified.</para>
+/// EOPNOTSUPP counts as skipped. Successful writes and discards update the model only when reads are verified (nothing
+/// else reads it).</para>
 /// <para>Threading: not thread-safe. Call <see cref="Record"/> serially (a replay driver calls its observer under its
 /// lock); read the figures once the replay is over.</para>
 /// </remarks>
@@ -115,6 +116,8 @@ public sealed class ReplayStatistics
             }
             return;
         }
+        // Without verification nothing reads the model: keeping it would cost a lookup per sector written.
+        if (!_verify) return;
         var model = _models[_shared ? 0 : outcome.Frontend];
         if (outcome.WriteSequence != 0) model.RecordWrite(outcome.Sector, outcome.SectorCount, outcome.WriteSequence);
         else if (outcome.Operation == BlkifOperation.Discard) model.RecordDiscard(outcome.Sector, outcome.SectorCount);

@@ -35,6 +35,19 @@ public sealed class EmulatorRigOptions
     /// <see cref="BlkFrontOptions.MaxQueues"/>); null: the defaults.
     /// </summary>
     public Action<int, BlkFrontOptions>? ConfigureFrontend { get; set; }
+    /// <summary>
+    /// <see cref="XenEmulatorOptions.ProtectReadOnlyGrants"/> of the rig's emulator (default true: a tap that writes
+    /// into a write request's data faults, as on real Xen). A harness whose guests are its own code (replay) may turn
+    /// it off to spare the copy of each read-only page mapped.
+    /// </summary>
+    public bool ProtectReadOnlyGrants { get; set; } = true;
+    /// <summary>
+    /// Threaded mode only: run the tap's loop on the emulator's scheduler thread (as deterministic mode does, but in
+    /// FIFO order) instead of on a thread of its own, so guests and tap take turns on one thread with no cross-thread
+    /// wake-up per batch. Default false (the tap on its own thread, as a real dom0 runs it beside the guests). Work a
+    /// terminator hands to other threads (img's I/O worker) still runs there and wakes the loop through the scheduler.
+    /// </summary>
+    public bool TapOnScheduler { get; set; }
 }
 
 /// <summary>
@@ -82,7 +95,12 @@ public sealed class EmulatorRig : IAsyncDisposable
     public static async Task<EmulatorRig> StartAsync(EmulatorRigOptions options, Action<TapRuntime> configure)
     {
         if (options.Frontends < 1) throw new ArgumentOutOfRangeException(nameof(options), "at least one frontend");
-        var emulator = options.Deterministic ? XenEmulator.CreateDeterministic(options.Seed) : new XenEmulator();
+        var emulator = new XenEmulator(new XenEmulatorOptions
+        {
+            Mode = options.Deterministic ? SchedulerMode.Deterministic : SchedulerMode.Threaded,
+            Seed = options.Seed,
+            ProtectReadOnlyGrants = options.ProtectReadOnlyGrants,
+        });
         var runtime = new TapRuntime(new TapRuntimeOptions { Name = "rig", Diagnostics = options.Diagnostics });
         configure(runtime);
         var tapDomain = options.BlkbackDevice == null ? emulator.Dom0 : emulator.CreateDomain("tap");
@@ -160,7 +178,7 @@ public sealed class EmulatorRig : IAsyncDisposable
 
     private void Drive(TapRuntime runtime, FlagRef posted)
     {
-        if (Options.Deterministic)
+        if (Options.Deterministic || Options.TapOnScheduler)
         {
             var emulator = Emulator;
             runtime.UseExternalDriver(() =>

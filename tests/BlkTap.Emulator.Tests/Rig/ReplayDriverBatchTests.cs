@@ -63,11 +63,16 @@ public class ReplayDriverBatchTests
     }
 
     private static async Task<Run> Replay(List<ReplayRequest> requests, bool batch, bool deterministic, int seed, int frontends, int queueDepth,
-        Action<TapRuntime>? extra = null, CancellationToken ct = default, Action<long>? onCompleted = null)
+        Action<TapRuntime>? extra = null, CancellationToken ct = default, Action<long>? onCompleted = null, bool tapOnScheduler = false)
     {
         var run = new Run { Statistics = new ReplayStatistics(verify: true, sharedDisk: true, initiallyZero: true, frontends) };
         var disk = new MemoryBlockDevice(DiskBytes);
-        await using (var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions { Frontends = frontends, Deterministic = deterministic, Seed = seed }, rt =>
+        await using (var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions
+        {
+            Frontends = frontends, Deterministic = deterministic, Seed = seed,
+            // What blktap replay runs with: guests and tap on the scheduler's thread, read-only grants not write-protected.
+            TapOnScheduler = tapOnScheduler, ProtectReadOnlyGrants = !tapOnScheduler,
+        }, rt =>
         {
             extra?.Invoke(rt);
             var mem = new BlockDeviceHook(disk);
@@ -111,6 +116,20 @@ public class ReplayDriverBatchTests
         AssertSame(batch, tasks);
         Assert.That(batch.Statistics.Mismatches, Is.EqualTo(0), string.Join("; ", batch.Statistics.FirstMismatches));
         Assert.That(batch.Statistics.Errors, Is.EqualTo(0), string.Join("; ", batch.Statistics.FirstErrors));
+    }
+
+    [FsCheck.NUnit.Property(MaxTest = 8)]
+    public void RunAsync_TapOnTheSchedulerThread_GivesTheTaskPathsResultsWithTheTapOnItsOwnThread(PositiveInt seed, bool batchPath)
+    {
+        int frontends = 1 + seed.Get % 3;
+        int queueDepth = 1 + seed.Get * 7 % 48;
+        var requests = Workload(seed.Get, frontends, 250);
+        var oneThread = Replay(requests, batch: batchPath, deterministic: false, seed.Get, frontends, queueDepth, tapOnScheduler: true).GetAwaiter().GetResult();
+        var tasks = Replay(requests, batch: false, deterministic: false, seed.Get, frontends, queueDepth).GetAwaiter().GetResult();
+        Assert.That(oneThread.Statistics.ReadsChecked, Is.GreaterThan(20));
+        AssertSame(oneThread, tasks);
+        Assert.That(oneThread.Statistics.Mismatches, Is.EqualTo(0), string.Join("; ", oneThread.Statistics.FirstMismatches));
+        Assert.That(oneThread.Statistics.Errors, Is.EqualTo(0), string.Join("; ", oneThread.Statistics.FirstErrors));
     }
 
     [TestCase(true)]
