@@ -90,6 +90,17 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
         }
     }
 
+    /// <summary>Loop thread: how many open images serve their reads and writes through a submission queue (io_uring).</summary>
+    public int QueuedImages
+    {
+        get
+        {
+            int n = 0;
+            foreach (var e in _open.Values) if (e.Device.Queued) n++;
+            return n;
+        }
+    }
+
     /// <inheritdoc/>
     public HookResult OnRequest(TapRequest request)
     {

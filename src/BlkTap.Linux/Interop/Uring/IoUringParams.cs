@@ -33,7 +33,7 @@ internal struct IoSqringOffsets
     public uint Dropped;
     public uint Array;
     public uint Resv1;
-    public ulong UserAddr;
+    public ulong Resv2; // NOTE: linux/io_uring.h: resv2 up to 6.4, user_addr from 6.5 (IORING_SETUP_NO_MMAP); unused here.
 }
 
 /// <summary>struct io_cqring_offsets (linux/io_uring.h): where the completion ring's fields sit in its mapping, 40 bytes.</summary>
@@ -48,5 +48,5 @@ internal struct IoCqringOffsets
     public uint Cqes;
     public uint Flags;
     public uint Resv1;
-    public ulong UserAddr;
+    public ulong Resv2; // NOTE: linux/io_uring.h: resv2 up to 6.4, user_addr from 6.5 (IORING_SETUP_NO_MMAP); unused here.
 }
