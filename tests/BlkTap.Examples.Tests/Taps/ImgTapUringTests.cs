@@ -1,3 +1,4 @@
+using BlkTap.Chains;
 using BlkTap.Emulator;
 using BlkTap.Testing;
 using BlkTap.Testing.Rigs;
@@ -7,8 +8,9 @@ namespace BlkTap.Examples.Tests.Taps;
 
 /// <summary>
 /// <c>img</c> on a file in memory (/dev/shm, tmpfs), with its io_uring path forced on and off: the same verified
-/// workloads, flushes and FUA writes must hold either way.
+/// workloads and flushes must hold either way, and the loop allocates nothing per request.
 /// </summary>
+[NonParallelizable]
 public class ImgTapUringTests
 {
     private string _dir = "";
@@ -88,5 +90,52 @@ public class ImgTapUringTests
         Assert.That(file.AsSpan(128 * 512 * 5, 64 << 10).ToArray(), Is.All.EqualTo((byte)0xA1));
         Assert.That(file.AsSpan(8 * 512, 4096).ToArray(), Is.All.EqualTo((byte)0xB2), "the later write wins");
         Assert.That(file.AsSpan(0, 8 * 512).ToArray(), Is.All.EqualTo((byte)0xA1));
+    }
+
+    [TestCase(true, BlkifOperation.Read)]
+    [TestCase(true, BlkifOperation.Write)]
+    [TestCase(false, BlkifOperation.Write)]
+    public async Task SteadyState_UringOnOrOff_LoopAllocatesNothingPerRequest(bool uring, BlkifOperation op)
+    {
+        var path = Image(8L << 20);
+        var img = new ImgTap(path, readOnly: false, uring: uring);
+        await using (var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions { Frontends = 1 }, rt => TapChain.Register(rt, [img])))
+        {
+            const int queueDepth = 16;
+            async Task Round(int perWorker)
+            {
+                var workers = new List<Task>();
+                for (int w = 0; w < queueDepth; w++) workers.Add(Worker(rig.Frontends[0], perWorker, op, (ulong)(w + 1)));
+                await Task.WhenAll(workers);
+            }
+            await Round(200); // warm: pools, grant maps, the ring's arrays, tiered JIT
+            long before = 0, after = 0;
+            for (int attempt = 0; attempt < 10; attempt++)
+            {
+                long maps = rig.Emulator.MapOperations;
+                before = await LoopProbe.AllocatedBytesAsync(rig.Runtime);
+                await Round(300);
+                after = await LoopProbe.AllocatedBytesAsync(rig.Runtime);
+                if (rig.Emulator.MapOperations == maps) break;
+            }
+            long requests = 300L * queueDepth;
+            TestContext.Out.WriteLine($"loop thread allocated {after - before} bytes for {requests} requests");
+            Assert.That((after - before) / (double)requests, Is.LessThan(0.05), $"{after - before} bytes allocated on the loop for {requests} requests");
+        }
+        img.Dispose();
+    }
+
+    private static async Task Worker(BlkFront front, int count, BlkifOperation op, ulong rng)
+    {
+        var buffer = new byte[8 * BlkifConstants.SectorSize];
+        for (int i = 0; i < count; i++)
+        {
+            rng = rng * 6364136223846793005UL + 1442695040888963407UL;
+            int sectors = 1 + (int)((rng >> 33) % 8);
+            ulong sector = (rng >> 20) % (front.Sectors - 8);
+            var data = buffer.AsMemory(0, sectors * BlkifConstants.SectorSize);
+            var status = op == BlkifOperation.Write ? await front.WriteAsync(sector, data) : await front.ReadAsync(sector, data);
+            Assert.That(status, Is.EqualTo(BlkifStatus.Okay), $"{op} of {sectors} sectors at {sector}");
+        }
     }
 }
