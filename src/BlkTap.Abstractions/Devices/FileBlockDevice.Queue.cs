@@ -50,6 +50,7 @@ public sealed partial class FileBlockDevice
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { queue = null; why = ex.Message; }
         if (queue == null)
         {
+            if (why == null) return null; // the file offers none (not in memory): nothing to say
             request.Runtime.Report(TapDiagnosticLevel.Information, request.Session, $"{Path}: no submission queue ({why}); reads and writes one system call each");
             return null;
         }

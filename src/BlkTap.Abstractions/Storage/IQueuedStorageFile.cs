@@ -10,8 +10,9 @@ namespace BlkTap.Storage;
 public interface IQueuedStorageFile : IStorageFile
 {
     /// <summary>
-    /// Opens a queue of at least <paramref name="entries"/> operations on this file, or returns null with the reason in
-    /// <paramref name="unavailable"/> (the kernel has no io_uring, it is disabled, the file is not in memory).
+    /// Opens a queue of at least <paramref name="entries"/> operations on this file, or returns null: with the reason in
+    /// <paramref name="unavailable"/> when the file would offer one but the system refuses (no io_uring, disabled), with
+    /// null there when this file offers none (not in memory).
     /// </summary>
     IStorageQueue? OpenQueue(int entries, out string? unavailable);
 }

@@ -91,7 +91,7 @@ public sealed class LinuxStorageFile : INoWaitStorageFile, IQueuedStorageFile
     /// <inheritdoc/>
     public IStorageQueue? OpenQueue(int entries, out string? unavailable)
     {
-        if (!_inMemory) { unavailable = "the file is not in memory (tmpfs, ramfs)"; return null; }
+        if (!_inMemory) { unavailable = null; return null; } // not offered: a read missing the page cache would hold the loop
         return UringQueue.Open(_handle, entries, out unavailable);
     }
 

@@ -137,7 +137,7 @@ public unsafe class UringQueueTests
     }
 
     [Test]
-    public void OpenQueue_FileNotInMemory_NullWithReason()
+    public void OpenQueue_FileNotInMemory_NullWithoutComplaint()
     {
         var dir = Directory.CreateTempSubdirectory("blktap-uring-disk-").FullName;
         try
@@ -146,7 +146,7 @@ public unsafe class UringQueueTests
             if (((LinuxStorageFile)file).InMemory) Assert.Ignore("the temporary directory is on tmpfs here");
             var queue = ((IQueuedStorageFile)file).OpenQueue(8, out var why);
             Assert.That(queue, Is.Null);
-            Assert.That(why, Does.Contain("not in memory"));
+            Assert.That(why, Is.Null, "not offered is no failure to report");
         }
         finally { Directory.Delete(dir, true); }
     }
