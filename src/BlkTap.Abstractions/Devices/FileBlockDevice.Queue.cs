@@ -107,8 +107,6 @@ public sealed partial class FileBlockDevice
             _opOffset[op] = offset;
             _opWrite[op] = write;
             _opDone[op] = false;
-            if (write) queue.QueueWrite(run.Address, run.Length, offset, op);
-            else queue.QueueRead(run.Address, run.Length, offset, op);
         }
         if (!_passEndScheduled)
         {
@@ -140,8 +138,14 @@ public sealed partial class FileBlockDevice
     {
         var queue = _queue;
         if (queue == null || _opCount == 0) return;
-        try
+        if (_opCount < queue.MinimumBatch) RunSmallBatch();
+        else try
         {
+            for (int op = 0; op < _opCount; op++)
+            {
+                if (_opWrite[op]) queue.QueueWrite(_opAddress[op], _opLength[op], _opOffset[op], op);
+                else queue.QueueRead(_opAddress[op], _opLength[op], _opOffset[op], op);
+            }
             queue.SubmitAndWait();
             while (queue.TryReap(out int tag, out int res))
             {
@@ -191,6 +195,12 @@ public sealed partial class FileBlockDevice
     {
         SubmitQueued();
         AnswerDone(inPass: false);
+    }
+
+    /// <summary>A batch smaller than <see cref="IStorageQueue.MinimumBatch"/>: each operation with one pread or pwrite (what <see cref="Finish"/> does for the rest of a short transfer).</summary>
+    private void RunSmallBatch()
+    {
+        for (int op = 0; op < _opCount; op++) Finish(op, 0);
     }
 
     /// <summary>One operation's result: short transfers are finished with the blocking calls (a read past the end reads as zeroes).</summary>

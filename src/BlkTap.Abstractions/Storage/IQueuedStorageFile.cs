@@ -32,6 +32,12 @@ public interface IStorageQueue : IDisposable
     /// <summary>How many operations a batch holds (queued and not yet reaped).</summary>
     int Capacity { get; }
 
+    /// <summary>
+    /// The smallest batch the queue starts faster than one blocking call per operation; callers do smaller batches with
+    /// <see cref="IStorageFile.Read"/> and <see cref="IStorageFile.Write"/>.
+    /// </summary>
+    int MinimumBatch { get; }
+
     /// <summary>Operations queued or submitted whose result has not been reaped.</summary>
     int Outstanding { get; }
 

@@ -112,6 +112,14 @@ internal sealed unsafe class UringQueue : IStorageQueue
     public int Capacity { get; }
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// 4: on tmpfs (no FMODE_NOWAIT on 6.18) the kernel hands every queued read or write to an io-wq worker, so one
+    /// operation through the ring costs about twice a pread; a C probe on this VM (4 KiB random reads of a page-cached
+    /// file) measured 0.52x pread's rate for batches of 1, 0.82x for 2, 1.23x for 4, 1.57x for 8 and 1.25x for 32.
+    /// </remarks>
+    public int MinimumBatch => 4;
+
+    /// <inheritdoc/>
     public int Outstanding => _toSubmit + _submitted;
 
     /// <inheritdoc/>

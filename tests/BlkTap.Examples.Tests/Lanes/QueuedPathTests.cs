@@ -55,6 +55,24 @@ public class QueuedPathTests
     }
 
     [Test]
+    public async Task RingForEveryBatch_Workload_EqualsModel()
+    {
+        var path = Image(8L << 20);
+        CountingQueue? counting = null;
+        var storage = new WrappingStorage((_, f) => new QueueFile((INoWaitStorageFile)f, real => counting = new CountingQueue(real!), null));
+        var img = new ImgTap(path, readOnly: false, storage);
+        var diagnostics = new List<string>();
+        await using (var rig = await Start(2, img, diagnostics))
+        {
+            var results = await new VerifiedWorkload(new WorkloadOptions { OperationsPerFrontend = 500, DiscardPercent = 5, FlushPercent = 5, Seed = 9 }).RunAsync(rig);
+            foreach (var r in results) Assert.That(r.Errors + r.Mismatches, Is.Zero, string.Join("; ", r.Problems));
+        }
+        img.Dispose();
+        Assert.That(counting, Is.Not.Null, "the tap opened the queue");
+        Assert.That(counting!.Operations, Is.GreaterThan(500), "the reads and writes went through the real io_uring");
+    }
+
+    [Test]
     public async Task FailingQueue_Write_AnsweredErrorThenServedWithoutTheQueue()
     {
         var path = Image(4L << 20);
@@ -110,12 +128,27 @@ public class QueuedPathTests
         }
     }
 
+    /// <summary>The real ring, used for every batch (even of one operation), counting what it carried.</summary>
+    private sealed class CountingQueue(IStorageQueue real) : IStorageQueue
+    {
+        public int Operations;
+        public int Capacity => real.Capacity;
+        public int MinimumBatch => 1;
+        public int Outstanding => real.Outstanding;
+        public void QueueRead(nint address, int length, long offset, int tag) { Operations++; real.QueueRead(address, length, offset, tag); }
+        public void QueueWrite(nint address, int length, long offset, int tag) { Operations++; real.QueueWrite(address, length, offset, tag); }
+        public void SubmitAndWait() => real.SubmitAndWait();
+        public bool TryReap(out int tag, out int result) => real.TryReap(out tag, out result);
+        public void Dispose() => real.Dispose();
+    }
+
     /// <summary>A queue whose first submit throws as a broken ring would (nothing was started).</summary>
     private sealed class FailingQueue(IStorageQueue real) : IStorageQueue
     {
         public int Submits;
         public bool Disposed;
         public int Capacity => real.Capacity;
+        public int MinimumBatch => 1; // every batch through the queue
         public int Outstanding => real.Outstanding;
         public void QueueRead(nint address, int length, long offset, int tag) => real.QueueRead(address, length, offset, tag);
         public void QueueWrite(nint address, int length, long offset, int tag) => real.QueueWrite(address, length, offset, tag);
