@@ -17,9 +17,16 @@ namespace BlkTap;
 /// busy (so the file's requests keep their order). I/O errors come back as <see cref="BlkifStatus.Error"/>, never as
 /// exceptions.
 /// </para>
+/// <para>
+/// On a file with a submission queue (<see cref="IQueuedStorageFile"/>: io_uring on a file in memory) reads and plain
+/// writes are queued instead, one operation per contiguous run, and the pass's batch starts with one system call at the
+/// end of the pass (<see cref="TapRuntime.RunAtEndOfPass"/>; sooner when the batch is full or a run overlaps a queued
+/// write); the pass's requests are answered there, before its responses are published, so they leave in the pass that took them. Before anything goes to
+/// the lane the batch is submitted and waited for, so a flush, FUA write or barrier covers every write answered before it.
+/// </para>
 /// <para>Owns the file: <see cref="Dispose"/> runs what the lane holds, stops it and closes the file.</para>
 /// </remarks>
-public sealed class FileBlockDevice : IBlockDevice
+public sealed partial class FileBlockDevice : IBlockDevice
 {
     private readonly IStorageFile _file;
     private readonly INoWaitStorageFile? _nowait;
@@ -30,8 +37,10 @@ public sealed class FileBlockDevice : IBlockDevice
     /// <summary>Serves <paramref name="file"/> (opened by an <see cref="IStorageProvider"/>); read-only when the file is.</summary>
     /// <param name="file">The image, owned from now on.</param>
     /// <param name="discard">Offer discard (punches holes through <see cref="IStorageFile.PunchHole"/>); never on a read-only file.</param>
-    public FileBlockDevice(IStorageFile file, bool discard)
+    /// <param name="queued">Use the file's submission queue when it has one (<see cref="IQueuedStorageFile"/>); false: never.</param>
+    public FileBlockDevice(IStorageFile file, bool discard, bool queued = true)
     {
+        _useQueue = queued;
         ArgumentNullException.ThrowIfNull(file);
         _file = file;
         _nowait = file as INoWaitStorageFile;
@@ -56,9 +65,12 @@ public sealed class FileBlockDevice : IBlockDevice
             switch (request.Operation)
             {
                 case BlkifOperation.Read:
+                    if (TryQueue(request, write: false, out var queued)) return queued;
                     if (TryReadNoWait(request)) return HookResult.Respond;
                     break;
                 case BlkifOperation.Write when !request.ForceUnitAccess:
+                    if (ReadOnly) { request.Status = BlkifStatus.Error; return HookResult.Respond; }
+                    if (TryQueue(request, write: true, out queued)) return queued;
                     if (TryWriteNoWait(request)) return HookResult.Respond;
                     break;
                 case BlkifOperation.Write:
@@ -71,6 +83,9 @@ public sealed class FileBlockDevice : IBlockDevice
                     return HookResult.Respond;
             }
         }
+        // Every queued write completes before the lane sees what comes after it (a flush then covers it); its requests
+        // are answered at the end of this pass, as planned when they were queued.
+        SubmitQueued();
         var work = _works.Count > 0 ? _works.Pop() : new FileRequestWork(this);
         work.Request = request;
         _lane.Submit(request.Runtime.Loop, work);
@@ -80,8 +95,15 @@ public sealed class FileBlockDevice : IBlockDevice
     /// <summary>Loop thread: a work item back from the lane, for reuse.</summary>
     internal void Return(FileRequestWork work) => _works.Push(work);
 
-    /// <summary>Waits until everything the lane holds has run (before a synchronous flush at close). Not on the lane's thread.</summary>
-    public void Drain() => _lane.Drain();
+    /// <summary>
+    /// Waits until everything the lane holds has run and the queued batch has completed (before a synchronous flush at
+    /// close). The loop thread, or any thread once the loop is stopped; not the lane's.
+    /// </summary>
+    public void Drain()
+    {
+        CompleteQueued();
+        _lane.Drain();
+    }
 
     private bool TryReadNoWait(TapRequest request) => TryNoWait(request, write: false);
 
@@ -189,7 +211,10 @@ public sealed class FileBlockDevice : IBlockDevice
     /// <inheritdoc/>
     public void Dispose()
     {
+        CompleteQueued();
         _lane.Dispose();
+        _queue?.Dispose();
+        _queue = null;
         _file.Dispose();
     }
 }

@@ -93,6 +93,10 @@ public sealed partial class TapRuntime
     {
         public void RunOnLoop(object? state, int code) => runtime.RunWork(state, (WorkKind)code);
 
-        public void OnEndOfPass() => runtime.FlushDirty();
+        public void OnEndOfPass()
+        {
+            runtime.RunBeforePublishHandlers();
+            runtime.FlushDirty();
+        }
     }
 }

@@ -22,6 +22,7 @@ public sealed class ImgTapFactory : ITapFactory
     [
         new("path", "image file; without it each session's image identifier (params) is the path"),
         new("readonly", "answer writes with ERROR (default false)"),
+        new("uring", "on a file in memory (tmpfs, ramfs), start each loop pass's reads and writes with one io_uring_enter (default true; false: one pread/pwrite each)"),
     ];
 
     /// <inheritdoc/>
@@ -30,13 +31,15 @@ public sealed class ImgTapFactory : ITapFactory
         var path = spec.Get("path");
         var storage = TapStorage.Of(context);
         if (path != null && !storage.FileExists(path)) throw new ChainSpecException($"tap 'img': image file '{path}' does not exist");
-        return new ImgTap(path, spec.GetBool("readonly", false), storage);
+        return new ImgTap(path, spec.GetBool("readonly", false), storage, spec.GetBool("uring", true));
     }
 }
 
 /// <summary>
-/// The <c>img</c> tap. Hooks run on the loop thread. Each image is a <see cref="FileBlockDevice"/>: reads and writes
-/// that need no waiting (page-cache hits through <c>preadv2(RWF_NOWAIT)</c>, files in memory) are done on the loop;
+/// The <c>img</c> tap. Hooks run on the loop thread. Each image is a <see cref="FileBlockDevice"/>: on a file in memory
+/// its reads and writes are queued on an io_uring and each pass's batch starts with one system call (option
+/// <c>uring</c>); otherwise reads and writes that need no waiting (page-cache hits through <c>preadv2(RWF_NOWAIT)</c>,
+/// files in memory without io_uring) are done on the loop;
 /// the rest (cache misses, writes the file system cannot promise not to block, flushes, FUA writes, barriers,
 /// discards) goes to the image's own worker thread and is answered from there, so a slow image stalls only its own
 /// sessions (docs/architecture.md, "Storage I/O: what runs where"; see <c>aio</c> for a thread-pool terminator).
@@ -46,12 +49,17 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
     private readonly string? _path;
     private readonly bool _readOnly;
     private readonly IStorageProvider _storage;
+    private readonly bool _uring;
     private readonly BlockDeviceHook _hook;
     private readonly Dictionary<string, (FileBlockDevice Device, int Users)> _open = new(StringComparer.Ordinal);
 
-    /// <summary>Creates the tap; its images are opened on <paramref name="storage"/> (null: the OS's files).</summary>
-    public ImgTap(string? path, bool readOnly, IStorageProvider? storage = null) : base("img")
+    /// <summary>
+    /// Creates the tap; its images are opened on <paramref name="storage"/> (null: the OS's files). With
+    /// <paramref name="uring"/> a file that offers a submission queue (io_uring on tmpfs, ramfs) is served through it.
+    /// </summary>
+    public ImgTap(string? path, bool readOnly, IStorageProvider? storage = null, bool uring = true) : base("img")
     {
+        _uring = uring;
         _path = path;
         _readOnly = readOnly;
         _storage = TapStorage.OrDefault(storage);
@@ -71,7 +79,7 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
         {
             // NOTE: discard punches a hole (fallocate PUNCH_HOLE|KEEP_SIZE); a file system that cannot answers EOPNOTSUPP.
             var file = _storage.Open(path, _readOnly ? StorageOpenOptions.None : StorageOpenOptions.Writable);
-            var d = new FileBlockDevice(file, discard: true);
+            var d = new FileBlockDevice(file, discard: true, queued: _uring);
             _open[path] = (d, 1);
             return d;
         }
@@ -79,6 +87,17 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
         {
             session.Runtime.Report(TapDiagnosticLevel.Error, session, $"img: cannot open image '{path}': {ex.Message}");
             return null;
+        }
+    }
+
+    /// <summary>Loop thread: how many open images serve their reads and writes through a submission queue (io_uring).</summary>
+    public int QueuedImages
+    {
+        get
+        {
+            int n = 0;
+            foreach (var e in _open.Values) if (e.Device.Queued) n++;
+            return n;
         }
     }
 

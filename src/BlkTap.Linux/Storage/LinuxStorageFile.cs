@@ -16,8 +16,13 @@ namespace BlkTap.Linux.Storage;
 /// other file reads with <c>preadv2(RWF_NOWAIT)</c> and writes with <c>pwritev2(RWF_NOWAIT)</c>; the first EOPNOTSUPP
 /// (ext4 buffered writes on this kernel) turns that direction off for the file, so its writes always go to a worker.
 /// </para>
+/// <para>
+/// Queued (<see cref="IQueuedStorageFile"/>): a file in memory offers an io_uring (<see cref="UringQueue"/>), so a loop
+/// starts a whole pass's reads and writes with one system call; other files offer none (a queued read missing the page
+/// cache would hold the loop in <see cref="IStorageQueue.SubmitAndWait"/>).
+/// </para>
 /// </remarks>
-public sealed class LinuxStorageFile : INoWaitStorageFile
+public sealed class LinuxStorageFile : INoWaitStorageFile, IQueuedStorageFile
 {
     private readonly SafeFileHandle _handle;
     private readonly FileStream _syncer;
@@ -81,6 +86,13 @@ public sealed class LinuxStorageFile : INoWaitStorageFile
             throw new IOException(Errno.Message("pwritev2", (int)-rc, Path));
         }
         return true;
+    }
+
+    /// <inheritdoc/>
+    public IStorageQueue? OpenQueue(int entries, out string? unavailable)
+    {
+        if (!_inMemory) { unavailable = null; return null; } // not offered: a read missing the page cache would hold the loop
+        return UringQueue.Open(_handle, entries, out unavailable);
     }
 
     /// <inheritdoc/>

@@ -31,6 +31,8 @@ internal static class CProbe
         #include <linux/falloc.h>
         #include <linux/magic.h>
         #include <sys/vfs.h>
+        #include <sys/syscall.h>
+        #include <linux/io_uring.h>
         #include <xen/grant_table.h>
         #include <xen/gntdev.h>
         #include <xen/evtchn.h>

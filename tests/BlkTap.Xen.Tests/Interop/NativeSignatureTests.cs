@@ -42,6 +42,7 @@ public class NativeSignatureTests
         ["epoll_ctl"] = "int (*)(int, int, int, struct epoll_event *)",
         ["epoll_wait"] = "int (*)(int, struct epoll_event *, int, int)",
         ["eventfd"] = "int (*)(unsigned int, int)",
+        ["syscall"] = "long (*)(long, ...)",
         // xenstore.h
         ["xs_open"] = "struct xs_handle *(*)(unsigned long)",
         ["xs_close"] = "void (*)(struct xs_handle *)",
@@ -120,7 +121,9 @@ public class NativeSignatureTests
         {
             // NOTE: variadic open/fcntl/ioctl are bound with their one optional argument as a fixed parameter
             // (open's mode and fcntl's F_ADD_SEALS seals are ints, ioctl's argument a pointer).
-            cParams[^1] = binding.EntryPoint is "open" or "fcntl" ? "int" : "void *";
+            // syscall(2) is bound with six long arguments, the most a Linux system call takes (io_uring_enter's).
+            if (binding.EntryPoint == "syscall") { cParams.RemoveAt(cParams.Count - 1); cParams.AddRange(Enumerable.Repeat("long", 6)); }
+            else cParams[^1] = binding.EntryPoint is "open" or "fcntl" ? "int" : "void *";
         }
         Assert.Multiple(() =>
         {
@@ -165,7 +168,7 @@ public class NativeSignatureTests
             "unsigned int" or "unsigned" or "uint32_t" or "xs_transaction_t" or "evtchn_port_t" => cs == typeof(uint),
             "unsigned long" or "size_t" or "nfds_t" => cs == typeof(nuint),
             "ssize_t" => cs == typeof(nint),
-            "off_t" => cs == typeof(long),
+            "off_t" or "long" => cs == typeof(long),
             "bool" => cs == typeof(bool),
             "void" => cs == typeof(void),
             _ => false,

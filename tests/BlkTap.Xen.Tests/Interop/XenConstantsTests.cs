@@ -128,6 +128,17 @@ public class XenConstantsTests
         new("RWF_NOWAIT", Libc.RWF_NOWAIT),
         new("TMPFS_MAGIC", Libc.TMPFS_MAGIC),
         new("RAMFS_MAGIC", Libc.RAMFS_MAGIC),
+        // linux/io_uring.h, sys/syscall.h (asm/unistd.h)
+        new("__NR_io_uring_setup", Libc.SYS_io_uring_setup),
+        new("__NR_io_uring_enter", Libc.SYS_io_uring_enter),
+        new("IORING_OP_READ", IoUring.IORING_OP_READ),
+        new("IORING_OP_WRITE", IoUring.IORING_OP_WRITE),
+        new("IORING_ENTER_GETEVENTS", IoUring.IORING_ENTER_GETEVENTS),
+        new("IORING_OFF_SQ_RING", IoUring.IORING_OFF_SQ_RING),
+        new("IORING_OFF_CQ_RING", IoUring.IORING_OFF_CQ_RING),
+        new("IORING_OFF_SQES", IoUring.IORING_OFF_SQES),
+        new("IORING_FEAT_NODROP", IoUring.IORING_FEAT_NODROP),
+        new("MAP_POPULATE", IoUring.MAP_POPULATE),
         // the Linux _IOC encoding itself, on an arbitrary request
         new("_IOC(_IOC_READ, 'Z', 0x7f, 0x3fff)", LinuxIoctl.Ioc(LinuxIoctl.IOC_READ, 'Z', 0x7f, 0x3fff)),
     ];

@@ -65,6 +65,22 @@ public class XenStructLayoutTests
         new("struct msghdr", typeof(MsgHdr), F("msg_name", "Name"), F("msg_namelen", "NameLength"), F("msg_iov", "Iov"),
             F("msg_iovlen", "IovLength"), F("msg_control", "Control"), F("msg_controllen", "ControlLength"), F("msg_flags", "Flags")),
         new("struct cmsghdr", typeof(CmsgHdr), F("cmsg_len", "Length"), F("cmsg_level", "Level"), F("cmsg_type", "Type")),
+        // linux-libc-dev /usr/include/linux/io_uring.h (the img tap's io_uring)
+        new("struct io_sqring_offsets", typeof(IoSqringOffsets), F("head", "Head"), F("tail", "Tail"), F("ring_mask", "RingMask"),
+            F("ring_entries", "RingEntries"), F("flags", "Flags"), F("dropped", "Dropped"), F("array", "Array"), F("resv1", "Resv1"), F("resv2", "Resv2")),
+        new("struct io_cqring_offsets", typeof(IoCqringOffsets), F("head", "Head"), F("tail", "Tail"), F("ring_mask", "RingMask"),
+            F("ring_entries", "RingEntries"), F("overflow", "Overflow"), F("cqes", "Cqes"), F("flags", "Flags"), F("resv1", "Resv1"), F("resv2", "Resv2")),
+        new("struct io_uring_params", typeof(IoUringParams), F("sq_entries", "SqEntries"), F("cq_entries", "CqEntries"), F("flags", "Flags"),
+            F("sq_thread_cpu", "SqThreadCpu"), F("sq_thread_idle", "SqThreadIdle"), F("features", "Features"), F("wq_fd", "WqFd"),
+            F("resv[0]", "Resv0"), F("resv[1]", "Resv1"), F("resv[2]", "Resv2"),
+            F("sq_off.head", "SqOff.Head"), F("sq_off.tail", "SqOff.Tail"), F("sq_off.ring_mask", "SqOff.RingMask"), F("sq_off.ring_entries", "SqOff.RingEntries"),
+            F("sq_off.flags", "SqOff.Flags"), F("sq_off.dropped", "SqOff.Dropped"), F("sq_off.array", "SqOff.Array"), F("sq_off.resv1", "SqOff.Resv1"), F("sq_off.resv2", "SqOff.Resv2"),
+            F("cq_off.head", "CqOff.Head"), F("cq_off.tail", "CqOff.Tail"), F("cq_off.ring_mask", "CqOff.RingMask"), F("cq_off.ring_entries", "CqOff.RingEntries"),
+            F("cq_off.overflow", "CqOff.Overflow"), F("cq_off.cqes", "CqOff.Cqes"), F("cq_off.flags", "CqOff.Flags"), F("cq_off.resv1", "CqOff.Resv1"), F("cq_off.resv2", "CqOff.Resv2")),
+        new("struct io_uring_sqe", typeof(IoUringSqe), F("opcode", "Opcode"), F("flags", "Flags"), F("ioprio", "Ioprio"), F("fd", "Fd"),
+            F("off", "Off"), F("addr", "Addr"), F("len", "Len"), F("rw_flags", "RwFlags"), F("user_data", "UserData"), F("buf_index", "BufIndex"),
+            F("personality", "Personality"), F("splice_fd_in", "SpliceFdIn"), F("addr3", "Addr3"), F("__pad2[0]", "Pad2")),
+        new("struct io_uring_cqe", typeof(IoUringCqe), F("user_data", "UserData"), F("res", "Res"), F("flags", "Flags")),
     ];
 
     private static readonly Lazy<Dictionary<string, string>> CValues = new(() =>

@@ -1,0 +1,232 @@
+using BlkTap.Storage;
+
+namespace BlkTap;
+
+public sealed partial class FileBlockDevice
+{
+    // The queued path (IQueuedStorageFile, io_uring on Linux): reads and writes taken during a loop pass are queued, one
+    // operation per contiguous run, and started together with one system call at the end of the pass, before its
+    // responses are published (or sooner, when the batch is full, a run overlaps a queued write or the lane takes a
+    // request); the requests are answered at that end of the pass, so they leave in the pass that took them.
+
+    /// <summary>How many operations one batch holds (the ring's submission entries).</summary>
+    private const int QueueEntries = 64;
+
+    private readonly bool _useQueue;
+    private IStorageQueue? _queue;
+    private bool _queueRefused;
+    private bool _passEndScheduled;
+    private TapRuntime? _runtime;
+    private PassEnd? _passEnd;
+    // Per queued request of the batch.
+    private TapRequest?[] _batchRequests = [];
+    private BlkifStatus[] _batchStatus = [];
+    private int _batchCount;
+    // Per queued operation (its tag is the index).
+    private int[] _opRequest = [];
+    private nint[] _opAddress = [];
+    private int[] _opLength = [];
+    private long[] _opOffset = [];
+    private bool[] _opWrite = [];
+    private bool[] _opDone = [];
+    private int _opCount;
+    // Requests whose batch has completed, to be answered at the end of the pass.
+    private readonly List<TapRequest> _doneRequests = new(QueueEntries);
+    private readonly List<BlkifStatus> _doneStatus = new(QueueEntries);
+
+    /// <summary>Loop thread: true once reads and writes go through the file's submission queue (io_uring).</summary>
+    public bool Queued => _queue != null;
+
+    /// <summary>Loop thread: the queue, opened at the first request; null when refused (then never asked again).</summary>
+    private IStorageQueue? QueueFor(TapRequest request)
+    {
+        if (_queue != null) return _queue;
+        if (!_useQueue || _queueRefused) return null;
+        _queueRefused = true;
+        if (_file is not IQueuedStorageFile queued) return null; // the power-cut simulation, a test's file: silently
+        IStorageQueue? queue;
+        string? why;
+        try { queue = queued.OpenQueue(QueueEntries, out why); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { queue = null; why = ex.Message; }
+        if (queue == null)
+        {
+            if (why == null) return null; // the file offers none (not in memory): nothing to say
+            request.Runtime.Report(TapDiagnosticLevel.Information, request.Session, $"{Path}: no submission queue ({why}); reads and writes one system call each");
+            return null;
+        }
+        int n = queue.Capacity;
+        _batchRequests = new TapRequest?[n];
+        _batchStatus = new BlkifStatus[n];
+        _opRequest = new int[n];
+        _opAddress = new nint[n];
+        _opLength = new int[n];
+        _opOffset = new long[n];
+        _opWrite = new bool[n];
+        _opDone = new bool[n];
+        _runtime = request.Runtime;
+        _passEnd = new PassEnd(this);
+        _queueRefused = false;
+        _queue = queue;
+        return queue;
+    }
+
+    /// <summary>
+    /// Loop thread: queues <paramref name="request"/>'s runs. False when the queue is unavailable or the request needs
+    /// more operations than a batch holds (the caller serves it as before); true with the result otherwise (Stolen, or
+    /// Respond with Error for a range error).
+    /// </summary>
+    private bool TryQueue(TapRequest request, bool write, out HookResult result)
+    {
+        result = HookResult.Respond;
+        var queue = QueueFor(request);
+        if (queue == null) return false;
+        var segments = request.Segments;
+        int runs = 0;
+        bool conflict = false;
+        for (int i = 0; i < segments.Length;)
+        {
+            var run = BlockDeviceHook.NextRun(segments, ref i);
+            if (!InRange(run.Sector, run.Length)) { request.Status = BlkifStatus.Error; return true; }
+            runs++;
+            conflict = conflict || Conflicts((long)run.Sector * BlkifConstants.SectorSize, run.Length, write);
+        }
+        if (runs == 0 || runs > queue.Capacity) return false;
+        if (conflict || _opCount + runs > queue.Capacity) SubmitQueued();
+        if (_queue == null) return false; // the submit failed and closed it
+        int slot = _batchCount++;
+        _batchRequests[slot] = request;
+        _batchStatus[slot] = BlkifStatus.Okay;
+        for (int i = 0; i < segments.Length;)
+        {
+            var run = BlockDeviceHook.NextRun(segments, ref i);
+            int op = _opCount++;
+            long offset = (long)run.Sector * BlkifConstants.SectorSize;
+            _opRequest[op] = slot;
+            _opAddress[op] = run.Address;
+            _opLength[op] = run.Length;
+            _opOffset[op] = offset;
+            _opWrite[op] = write;
+            _opDone[op] = false;
+        }
+        if (!_passEndScheduled)
+        {
+            _passEndScheduled = true;
+            _runtime!.RunBeforePublish(_passEnd!);
+        }
+        result = HookResult.Stolen;
+        return true;
+    }
+
+    /// <summary>True when a run overlaps a queued operation and one of the two writes (the batch runs in any order).</summary>
+    private bool Conflicts(long offset, int length, bool write)
+    {
+        long end = offset + length;
+        for (int op = 0; op < _opCount; op++)
+        {
+            if (!write && !_opWrite[op]) continue;
+            if (offset < _opOffset[op] + _opLength[op] && _opOffset[op] < end) return true;
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// Loop thread: starts what is queued, waits for all of it (a queue exists only where nothing waits for a device)
+    /// and sets its requests aside for <see cref="AnswerDone"/>; a write is answered only after its result. Never throws:
+    /// a failing queue fails what it held with Error and is closed (the file then goes on without it).
+    /// </summary>
+    private void SubmitQueued()
+    {
+        var queue = _queue;
+        if (queue == null || _opCount == 0) return;
+        if (_opCount < queue.MinimumBatch) RunSmallBatch();
+        else try
+        {
+            for (int op = 0; op < _opCount; op++)
+            {
+                if (_opWrite[op]) queue.QueueWrite(_opAddress[op], _opLength[op], _opOffset[op], op);
+                else queue.QueueRead(_opAddress[op], _opLength[op], _opOffset[op], op);
+            }
+            queue.SubmitAndWait();
+            while (queue.TryReap(out int tag, out int res))
+            {
+                if ((uint)tag < (uint)_opCount) Finish(tag, res);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or InvalidOperationException or ObjectDisposedException)
+        {
+            for (int op = 0; op < _opCount; op++)
+                if (!_opDone[op]) _batchStatus[_opRequest[op]] = BlkifStatus.Error;
+            _queue = null;
+            _queueRefused = true;
+            _runtime?.Report(TapDiagnosticLevel.Error, null, $"{Path}: the submission queue failed, going on without it: {ex.Message}");
+            try { queue.Dispose(); } catch (IOException) { }
+        }
+        for (int op = 0; op < _opCount; op++)
+            if (!_opDone[op]) _batchStatus[_opRequest[op]] = BlkifStatus.Error;
+        int count = _batchCount;
+        _opCount = 0;
+        _batchCount = 0;
+        for (int i = 0; i < count; i++)
+        {
+            _doneRequests.Add(_batchRequests[i]!);
+            _doneStatus.Add(_batchStatus[i]);
+            _batchRequests[i] = null;
+        }
+    }
+
+    /// <summary>
+    /// Loop thread: answers the requests of completed batches: at once within the pass (<paramref name="inPass"/>, from
+    /// the before-publish handler), or posted to the loop's next pass (at close, outside a pass).
+    /// </summary>
+    private void AnswerDone(bool inPass)
+    {
+        for (int i = 0; i < _doneRequests.Count; i++)
+        {
+            var r = _doneRequests[i];
+            if (inPass) r.Runtime.CompleteStolen(r, _doneStatus[i]);
+            else r.Runtime.InjectResponse(r, _doneStatus[i]);
+        }
+        _doneRequests.Clear();
+        _doneStatus.Clear();
+    }
+
+    /// <summary>Loop thread, or any once the loop has stopped: completes the batch and answers everything (posted).</summary>
+    private void CompleteQueued()
+    {
+        SubmitQueued();
+        AnswerDone(inPass: false);
+    }
+
+    /// <summary>A batch smaller than <see cref="IStorageQueue.MinimumBatch"/>: each operation with one pread or pwrite (what <see cref="Finish"/> does for the rest of a short transfer).</summary>
+    private void RunSmallBatch()
+    {
+        for (int op = 0; op < _opCount; op++) Finish(op, 0);
+    }
+
+    /// <summary>One operation's result: short transfers are finished with the blocking calls (a read past the end reads as zeroes).</summary>
+    private unsafe void Finish(int op, int res)
+    {
+        _opDone[op] = true;
+        int slot = _opRequest[op];
+        int length = _opLength[op];
+        if (res < 0) { _batchStatus[slot] = BlkifStatus.Error; return; }
+        if (res >= length) return;
+        try
+        {
+            if (_opWrite[op]) _file.Write(new ReadOnlySpan<byte>((byte*)_opAddress[op] + res, length - res), _opOffset[op] + res);
+            else _file.ReadFully(new Span<byte>((byte*)_opAddress[op] + res, length - res), _opOffset[op] + res);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { _batchStatus[slot] = BlkifStatus.Error; }
+    }
+
+    /// <summary>The end of the pass that queued the batch, before its responses are published: submitted and answered then.</summary>
+    private sealed class PassEnd(FileBlockDevice device) : IEndOfPassHandler
+    {
+        public void OnEndOfPass()
+        {
+            device._passEndScheduled = false;
+            device.SubmitQueued();
+            device.AnswerDone(inPass: true);
+        }
+    }
+}
