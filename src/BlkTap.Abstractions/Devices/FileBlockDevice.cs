@@ -20,9 +20,8 @@ namespace BlkTap;
 /// <para>
 /// On a file with a submission queue (<see cref="IQueuedStorageFile"/>: io_uring on a file in memory) reads and plain
 /// writes are queued instead, one operation per contiguous run, and the pass's batch starts with one system call at the
-/// end of the pass (<see cref="TapRuntime.RunAtEndOfPass"/>; sooner when the batch is full or a run overlaps a queued
-/// write); the pass's requests are answered there, before its responses are published, so they leave in the pass that took them. Before anything goes to
-/// the lane the batch is submitted and waited for, so a flush, FUA write or barrier covers every write answered before it.
+/// end of the pass, before the pass's responses are published (sooner when the batch is full or a run overlaps a queued
+/// write), so its requests leave in the pass that took them. Before anything goes to the lane the batch is submitted and waited for, so a flush, FUA write or barrier covers every write answered before it.
 /// </para>
 /// <para>Owns the file: <see cref="Dispose"/> runs what the lane holds, stops it and closes the file.</para>
 /// </remarks>
