@@ -22,7 +22,7 @@ public sealed class ImgTapFactory : ITapFactory
     [
         new("path", "image file; without it each session's image identifier (params) is the path"),
         new("readonly", "answer writes with ERROR (default false)"),
-        new("uring", "on a file in memory (tmpfs, ramfs), start each loop pass's reads and writes with one io_uring_enter (default true; false: one pread/pwrite each)"),
+        new("uring", "on a file in memory (tmpfs, ramfs), start each loop pass's reads and writes with one io_uring_enter (default false: one pread/pwrite each; true pays off only on a busy host, docs/architecture.md)"),
     ];
 
     /// <inheritdoc/>
@@ -31,15 +31,15 @@ public sealed class ImgTapFactory : ITapFactory
         var path = spec.Get("path");
         var storage = TapStorage.Of(context);
         if (path != null && !storage.FileExists(path)) throw new ChainSpecException($"tap 'img': image file '{path}' does not exist");
-        return new ImgTap(path, spec.GetBool("readonly", false), storage, spec.GetBool("uring", true));
+        return new ImgTap(path, spec.GetBool("readonly", false), storage, spec.GetBool("uring", false));
     }
 }
 
 /// <summary>
-/// The <c>img</c> tap. Hooks run on the loop thread. Each image is a <see cref="FileBlockDevice"/>: on a file in memory
-/// its reads and writes are queued on an io_uring and each pass's batch starts with one system call (option
-/// <c>uring</c>); otherwise reads and writes that need no waiting (page-cache hits through <c>preadv2(RWF_NOWAIT)</c>,
-/// files in memory without io_uring) are done on the loop;
+/// The <c>img</c> tap. Hooks run on the loop thread. Each image is a <see cref="FileBlockDevice"/>: reads and writes
+/// that need no waiting (page-cache hits through <c>preadv2(RWF_NOWAIT)</c>, files in memory) are done on the loop
+/// (with option <c>uring</c>, a file in memory has them queued on an io_uring, each pass's batch started with one
+/// system call);
 /// the rest (cache misses, writes the file system cannot promise not to block, flushes, FUA writes, barriers,
 /// discards) goes to the image's own worker thread and is answered from there, so a slow image stalls only its own
 /// sessions (docs/architecture.md, "Storage I/O: what runs where"; see <c>aio</c> for a thread-pool terminator).
@@ -55,9 +55,10 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
 
     /// <summary>
     /// Creates the tap; its images are opened on <paramref name="storage"/> (null: the OS's files). With
-    /// <paramref name="uring"/> a file that offers a submission queue (io_uring on tmpfs, ramfs) is served through it.
+    /// <paramref name="uring"/> a file that offers a submission queue (io_uring on tmpfs, ramfs) is served through it
+    /// (off by default: on an idle host the kernel's hand-off to its io-wq workers costs more than it saves).
     /// </summary>
-    public ImgTap(string? path, bool readOnly, IStorageProvider? storage = null, bool uring = true) : base("img")
+    public ImgTap(string? path, bool readOnly, IStorageProvider? storage = null, bool uring = false) : base("img")
     {
         _uring = uring;
         _path = path;

@@ -40,7 +40,7 @@ public class QueuedPathTests
     {
         var path = Image(8L << 20);
         var storage = new WrappingStorage((_, f) => new QueueFile((INoWaitStorageFile)f, _ => null, "io_uring_setup failed: errno 1 (test)"));
-        var img = new ImgTap(path, readOnly: false, storage);
+        var img = new ImgTap(path, readOnly: false, storage, uring: true);
         var diagnostics = new List<string>();
         await using (var rig = await Start(2, img, diagnostics))
         {
@@ -60,7 +60,7 @@ public class QueuedPathTests
         var path = Image(8L << 20);
         CountingQueue? counting = null;
         var storage = new WrappingStorage((_, f) => new QueueFile((INoWaitStorageFile)f, real => counting = new CountingQueue(real!), null));
-        var img = new ImgTap(path, readOnly: false, storage);
+        var img = new ImgTap(path, readOnly: false, storage, uring: true);
         var diagnostics = new List<string>();
         await using (var rig = await Start(2, img, diagnostics))
         {
@@ -78,7 +78,7 @@ public class QueuedPathTests
         var path = Image(4L << 20);
         FailingQueue? failing = null;
         var storage = new WrappingStorage((_, f) => new QueueFile((INoWaitStorageFile)f, real => failing = new FailingQueue(real!), null));
-        var img = new ImgTap(path, readOnly: false, storage);
+        var img = new ImgTap(path, readOnly: false, storage, uring: true);
         var diagnostics = new List<string>();
         await using (var rig = await Start(1, img, diagnostics))
         {
