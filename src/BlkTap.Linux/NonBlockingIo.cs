@@ -40,6 +40,19 @@ public static class NonBlockingIo
         }
     }
 
+    /// <summary>
+    /// Sends <paramref name="count"/> bytes of <paramref name="file"/> from <paramref name="offset"/> with one
+    /// sendfile(2): the page cache's pages go to the socket by reference, with no copy through user memory. Returns the
+    /// bytes sent (possibly fewer than asked), 0 when the file ends at <paramref name="offset"/>, or -errno.
+    /// </summary>
+    /// <remarks>
+    /// A file on a disk may make the call wait for the disk even on a non-blocking socket; callers on a loop use it only
+    /// for files in memory (<see cref="Storage.LinuxStorageFile.InMemory"/>). The caller keeps <paramref name="file"/>
+    /// open during the call (a <see cref="Microsoft.Win32.SafeHandles.SafeFileHandle"/> is also referenced by the call itself).
+    /// </remarks>
+    public static long SendFile(int socket, Microsoft.Win32.SafeHandles.SafeFileHandle file, long offset, int count) =>
+        Libc.Sendfile(socket, file, offset, (nuint)count);
+
     /// <summary>The system's name for a negative result (for example "EPIPE (the peer closed the connection)" or "errno 5").</summary>
     public static string Describe(long result) => Errno.Describe(-result);
 }

@@ -28,6 +28,7 @@ public sealed class NbdServer : IAsyncDisposable
     private readonly EventLoop _loop;
     private readonly bool _ownsLoop;
     private Task? _loopTask;
+    private readonly Internal.NbdServerCounters _counters = new();
 
     /// <summary>Creates a server over a provider.</summary>
     public NbdServer(INbdExportProvider provider, NbdServerOptions? options = null)
@@ -50,6 +51,13 @@ public sealed class NbdServer : IAsyncDisposable
             _ownsLoop = true;
         }
     }
+
+    /// <summary>
+    /// Read replies so far whose data went from the image file to the socket with sendfile(2), not through a buffer:
+    /// on the direct path (<see cref="ServesOnChainLoop"/>), reads of at least 32 KiB from a terminator that answers
+    /// with a file range (<c>img</c> on a file in memory) when no other hook is in the chain. Thread-safe.
+    /// </summary>
+    public long RepliesSentFromFile => _counters.RepliesFromFile;
 
     /// <summary>True when connections run on the chain's own loop (no thread hand-off per request).</summary>
     public bool ServesOnChainLoop => !_ownsLoop;
@@ -116,7 +124,7 @@ public sealed class NbdServer : IAsyncDisposable
             }
             if (client.AddressFamily != AddressFamily.Unix) client.NoDelay = true;
             long id = Interlocked.Increment(ref _nextId);
-            var conn = new NbdServerConnection(client, id, _provider, _options, _loop, _stop.Token, _abort.Token);
+            var conn = new NbdServerConnection(client, id, _provider, _options, _loop, _counters, _stop.Token, _abort.Token);
             lock (_lock)
             {
                 // The tracked task ends after the connection has left the set, so StopAsync sees none left.

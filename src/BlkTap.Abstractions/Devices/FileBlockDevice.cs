@@ -23,6 +23,11 @@ namespace BlkTap;
 /// end of the pass, before the pass's responses are published (sooner when the batch is full or a run overlaps a queued
 /// write), so its requests leave in the pass that took them. Before anything goes to the lane the batch is submitted and waited for, so a flush, FUA write or barrier covers every write answered before it.
 /// </para>
+/// <para>
+/// A read that allows a file reference (<see cref="TapRequest.FileReferenceAllowed"/>: the NBD export's large reads
+/// with no other hook in the chain) is answered with its range of the file when the file lends its handle
+/// (<see cref="IReferenceableStorageFile"/>, a file in memory); the export then sends it with sendfile.
+/// </para>
 /// <para>Owns the file: <see cref="Dispose"/> runs what the lane holds, stops it and closes the file.</para>
 /// </remarks>
 public sealed partial class FileBlockDevice : IBlockDevice
@@ -64,6 +69,7 @@ public sealed partial class FileBlockDevice : IBlockDevice
             switch (request.Operation)
             {
                 case BlkifOperation.Read:
+                    if (request.FileReferenceAllowed && TryReference(request)) return HookResult.Respond;
                     if (TryQueue(request, write: false, out var queued)) return queued;
                     if (TryReadNoWait(request)) return HookResult.Respond;
                     break;
@@ -135,6 +141,25 @@ public sealed partial class FileBlockDevice : IBlockDevice
             }
         }
         catch (IOException) { request.Status = BlkifStatus.Error; return true; }
+        request.Status = BlkifStatus.Okay;
+        return true;
+    }
+
+    /// <summary>
+    /// Answers a read by naming its range of the file (<see cref="TapRequest.ReferenceFile"/>) when the file lends its
+    /// handle (in memory) and the request is one run on disk; false: serve it as usual. No data is copied here: the
+    /// transport sends the range itself, and past a file shrunk under us it sends zeroes, as a read here would give.
+    /// </summary>
+    private bool TryReference(TapRequest request)
+    {
+        if (_file is not IReferenceableStorageFile { ReferenceHandle: { } handle }) return false;
+        var segments = request.Segments;
+        if (segments.IsEmpty) return false;
+        int i = 0;
+        var run = BlockDeviceHook.NextRun(segments, ref i);
+        if (i != segments.Length) return false;
+        if (!InRange(run.Sector, run.Length)) { request.Status = BlkifStatus.Error; return true; }
+        request.ReferenceFile(handle, (long)run.Sector * BlkifConstants.SectorSize);
         request.Status = BlkifStatus.Okay;
         return true;
     }

@@ -26,6 +26,20 @@ public sealed class BufferRequest
     public ulong UserToken { get; set; }
     /// <summary>The outcome, set before <see cref="Completed"/> runs.</summary>
     public BlkifStatus Status { get; set; }
+    /// <summary>
+    /// For reads: the submitter can send the data from a file itself, so the chain may answer with a file range
+    /// (<see cref="FileHandle"/>, <see cref="FileOffset"/>) instead of filling <see cref="Data"/>. Honoured only when
+    /// no hook but the terminator can see the data (<see cref="TapRequest.FileReferenceAllowed"/>).
+    /// </summary>
+    public bool AcceptFileReference { get; set; }
+    /// <summary>
+    /// Set on completion: the file holding the read's <see cref="Length"/> bytes from <see cref="FileOffset"/>, when
+    /// the chain answered by reference (<see cref="Data"/> was not written); null otherwise. A file in memory, open
+    /// while the session is attached.
+    /// </summary>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle? FileHandle { get; set; }
+    /// <summary>Byte offset of the data in <see cref="FileHandle"/>.</summary>
+    public long FileOffset { get; set; }
     /// <summary>Runs on the loop thread when the request is answered; must not block.</summary>
     public Action<BufferRequest>? Completed { get; set; }
 }
@@ -79,6 +93,7 @@ public sealed class BufferSession : TapSession
     {
         var runtime = Runtime;
         var r = runtime.RentRequest(this, b.UserToken, b.Operation, b.Sector);
+        b.FileHandle = null;
         if (!IsOpen) { b.Status = BlkifStatus.Error; Done(b); runtime.ReturnUnsubmitted(r); return; }
         r.TransportObject = b;
         var status = RequestAdmission.Admit(r, b.Operation, b.Sector, b.Length, b.Data != 0, b.DiscardSectors, b.ForceUnitAccess);
@@ -87,6 +102,7 @@ public sealed class BufferSession : TapSession
         if (b.Operation != BlkifOperation.Discard)
             for (int at = 0; at < b.Length; at += BlkifConstants.PageSize)
                 RequestAdmission.AddSegment(r, b.Data + at, Math.Min(BlkifConstants.PageSize, b.Length - at));
+        r.FileReferenceAllowed = b.AcceptFileReference && b.Operation == BlkifOperation.Read && runtime.DataSeenOnlyByTerminator;
         runtime.Submit(r);
     }
 
@@ -96,6 +112,11 @@ public sealed class BufferSession : TapSession
         if (request.TransportObject is not BufferRequest b) return;
         request.TransportObject = null;
         b.Status = request.Status;
+        if (request.FileReference != null && request.Status == BlkifStatus.Okay)
+        {
+            b.FileHandle = request.FileReference;
+            b.FileOffset = request.FileReferenceOffset;
+        }
         Done(b);
     }
 

@@ -148,6 +148,36 @@ public sealed class TapRequest
     /// <summary>Status carried by a queued injection.</summary>
     internal BlkifStatus PendingStatus;
 
+    /// <summary>
+    /// True when this read may be answered by naming where its bytes lie in a file (<see cref="ReferenceFile"/>)
+    /// instead of copying them into the segments: its transport sends file ranges itself (the NBD export, with
+    /// sendfile), and no other hook can see the data, because the hook serving it is the runtime's only request hook and
+    /// there are no response hooks. Set by the runtime before the first hook runs; never true for a ring's request.
+    /// </summary>
+    public bool FileReferenceAllowed { get; internal set; }
+
+    /// <summary>The file named by <see cref="ReferenceFile"/> (null: the data, if any, is in the segments).</summary>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle? FileReference { get; private set; }
+
+    /// <summary>Byte offset in <see cref="FileReference"/> of the request's first byte.</summary>
+    public long FileReferenceOffset { get; private set; }
+
+    /// <summary>
+    /// Loop thread, by the hook answering a read whose <see cref="FileReferenceAllowed"/> is true: the request's
+    /// <see cref="ByteCount"/> bytes are <paramref name="file"/>'s from <paramref name="offset"/>; the segments are left
+    /// as they are. The file must live in memory (the transport's send must not wait for a disk) and stay open until
+    /// the request's session detaches.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The request does not allow a reference.</exception>
+    public void ReferenceFile(Microsoft.Win32.SafeHandles.SafeFileHandle file, long offset)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        if (!FileReferenceAllowed) throw new InvalidOperationException($"{this} does not allow a file reference (see FileReferenceAllowed)");
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        FileReference = file;
+        FileReferenceOffset = offset;
+    }
+
     /// <summary>A transport's private value (a mapping handle).</summary>
     internal long TransportHandle;
 
@@ -171,6 +201,9 @@ public sealed class TapRequest
         NextHook = 0;
         TransportHandle = 0;
         TransportObject = null;
+        FileReferenceAllowed = false;
+        FileReference = null;
+        FileReferenceOffset = 0;
         _tagOwners = default;
     }
 
@@ -189,6 +222,7 @@ public sealed class TapRequest
     internal void Release()
     {
         Session = null!;
+        FileReference = null;
         _tagOwners = default;
         SegmentCount = 0;
     }

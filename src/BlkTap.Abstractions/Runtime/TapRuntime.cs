@@ -108,6 +108,12 @@ public sealed partial class TapRuntime : IDisposable
     /// <summary>Names of the response hooks in order.</summary>
     public IReadOnlyList<string> ResponseHookNames => _responseHooks.ConvertAll(h => h.Name);
 
+    /// <summary>
+    /// True when no hook but the one serving a request can see its data: exactly one request hook, no response hook and
+    /// no backend (the condition for <see cref="TapRequest.FileReferenceAllowed"/>). Loop thread.
+    /// </summary>
+    internal bool DataSeenOnlyByTerminator => _requestChain.Length == 1 && _responseChain.Length == 0 && Backend == null;
+
     /// <summary>Adds a control hook at the end of the control chain (blktap_register_ctrl_hook).</summary>
     public void RegisterControlHook(string name, IControlHook hook)
     {

@@ -17,12 +17,16 @@ namespace BlkTap.Linux.Storage;
 /// (ext4 buffered writes on this kernel) turns that direction off for the file, so its writes always go to a worker.
 /// </para>
 /// <para>
+/// Referenced (<see cref="IReferenceableStorageFile"/>): a file in memory lends its handle, so the NBD export sends a
+/// large read's bytes from the page cache with sendfile instead of reading them into a buffer and writing that.
+/// </para>
+/// <para>
 /// Queued (<see cref="IQueuedStorageFile"/>): a file in memory offers an io_uring (<see cref="UringQueue"/>), so a loop
 /// starts a whole pass's reads and writes with one system call; other files offer none (a queued read missing the page
 /// cache would hold the loop in <see cref="IStorageQueue.SubmitAndWait"/>).
 /// </para>
 /// </remarks>
-public sealed class LinuxStorageFile : INoWaitStorageFile, IQueuedStorageFile
+public sealed class LinuxStorageFile : INoWaitStorageFile, IQueuedStorageFile, IReferenceableStorageFile
 {
     private readonly SafeFileHandle _handle;
     private readonly FileStream _syncer;
@@ -43,6 +47,9 @@ public sealed class LinuxStorageFile : INoWaitStorageFile, IQueuedStorageFile
 
     /// <summary>True when the file lives in memory (tmpfs, ramfs): its reads and writes never wait for a device.</summary>
     public bool InMemory => _inMemory;
+
+    /// <inheritdoc/>
+    public SafeFileHandle? ReferenceHandle => _inMemory ? _handle : null;
 
     /// <inheritdoc/>
     public string Path { get; }

@@ -16,17 +16,37 @@ internal sealed unsafe partial class NbdLoopTransmission
         r.ForceUnitAccess = fua;
         r.DiscardSectors = 0;
         r.Status = BlkifStatus.Okay;
+        r.AcceptFileReference = op == BlkifOperation.Read && r.Length >= FileReplyMinimum;
         _direct!.SubmitOnLoop(r);
     }
 
     /// <summary>Loop thread: a direct request was answered by the chain.</summary>
-    internal void CompleteDirect(NbdSlot slot, BlkifStatus status) =>
+    internal void CompleteDirect(NbdSlot slot, BlkifStatus status)
+    {
+        if (status == BlkifStatus.Okay && slot.Request.FileHandle is { } file && !HoldFile(slot, file)) status = BlkifStatus.Error;
         Finish(slot, status switch
         {
             BlkifStatus.Okay => NbdError.None,
             BlkifStatus.NotSupported => NbdError.ENOTSUP,
             _ => NbdError.EIO,
         });
+    }
+
+    /// <summary>Keeps the file of a read answered by reference open until its reply is sent; false when it is already closed.</summary>
+    private bool HoldFile(NbdSlot slot, Microsoft.Win32.SafeHandles.SafeFileHandle file)
+    {
+        bool added = false;
+        try { file.DangerousAddRef(ref added); }
+        catch (ObjectDisposedException) { }
+        if (!added)
+        {
+            _log("the image was closed before a read's data could be sent; answering EIO");
+            return false;
+        }
+        slot.File = file;
+        slot.FileOffset = slot.Request.FileOffset;
+        return true;
+    }
 
     private void Track(NbdSlot slot, ValueTask<int> pending)
     {
@@ -90,6 +110,13 @@ internal sealed unsafe partial class NbdLoopTransmission
         _writeBlocked = false;
         while (_outCount > 0)
         {
+            var head = _out[_outHead]!;
+            if (head.File != null && _outOffset >= NbdMagic.SimpleReplyHeaderSize)
+            {
+                // The head's header is out: its data goes from the file.
+                if (!SendFromFile(head)) break;
+                continue;
+            }
             int segs = 0;
             long total = 0;
             for (int i = 0; i < _outCount && segs + 2 <= MaxSegments; i++)
@@ -100,11 +127,16 @@ internal sealed unsafe partial class NbdLoopTransmission
                 if (skip < NbdMagic.SimpleReplyHeaderSize)
                 {
                     _iov[segs++] = new IoSegment { Address = (nint)(s.Header + skip), Length = NbdMagic.SimpleReplyHeaderSize - skip };
+                    total += NbdMagic.SimpleReplyHeaderSize - skip;
                     skip = NbdMagic.SimpleReplyHeaderSize;
                 }
+                // A reply whose data is in a file ends the gathered write at its header; sendfile sends the rest.
+                if (s.File != null) break;
                 if (len > skip)
+                {
                     _iov[segs++] = new IoSegment { Address = s.Data + (skip - NbdMagic.SimpleReplyHeaderSize), Length = len - skip };
-                total += len - (i == 0 ? _outOffset : 0);
+                    total += len - skip;
+                }
             }
             long n = NonBlockingIo.WriteGather(_fd, new ReadOnlySpan<IoSegment>(_iov, segs));
             if (n == NonBlockingIo.WouldBlock) { _writeBlocked = true; break; }
@@ -123,6 +155,35 @@ internal sealed unsafe partial class NbdLoopTransmission
             Pump();
         }
         else UpdateInterest();
+    }
+
+    /// <summary>
+    /// Sends what is left of the head reply's data from its file; false when the socket is full (or the connection
+    /// died). A file that ends early (shrunk under the export) sends zeroes for the rest, as a read into a buffer would.
+    /// </summary>
+    private bool SendFromFile(NbdSlot head)
+    {
+        int done = _outOffset - NbdMagic.SimpleReplyHeaderSize;
+        int rest = (int)head.Command.Length - done;
+        long n = NonBlockingIo.SendFile(_fd, head.File!, head.FileOffset + done, rest);
+        if (n == NonBlockingIo.WouldBlock) { _writeBlocked = true; return false; }
+        if (n == 0)
+        {
+            // Past the file's end: zeroes from the slot's buffer, sent by the gathered write.
+            new Span<byte>((byte*)head.Data + done, rest).Clear();
+            head.DropFile();
+            return true;
+        }
+        if (n < 0)
+        {
+            _log($"sendfile failed: {NonBlockingIo.Describe(n)}");
+            Dead();
+            return false;
+        }
+        if (n == rest) _counters?.ReplyFromFile();
+        Consume(n);
+        if (n < rest) { _writeBlocked = true; return false; }
+        return true;
     }
 
     private void Consume(long n)

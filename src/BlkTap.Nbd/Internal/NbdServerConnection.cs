@@ -23,6 +23,7 @@ internal sealed class NbdServerConnection
     private readonly INbdExportProvider _provider;
     private readonly NbdServerOptions _options;
     private readonly EventLoop _loop;
+    private readonly NbdServerCounters _counters;
     private readonly CancellationToken _serverStop;
     private readonly CancellationToken _abort;
     private readonly string _remote;
@@ -39,13 +40,14 @@ internal sealed class NbdServerConnection
     // serverStop: stop reading new requests and options (graceful stop).
     // abort: abandon pending replies (a stop that ran out of patience).
     public NbdServerConnection(Socket socket, long id, INbdExportProvider provider, NbdServerOptions options, EventLoop loop,
-        CancellationToken serverStop, CancellationToken abort)
+        NbdServerCounters counters, CancellationToken serverStop, CancellationToken abort)
     {
         _socket = socket;
         _id = id;
         _provider = provider;
         _options = options;
         _loop = loop;
+        _counters = counters;
         _serverStop = serverStop;
         _abort = abort;
         _remote = socket.RemoteEndPoint?.ToString() is { Length: > 0 } r ? r : "unix";
@@ -81,7 +83,7 @@ internal sealed class NbdServerConnection
                 // net.core.wmem_max; failure is harmless).
                 try { _socket.SendBufferSize = Math.Max(_socket.SendBufferSize, 4 << 20); } catch (SocketException) { }
                 tx = new NbdLoopTransmission(_loop, (int)_socket.Handle, _backend!, _options.MaxInFlightPerConnection,
-                    _reader.Leftover, Log, _abort);
+                    _reader.Leftover, Log, _abort, _counters);
                 lock (_gate)
                 {
                     _transmission = tx;
