@@ -13,6 +13,7 @@ namespace BlkTap;
 public sealed class BackRing
 {
     private readonly SharedRingMemory _shared;
+    private readonly int _entrySize; // Layout.RingEntrySize, computed once (it is on every request's path)
 
     /// <summary>Creates a view of the ring at <paramref name="address"/> (BACK_RING_INIT).</summary>
     public BackRing(nint address, int length, BlkifLayout layout)
@@ -29,7 +30,8 @@ public sealed class BackRing
     {
         _shared = new SharedRingMemory(address, length);
         Layout = layout;
-        Size = SharedRingLayout.EntryCount(length, layout.RingEntrySize);
+        _entrySize = layout.RingEntrySize;
+        Size = SharedRingLayout.EntryCount(length, _entrySize);
         RequestConsumer = index;
         ResponseProducerPrivate = index;
     }
@@ -89,7 +91,7 @@ public sealed class BackRing
         // NOTE: ring.h RING_REQUEST_CONS_OVERFLOW: consuming a slot whose response is still owed would
         // let the next response overwrite an unread request.
         if (Outstanding >= Size) throw new InvalidOperationException($"all {Size} ring slots hold unanswered requests; answer one before taking another");
-        BlkifCodec.DecodeRequest(_shared.Entry(RequestConsumer, Size, Layout.RingEntrySize), Layout, out request);
+        BlkifCodec.DecodeRequest(_shared.Entry(RequestConsumer, Size, _entrySize), Layout, out request);
         RequestConsumer++;
     }
 
@@ -97,7 +99,7 @@ public sealed class BackRing
     public void EnqueueResponse(in BlkifResponse response)
     {
         if (Outstanding == 0) throw new InvalidOperationException("no outstanding request to answer");
-        BlkifCodec.EncodeResponse(response, Layout, _shared.Entry(ResponseProducerPrivate, Size, Layout.RingEntrySize));
+        BlkifCodec.EncodeResponse(response, Layout, _shared.Entry(ResponseProducerPrivate, Size, _entrySize));
         ResponseProducerPrivate++;
     }
 

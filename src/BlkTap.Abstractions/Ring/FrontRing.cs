@@ -12,6 +12,7 @@ namespace BlkTap;
 public sealed class FrontRing
 {
     private readonly SharedRingMemory _shared;
+    private readonly int _entrySize; // Layout.RingEntrySize, computed once (it is on every request's path)
 
     /// <summary>Creates a view of the ring at <paramref name="address"/> (FRONT_RING_INIT).</summary>
     /// <param name="address">The first byte of the shared ring.</param>
@@ -33,7 +34,8 @@ public sealed class FrontRing
     {
         _shared = new SharedRingMemory(address, length);
         Layout = layout;
-        Size = SharedRingLayout.EntryCount(length, layout.RingEntrySize);
+        _entrySize = layout.RingEntrySize;
+        Size = SharedRingLayout.EntryCount(length, _entrySize);
         RequestProducerPrivate = index;
         ResponseConsumer = index;
     }
@@ -60,7 +62,7 @@ public sealed class FrontRing
     public bool IsFull => FreeRequests == 0;
 
     /// <summary>The slot for the next request; call <see cref="CommitRequest"/> after filling it.</summary>
-    public Span<byte> NextRequestSlot() => _shared.Entry(RequestProducerPrivate, Size, Layout.RingEntrySize);
+    public Span<byte> NextRequestSlot() => _shared.Entry(RequestProducerPrivate, Size, _entrySize);
 
     /// <summary>Encodes <paramref name="request"/> into the next slot and advances req_prod_pvt.</summary>
     public void EnqueueRequest(in BlkifRequest request)
@@ -105,7 +107,7 @@ public sealed class FrontRing
     public BlkifResponse TakeResponse()
     {
         if (ResponseConsumer == RequestProducerPrivate) throw new InvalidOperationException("no outstanding request: there is no response to take");
-        var r = BlkifCodec.DecodeResponse(_shared.Entry(ResponseConsumer, Size, Layout.RingEntrySize), Layout);
+        var r = BlkifCodec.DecodeResponse(_shared.Entry(ResponseConsumer, Size, _entrySize), Layout);
         ResponseConsumer++;
         return r;
     }
