@@ -26,6 +26,7 @@ internal static class CProbe
         #include <sys/mman.h>
         #include <sys/ioctl.h>
         #include <sys/socket.h>
+        #include <sys/sendfile.h>
         #include <sys/epoll.h>
         #include <sys/eventfd.h>
         #include <linux/falloc.h>

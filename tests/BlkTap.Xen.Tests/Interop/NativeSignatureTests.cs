@@ -37,6 +37,7 @@ public class NativeSignatureTests
         ["fsync"] = "int (*)(int)",
         ["preadv2"] = "ssize_t (*)(int, const struct iovec *, int, off_t, int)",
         ["pwritev2"] = "ssize_t (*)(int, const struct iovec *, int, off_t, int)",
+        ["sendfile64"] = "ssize_t (*)(int, int, off64_t *, size_t)",
         ["fstatfs"] = "int (*)(int, struct statfs *)",
         ["epoll_create1"] = "int (*)(int)",
         ["epoll_ctl"] = "int (*)(int, int, int, struct epoll_event *)",
