@@ -61,11 +61,17 @@ public class CrashConsistencyTests
             for (int kill = 0; kill < kills; kill++)
             {
                 int delayMs = random.Next(5, 150);
+                bool killed;
                 using (var client = new NbdBlockingClient(uri) { Timeout = TimeSpan.FromSeconds(60) })
                 {
                     var acked = new List<(int Block, ulong Gen)>();
                     var victim = serve;
-                    var killer = Task.Run(() => { Thread.Sleep(delayMs); if (!victim.HasExited) Peers.Run("kill", ["-KILL", victim.Pid.ToString()]); });
+                    // True when SIGKILL went to the live server (kill(1) succeeded): a crash happened mid-workload.
+                    var killer = Task.Run(() =>
+                    {
+                        Thread.Sleep(delayMs);
+                        return !victim.HasExited && Peers.Run("kill", ["-KILL", victim.Pid.ToString()]).ExitCode == 0;
+                    });
                     var buffer = new byte[BlockSize];
                     while (true)
                     {
@@ -87,9 +93,14 @@ public class CrashConsistencyTests
                         writes++;
                         acked.Add((block, gen));
                     }
-                    killer.Wait();
+                    killed = killer.Result;
                 }
-                Assert.That(serve.WaitExit(TimeSpan.FromSeconds(60)), Is.Not.EqualTo(0), $"the server was killed (kill {kill + 1}, {delayMs} ms in)\n{serve.Output}");
+                int exit = serve.WaitExit(TimeSpan.FromSeconds(60));
+                // A server that exited 0 without being killed stopped by itself: a bug. A killed one must not report 0; once
+                // in a full suite run (never alone) the test host reported 0 for a server it had just killed with SIGKILL
+                // (stderr showed no shutdown at all), so that case is reported, and the data check below still runs.
+                Assert.That(exit != 0 || killed, Is.True, $"the server exited {exit} by itself before kill {kill + 1} ({delayMs} ms in)\n{serve.Output}");
+                if (exit == 0) TestContext.Out.WriteLine($"kill {kill + 1}: SIGKILL was delivered, yet the exit status read back is 0");
                 serve.Dispose();
 
                 serve = Start(args);
