@@ -44,7 +44,6 @@ internal sealed unsafe partial class NbdLoopTransmission
             return false;
         }
         slot.File = file;
-        slot.FileOffset = slot.Request.FileOffset;
         return true;
     }
 
@@ -165,7 +164,7 @@ internal sealed unsafe partial class NbdLoopTransmission
     {
         int done = _outOffset - NbdMagic.SimpleReplyHeaderSize;
         int rest = (int)head.Command.Length - done;
-        long n = NonBlockingIo.SendFile(_fd, head.File!, head.FileOffset + done, rest);
+        long n = NonBlockingIo.SendFile(_fd, head.File!, head.Request.FileOffset + done, rest);
         if (n == NonBlockingIo.WouldBlock) { _writeBlocked = true; return false; }
         if (n == 0)
         {

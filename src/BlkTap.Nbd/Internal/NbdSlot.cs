@@ -54,13 +54,10 @@ internal sealed unsafe class NbdSlot
 
     /// <summary>
     /// For a read the chain answered with a file range: the file (referenced with DangerousAddRef until
-    /// <see cref="DropFile"/>) whose bytes from <see cref="FileOffset"/> are the reply's data; null: the data is in
-    /// <see cref="Data"/>.
+    /// <see cref="DropFile"/>) whose bytes from <see cref="Request"/>'s <see cref="BufferRequest.FileOffset"/> are the
+    /// reply's data; null: the data is in <see cref="Data"/>.
     /// </summary>
     public Microsoft.Win32.SafeHandles.SafeFileHandle? File;
-
-    /// <summary>Offset in <see cref="File"/> of the reply's first data byte.</summary>
-    public long FileOffset;
 
     /// <summary>Lets go of <see cref="File"/> (after the reply, or when it is dropped).</summary>
     public void DropFile()
