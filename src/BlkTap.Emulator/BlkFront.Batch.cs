@@ -61,11 +61,17 @@ public sealed partial class BlkFront
                     kind = BlkFrontOperationKind.Flush;
                     count = 0;
                     break;
+                case BlkFrontBatchOperation.ReadUncopied:
+                    if (r.SectorCount == 0) { _batchAnswered.Add((r.Token, BlkifStatus.Okay, false)); continue; }
+                    if (!r.Buffer.IsEmpty) throw new ArgumentException("an uncopied read takes no buffer (its length is SectorCount)", nameof(requests));
+                    kind = BlkFrontOperationKind.Read;
+                    count = r.SectorCount;
+                    break;
                 case BlkFrontBatchOperation.Discard:
-                    if (r.DiscardSectors == 0) { _batchAnswered.Add((r.Token, BlkifStatus.Okay, false)); continue; }
+                    if (r.SectorCount == 0) { _batchAnswered.Add((r.Token, BlkifStatus.Okay, false)); continue; }
                     if (!SupportsDiscard) { _batchAnswered.Add((r.Token, BlkifStatus.NotSupported, false)); continue; }
                     kind = BlkFrontOperationKind.Discard;
-                    count = r.DiscardSectors;
+                    count = r.SectorCount;
                     break;
                 default:
                     throw new ArgumentException($"unknown batch operation {r.Operation}", nameof(requests));

@@ -257,7 +257,8 @@ public sealed partial class BlkFront
         }
         // NOTE: blkif_rsp_to_req_status(): OKAY and EOPNOTSUPP are themselves, anything else is an error.
         var status = response.Status is BlkifStatus.Okay or BlkifStatus.NotSupported ? response.Status : BlkifStatus.Error;
-        if (op.Kind == BlkFrontOperationKind.Read && status == BlkifStatus.Okay)
+        // An uncopied batch read (BlkFrontBatchOperation.ReadUncopied) has no buffer: its data stays in the pages.
+        if (op.Kind == BlkFrontOperationKind.Read && status == BlkifStatus.Okay && !op.ReadBuffer.IsEmpty)
         {
             var target = op.ReadBuffer.Span;
             int offset = shadow.BufferOffset;

@@ -9,8 +9,14 @@ public enum BlkFrontBatchOperation : byte
     Write,
     /// <summary>BLKIF_OP_FLUSH_DISKCACHE.</summary>
     Flush,
-    /// <summary>BLKIF_OP_DISCARD of <see cref="BlkFrontBatchRequest.DiscardSectors"/> sectors.</summary>
+    /// <summary>BLKIF_OP_DISCARD of <see cref="BlkFrontBatchRequest.SectorCount"/> sectors.</summary>
     Discard,
+    /// <summary>
+    /// Read <see cref="BlkFrontBatchRequest.SectorCount"/> sectors from the sector and copy nothing out: the backend fills
+    /// the granted pages as for <see cref="Read"/>, the caller gets only the status. For a caller that makes reads happen
+    /// without looking at their data (a replay that does not verify), it saves the copy out of the pages.
+    /// </summary>
+    ReadUncopied,
 }
 
 /// <summary>
@@ -22,9 +28,9 @@ public enum BlkFrontBatchOperation : byte
 /// <param name="Sector">First 512-byte sector (reads, writes, discards).</param>
 /// <param name="Buffer">Reads: where the data goes; writes: the data. A multiple of 512 bytes; it must stay valid (and, for
 /// a write, unchanged) until the request completes. Empty for flushes and discards.</param>
-/// <param name="DiscardSectors">Discards: how many sectors.</param>
+/// <param name="SectorCount">Discards and uncopied reads: how many sectors (the buffer is empty).</param>
 /// <param name="Token">Handed back to <see cref="IBlkFrontBatchCompletion.OnCompleted"/> (the caller's slot or index).</param>
-public readonly record struct BlkFrontBatchRequest(BlkFrontBatchOperation Operation, ulong Sector, Memory<byte> Buffer, ulong DiscardSectors, long Token);
+public readonly record struct BlkFrontBatchRequest(BlkFrontBatchOperation Operation, ulong Sector, Memory<byte> Buffer, ulong SectorCount, long Token);
 
 /// <summary>Receives the completions of <see cref="BlkFront.SubmitBatch"/>.</summary>
 /// <remarks>

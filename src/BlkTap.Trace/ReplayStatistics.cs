@@ -77,6 +77,9 @@ public sealed class ReplayStatistics
     /// <summary>True when no request failed unexpectedly and every verified read matched.</summary>
     public bool Passed => Errors == 0 && Mismatches == 0;
 
+    /// <summary>True when reads are checked against the trace's own writes (the verify argument of the constructor).</summary>
+    public bool Verifies => _verify;
+
     /// <summary>The latency in microseconds at <paramref name="percentile"/> (0-100) of the operation at <paramref name="operation"/>; 0 when none completed.</summary>
     public double LatencyUs(int operation, double percentile)
     {

@@ -89,6 +89,67 @@ public class BlkFrontBatchTests
     }
 
     [Test]
+    public async Task SubmitBatch_ReadUncopied_BackendServesItAndTheStatusComesBack()
+    {
+        // A request hook ahead of mem counts the reads it is given, with their lengths: the uncopied reads reach the
+        // backend as ordinary reads of SectorCount sectors (one or two ring requests each).
+        long sectorsRead = 0;
+        int readRequests = 0;
+        await using var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions { Frontends = 1, RandomFirstSector = true }, rt =>
+        {
+            rt.RegisterRequestHook("count", new CountingHook(r =>
+            {
+                if (r.Operation != BlkifOperation.Read) return;
+                Interlocked.Increment(ref readRequests);
+                Interlocked.Add(ref sectorsRead, r.ByteCount / 512);
+            }));
+            var mem = new BlockDeviceHook(_ => new MemoryBlockDevice(8L << 20));
+            rt.RegisterControlHook("mem", mem);
+            rt.RegisterRequestHook("mem", mem);
+        });
+        var front = rig.Frontends[0];
+        ulong diskSectors = (8UL << 20) / 512;
+        var requests = new BlkFrontBatchRequest[]
+        {
+            new(BlkFrontBatchOperation.ReadUncopied, 0, default, 8, 1),
+            new(BlkFrontBatchOperation.ReadUncopied, 1000, default, 96, 2),           // 48 KiB: two ring requests
+            new(BlkFrontBatchOperation.ReadUncopied, diskSectors - 4, default, 8, 3), // runs past the end
+            new(BlkFrontBatchOperation.ReadUncopied, 0, default, 0, 4),               // nothing to read
+        };
+        var collector = new Collector();
+        long before = front.RequestsSubmitted;
+        OnScheduler(rig, () => front.SubmitBatch(requests, collector));
+        Waits.ForSignal(collector.Signal, () => collector.Count == requests.Length, "every uncopied read completing");
+        var byToken = collector.Done.ToDictionary(d => d.Token, d => d.Status);
+        Assert.That(byToken[1], Is.EqualTo(BlkifStatus.Okay));
+        Assert.That(byToken[2], Is.EqualTo(BlkifStatus.Okay));
+        Assert.That(byToken[3], Is.EqualTo(BlkifStatus.Error), "a read past the end fails as a copied one does");
+        Assert.That(byToken[4], Is.EqualTo(BlkifStatus.Okay));
+        Assert.That(front.RequestsSubmitted - before, Is.EqualTo(4), "8 sectors, 96 sectors in two parts, the read past the end");
+        long served = Waits.OnLoop(rig.Runtime, () => Interlocked.Read(ref sectorsRead));
+        Assert.That(served, Is.EqualTo(8 + 96), "the backend read exactly the sectors asked for (the failed one is rejected before any hook)");
+    }
+
+    [Test]
+    public async Task SubmitBatch_ReadUncopiedWithABuffer_Throws()
+    {
+        await using var rig = await Start();
+        var front = rig.Frontends[0];
+        var buffer = new byte[4096];
+        Assert.Throws<ArgumentException>(() => OnScheduler(rig, () =>
+            front.SubmitBatch([new BlkFrontBatchRequest(BlkFrontBatchOperation.ReadUncopied, 0, buffer, 8, 1)], new Collector())));
+    }
+
+    private sealed class CountingHook(Action<TapRequest> seen) : IRequestHook
+    {
+        public HookResult OnRequest(TapRequest request)
+        {
+            seen(request);
+            return HookResult.Pass;
+        }
+    }
+
+    [Test]
     public async Task SubmitBatch_AfterDisconnect_CompletesAtOnceWithFrontendFailure()
     {
         await using var rig = await Start();

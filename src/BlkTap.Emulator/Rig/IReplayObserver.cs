@@ -26,4 +26,19 @@ public interface IReplayObserver
     /// modifications completed before it.
     /// </summary>
     void OnCompleted(in ReplayCompletion completion, ReadOnlySpan<byte> readData);
+
+    /// <summary>
+    /// False when <see cref="OnCompleted"/> ignores what reads return: the batch path then reads with
+    /// <see cref="BlkFrontBatchOperation.ReadUncopied"/> (the frontend copies nothing out of its pages) and
+    /// <see cref="OnCompleted"/> gets an empty <c>readData</c> for every read. Default true. Read once, when a run starts.
+    /// </summary>
+    bool WantsReadData => true;
+
+    /// <summary>
+    /// False when write data need not differ from one write to the next: the batch path calls <see cref="FillWrite"/> for
+    /// a slot's buffer only when the slot's write is longer than what it filled before, and otherwise writes the buffer
+    /// as it is (what fio does without <c>refill_buffers</c>). The write sequence numbers still count every write.
+    /// Default true (every write filled). Read once, when a run starts.
+    /// </summary>
+    bool FillsEveryWrite => true;
 }

@@ -42,6 +42,8 @@ public sealed partial class ReplayDriver
         private readonly Slot[] _slots;
         private readonly int[] _freeSlots;
         private readonly byte[]?[] _slotBuffers;
+        private readonly int[] _slotFilled;   // bytes of the slot's own buffer filled by FillWrite (when writes are not refilled)
+        private readonly bool _wantsReadData, _fillsEveryWrite;
         private readonly int[] _active;
         private readonly BlkFrontBatchRequest[][] _staged;
         private readonly int[] _stagedCount;
@@ -70,6 +72,9 @@ public sealed partial class ReplayDriver
             for (int i = 0; i < slots; i++) _freeSlots[i] = slots - 1 - i;
             _freeCount = slots;
             _slotBuffers = new byte[]?[slots];
+            _slotFilled = new int[slots];
+            _wantsReadData = driver._observer.WantsReadData;
+            _fillsEveryWrite = driver._observer.FillsEveryWrite;
             _active = new int[slots];
             _staged = new BlkFrontBatchRequest[_fronts.Count][];
             for (int i = 0; i < _staged.Length; i++) _staged[i] = new BlkFrontBatchRequest[_queueDepth];
@@ -201,18 +206,28 @@ public sealed partial class ReplayDriver
             _active[_activeCount++] = slot;
             _driver._perFrontend[request.Frontend]++;
             Memory<byte> buffer = default;
-            if (op is BlkFrontBatchOperation.Read or BlkFrontBatchOperation.Write)
+            ulong sectors = op == BlkFrontBatchOperation.Discard ? request.SectorCount : 0;
+            if (op == BlkFrontBatchOperation.Read && !_wantsReadData)
+            {
+                op = BlkFrontBatchOperation.ReadUncopied;
+                sectors = (ulong)length / BlkifConstants.SectorSize;
+            }
+            else if (op is BlkFrontBatchOperation.Read or BlkFrontBatchOperation.Write)
             {
                 s.Buffer = RentBuffer(slot, length);
                 buffer = s.Buffer.AsMemory(0, length);
                 if (request.WritesData)
                 {
                     s.Sequence = ++_driver._writeSequence;
-                    _driver._observer.FillWrite(request, s.Sequence, buffer.Span);
+                    bool own = s.Buffer == _slotBuffers[slot];
+                    if (_fillsEveryWrite || !own || _slotFilled[slot] < length)
+                    {
+                        _driver._observer.FillWrite(request, s.Sequence, buffer.Span);
+                        if (own) _slotFilled[slot] = length;
+                    }
                 }
             }
-            _staged[request.Frontend][_stagedCount[request.Frontend]++] =
-                new BlkFrontBatchRequest(op, request.Sector, buffer, op == BlkFrontBatchOperation.Discard ? request.SectorCount : 0, slot);
+            _staged[request.Frontend][_stagedCount[request.Frontend]++] = new BlkFrontBatchRequest(op, request.Sector, buffer, sectors, slot);
         }
 
         /// <summary>
@@ -224,7 +239,11 @@ public sealed partial class ReplayDriver
         {
             if (length > MaxSlotBuffer) return ArrayPool<byte>.Shared.Rent(length);
             var buffer = _slotBuffers[slot];
-            if (buffer == null || buffer.Length < length) _slotBuffers[slot] = buffer = new byte[Math.Max(4096, (int)BitOperations.RoundUpToPowerOf2((uint)length))];
+            if (buffer == null || buffer.Length < length)
+            {
+                _slotBuffers[slot] = buffer = new byte[Math.Max(4096, (int)BitOperations.RoundUpToPowerOf2((uint)length))];
+                _slotFilled[slot] = 0;
+            }
             return buffer;
         }
 

@@ -196,6 +196,82 @@ public class ReplayDriverBatchTests
         Assert.That(run.Completed, Is.EqualTo(50));
     }
 
+    /// <summary>An observer that looks at no read data and lets write buffers be reused (blktap replay without --verify).</summary>
+    private sealed class LazyObserver : IReplayObserver
+    {
+        public readonly SortedDictionary<long, (BlkifStatus Status, bool Skipped, ulong Sequence)> Outcomes = new();
+        public int Fills, NonEmptyReads;
+        public bool WantsReadData => false;
+        public bool FillsEveryWrite => false;
+        public void FillWrite(in ReplayRequest request, ulong writeSequence, Span<byte> data)
+        {
+            Fills++;
+            ReplayData.Fill(data, request.Sector, writeSequence);
+        }
+        public void OnCompleted(in ReplayCompletion c, ReadOnlySpan<byte> readData)
+        {
+            if (!readData.IsEmpty) NonEmptyReads++;
+            Outcomes[c.Index] = (c.Status, c.Skipped, c.WriteSequence);
+        }
+    }
+
+    [FsCheck.NUnit.Property(MaxTest = 8)]
+    public void RunAsync_ObserverWantsNoDataBack_SameOutcomesAsTheTaskPathWithoutCopies(PositiveInt seed, bool deterministic)
+    {
+        int frontends = 1 + seed.Get % 3;
+        int queueDepth = 1 + seed.Get * 7 % 48;
+        var requests = Workload(seed.Get, frontends, 250);
+        var tasks = Replay(requests, batch: false, deterministic, seed.Get, frontends, queueDepth).GetAwaiter().GetResult();
+        Assert.That(tasks.Failure, Is.Null, tasks.Failure?.ToString());
+        var lazy = new LazyObserver();
+        RunWith(lazy, requests, deterministic, seed.Get, frontends, queueDepth).GetAwaiter().GetResult();
+        Assert.That(lazy.Outcomes.Count, Is.EqualTo(tasks.Outcomes.Count));
+        foreach (var (index, o) in tasks.Outcomes)
+            Assert.That(lazy.Outcomes[index], Is.EqualTo((o.Status, o.Skipped, o.Sequence)), $"request {index}");
+        Assert.That(lazy.NonEmptyReads, Is.EqualTo(0), "no read data handed back");
+        int writes = requests.Count(r => r.WritesData && r.Length > 0);
+        Assert.That(lazy.Fills, Is.LessThan(writes), "some writes reused their slot's filled buffer");
+    }
+
+    [Test]
+    public async Task RunAsync_ObserverWantsNoDataBack_FillsEachSlotOnceAndTheDataReachesTheDisk()
+    {
+        const int queueDepth = 8;
+        var requests = Enumerable.Range(0, 2000)
+            .Select(i => new ReplayRequest(0, i % 3 == 0 ? BlkifOperation.Read : BlkifOperation.Write, (ulong)(i * 8 % (DiskBytes / 512)), 4096, 0))
+            .ToList();
+        var lazy = new LazyObserver();
+        var disk = await RunWith(lazy, requests, deterministic: false, seed: 1, frontends: 1, queueDepth);
+        Assert.That(lazy.Outcomes.Values.All(o => o.Status == BlkifStatus.Okay), Is.True);
+        Assert.That(lazy.Fills, Is.InRange(1, queueDepth), "one fill per slot at most, all writes being 4 KiB");
+        Assert.That(lazy.Outcomes.Values.Max(o => o.Sequence), Is.EqualTo((ulong)requests.Count(r => r.WritesData)), "every write still numbered");
+        Assert.That(lazy.NonEmptyReads, Is.EqualTo(0));
+        // Every written 4 KiB block holds one of the filled buffers (ReplayData is never all zeroes).
+        foreach (var sector in requests.Where(r => r.WritesData).Select(r => r.Sector).Distinct())
+            Assert.That(disk.AsSpan((int)sector * 512, 4096).ContainsAnyExcept((byte)0), Is.True, $"sector {sector} was written");
+    }
+
+    private static async Task<byte[]> RunWith(IReplayObserver observer, List<ReplayRequest> requests, bool deterministic, int seed, int frontends, int queueDepth)
+    {
+        var disk = new MemoryBlockDevice(DiskBytes);
+        await using (var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions
+        {
+            Frontends = frontends, Deterministic = deterministic, Seed = seed, TapOnScheduler = !deterministic, ProtectReadOnlyGrants = deterministic,
+        }, rt =>
+        {
+            var mem = new BlockDeviceHook(disk);
+            rt.RegisterControlHook("mem", mem);
+            rt.RegisterRequestHook("mem", mem);
+        }))
+        {
+            var driver = new ReplayDriver(rig, new ReplayDriverOptions { QueueDepth = queueDepth, SharedDisk = true, BatchSubmission = true }, observer);
+            await Waits.For(driver.RunAsync(requests), "the replay");
+        }
+        var bytes = new byte[DiskBytes];
+        disk.Read(0, bytes);
+        return bytes;
+    }
+
     private sealed class NullObserver : IReplayObserver
     {
         public long Failed;

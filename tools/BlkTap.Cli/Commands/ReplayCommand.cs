@@ -227,6 +227,10 @@ internal static class ReplayCommand
     /// <summary>Hands the driver's completions to the statistics; called under the driver's lock (never concurrently).</summary>
     private sealed class Observer(ReplayStatistics statistics, ReplayTimeline? timeline) : IReplayObserver
     {
+        // Without --verify nothing looks at read data and nothing needs write data that differs from write to write.
+        public bool WantsReadData => statistics.Verifies;
+        public bool FillsEveryWrite => statistics.Verifies;
+
         public void FillWrite(in ReplayRequest request, ulong writeSequence, Span<byte> data) => ReplayData.Fill(data, request.Sector, writeSequence);
 
         public void OnCompleted(in ReplayCompletion c, ReadOnlySpan<byte> readData)
