@@ -1,29 +1,42 @@
 namespace BlkTap;
 
 /// <summary>
-/// A sparse in-memory disk: 1 MiB chunks taken on first write, zeroes elsewhere. Sizes far beyond
-/// physical memory are fine as long as little is written. The chunks come from the shared array pool and go
-/// back to it on <see cref="Dispose"/>, so a program that makes many short-lived disks (the fuzzer makes one
-/// per round) reuses warm memory instead of making the GC collect and the kernel fault in a fresh megabyte each time.
+/// A sparse in-memory disk: chunks of native memory (1 MiB from the default <see cref="NativeChunkAllocator"/>) taken
+/// on first write, zeroes elsewhere. Sizes far beyond physical memory are fine as long as little is written. The chunks
+/// go back to their <see cref="IChunkAllocator"/> on <see cref="Dispose"/> (or, for a disk nobody disposed, when the
+/// garbage collector finalizes it).
 /// </summary>
 /// <remarks>
 /// Threading: concurrent calls on any ranges are safe; overlapping concurrent writes land in some order.
 /// <see cref="Dispose"/> only once no call is in flight; afterwards the disk reads as zeroes again.
 /// </remarks>
-public sealed class MemoryBlockDevice : IBlockDevice
+public sealed unsafe class MemoryBlockDevice : IBlockDevice
 {
-    private const int ChunkShift = 20;
-    private const int ChunkSize = 1 << ChunkShift;
-    private readonly byte[]?[] _chunks;
+    private readonly IChunkAllocator _allocator;
+    private readonly int _chunkShift;
+    private readonly int _chunkSize;
+    private readonly nint[] _chunks;   // 0: never written (reads as zeroes)
+    private long _allocatedChunks;
 
     /// <summary>Creates a disk of <paramref name="bytes"/> bytes (rounded down to whole sectors).</summary>
-    public MemoryBlockDevice(long bytes, bool readOnly = false)
+    /// <param name="bytes">The size.</param>
+    /// <param name="readOnly">Refuse writes and discards.</param>
+    /// <param name="allocator">Where the written chunks come from (null: <see cref="NativeChunkAllocator.Shared"/>).</param>
+    public MemoryBlockDevice(long bytes, bool readOnly = false, IChunkAllocator? allocator = null)
     {
         if (bytes < BlkifConstants.SectorSize) throw new ArgumentOutOfRangeException(nameof(bytes), "a disk needs at least one 512-byte sector");
+        _allocator = allocator ?? NativeChunkAllocator.Shared;
+        _chunkSize = _allocator.ChunkSize;
+        if (_chunkSize < 4096 || _chunkSize > (1 << 30) || (_chunkSize & (_chunkSize - 1)) != 0)
+            throw new ArgumentException($"the allocator's chunk size {_chunkSize} is not a power of two from 4 KiB to 1 GiB", nameof(allocator));
+        _chunkShift = System.Numerics.BitOperations.Log2((uint)_chunkSize);
         SectorCount = (ulong)bytes / BlkifConstants.SectorSize;
-        _chunks = new byte[]?[(int)(((long)SectorCount * BlkifConstants.SectorSize + ChunkSize - 1) >> ChunkShift)];
+        _chunks = new nint[(int)(((long)SectorCount * BlkifConstants.SectorSize + _chunkSize - 1) >> _chunkShift)];
         ReadOnly = readOnly;
     }
+
+    /// <summary>Frees the chunks of a disk nobody disposed.</summary>
+    ~MemoryBlockDevice() => Release();
 
     /// <inheritdoc/>
     public ulong SectorCount { get; }
@@ -32,8 +45,8 @@ public sealed class MemoryBlockDevice : IBlockDevice
     /// <inheritdoc/>
     public bool SupportsDiscard => true;
 
-    /// <summary>Bytes of memory the written chunks take.</summary>
-    public long AllocatedBytes => _chunks.Count(c => c != null) * (long)ChunkSize;
+    /// <summary>Bytes of chunks taken for writes (a chunk discarded whole keeps its address but may give its memory back).</summary>
+    public long AllocatedBytes => Interlocked.Read(ref _allocatedChunks) * _chunkSize;
 
     /// <inheritdoc/>
     public BlkifStatus Read(ulong sector, Span<byte> buffer)
@@ -42,13 +55,14 @@ public sealed class MemoryBlockDevice : IBlockDevice
         long pos = (long)sector * BlkifConstants.SectorSize;
         while (!buffer.IsEmpty)
         {
-            int chunk = (int)(pos >> ChunkShift), off = (int)(pos & (ChunkSize - 1));
-            int n = Math.Min(buffer.Length, ChunkSize - off);
-            var c = Volatile.Read(ref _chunks[chunk]);
-            if (c == null) buffer[..n].Clear(); else c.AsSpan(off, n).CopyTo(buffer);
+            int chunk = (int)(pos >> _chunkShift), off = (int)(pos & (_chunkSize - 1));
+            int n = Math.Min(buffer.Length, _chunkSize - off);
+            nint c = Volatile.Read(ref _chunks[chunk]);
+            if (c == 0) buffer[..n].Clear(); else new ReadOnlySpan<byte>((byte*)c + off, n).CopyTo(buffer);
             buffer = buffer[n..];
             pos += n;
         }
+        GC.KeepAlive(this); // the finalizer frees the chunks: not while one is being copied
         return BlkifStatus.Okay;
     }
 
@@ -59,22 +73,31 @@ public sealed class MemoryBlockDevice : IBlockDevice
         long pos = (long)sector * BlkifConstants.SectorSize;
         while (!data.IsEmpty)
         {
-            int chunk = (int)(pos >> ChunkShift), off = (int)(pos & (ChunkSize - 1));
-            int n = Math.Min(data.Length, ChunkSize - off);
-            var c = Volatile.Read(ref _chunks[chunk]);
-            if (c == null)
-            {
-                var fresh = System.Buffers.ArrayPool<byte>.Shared.Rent(ChunkSize);
-                fresh.AsSpan(0, ChunkSize).Clear();
-                c = Interlocked.CompareExchange(ref _chunks[chunk], fresh, null);
-                if (c == null) c = fresh;
-                else System.Buffers.ArrayPool<byte>.Shared.Return(fresh); // another writer won the race
-            }
-            data[..n].CopyTo(c.AsSpan(off, n));
+            int chunk = (int)(pos >> _chunkShift), off = (int)(pos & (_chunkSize - 1));
+            int n = Math.Min(data.Length, _chunkSize - off);
+            nint c = Volatile.Read(ref _chunks[chunk]);
+            if (c == 0) c = Take(chunk);
+            data[..n].CopyTo(new Span<byte>((byte*)c + off, n));
             data = data[n..];
             pos += n;
         }
+        GC.KeepAlive(this); // the finalizer frees the chunks: not while one is being copied
         return BlkifStatus.Okay;
+    }
+
+    /// <summary>The chunk's memory, taken now unless another writer took it first.</summary>
+    private nint Take(int chunk)
+    {
+        nint fresh = _allocator.Allocate();
+        nint won = Interlocked.CompareExchange(ref _chunks[chunk], fresh, 0);
+        if (won != 0)
+        {
+            _allocator.Free(fresh); // another writer won the race
+            return won;
+        }
+        Interlocked.Increment(ref _allocatedChunks);
+        GC.AddMemoryPressure(_chunkSize);
+        return fresh;
     }
 
     /// <inheritdoc/>
@@ -88,27 +111,42 @@ public sealed class MemoryBlockDevice : IBlockDevice
         long left = (long)count * BlkifConstants.SectorSize;
         while (left > 0)
         {
-            int chunk = (int)(pos >> ChunkShift), off = (int)(pos & (ChunkSize - 1));
-            int n = (int)Math.Min(left, ChunkSize - off);
-            if (off == 0 && n == ChunkSize)
+            int chunk = (int)(pos >> _chunkShift), off = (int)(pos & (_chunkSize - 1));
+            int n = (int)Math.Min(left, _chunkSize - off);
+            nint c = Volatile.Read(ref _chunks[chunk]);
+            if (c != 0)
             {
-                // A reader racing this discard may still copy from the old chunk, so it goes to the GC, not the pool.
-                Volatile.Write(ref _chunks[chunk], null);
+                // A reader racing this discard may still copy from the chunk, so a whole chunk is zeroed in place (its
+                // memory may go back to the system), never freed while the disk lives.
+                if (off == 0 && n == _chunkSize) _allocator.Zero(c);
+                else new Span<byte>((byte*)c + off, n).Clear();
             }
-            else Volatile.Read(ref _chunks[chunk])?.AsSpan(off, n).Clear();
             pos += n;
             left -= n;
         }
+        GC.KeepAlive(this); // the finalizer frees the chunks: not while one is being copied
         return BlkifStatus.Okay;
     }
 
     private bool InRange(ulong sector, int bytes) =>
         bytes % BlkifConstants.SectorSize == 0 && BlkifValidation.InRange(sector, (ulong)bytes / BlkifConstants.SectorSize, SectorCount);
 
-    /// <summary>Gives the written chunks back to the shared pool; the disk then reads as zeroes.</summary>
+    /// <summary>Gives the written chunks back to their allocator; the disk then reads as zeroes.</summary>
     public void Dispose()
     {
+        Release();
+        GC.SuppressFinalize(this);
+    }
+
+    private void Release()
+    {
         for (int i = 0; i < _chunks.Length; i++)
-            if (Interlocked.Exchange(ref _chunks[i], null) is { } c) System.Buffers.ArrayPool<byte>.Shared.Return(c);
+        {
+            nint c = Interlocked.Exchange(ref _chunks[i], 0);
+            if (c == 0) continue;
+            _allocator.Free(c);
+            Interlocked.Decrement(ref _allocatedChunks);
+            GC.RemoveMemoryPressure(_chunkSize);
+        }
     }
 }

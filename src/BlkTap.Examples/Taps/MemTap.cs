@@ -1,9 +1,11 @@
 using BlkTap.Chains;
+using BlkTap.Linux.Memory;
 
 namespace BlkTap.Examples;
 
 /// <summary>
-/// <c>mem</c>: an in-memory terminator (sparse, so large sizes cost only what is written). Every
+/// <c>mem</c>: an in-memory terminator (sparse, so large sizes cost only what is written; each 2 MiB written is one
+/// transparent huge page, <see cref="HugePageChunkAllocator"/>). Every
 /// session shares one disk unless <c>shared=false</c>, which gives each session its own.
 /// </summary>
 public sealed class MemTapFactory : ITapFactory
@@ -43,7 +45,7 @@ public sealed class MemTap : TapBase, IRequestHook, IControlHook
     {
         if (shared)
         {
-            var one = new MemoryBlockDevice(size, readOnly);
+            var one = new MemoryBlockDevice(size, readOnly, HugePageChunkAllocator.Shared);
             _devices.Add(one);
             _hook = new BlockDeviceHook(one);
         }
@@ -51,7 +53,7 @@ public sealed class MemTap : TapBase, IRequestHook, IControlHook
         {
             _hook = new BlockDeviceHook(_ =>
             {
-                var d = new MemoryBlockDevice(size, readOnly);
+                var d = new MemoryBlockDevice(size, readOnly, HugePageChunkAllocator.Shared);
                 _devices.Add(d);
                 return d;
             });
@@ -63,7 +65,7 @@ public sealed class MemTap : TapBase, IRequestHook, IControlHook
     /// <inheritdoc/>
     public void OnControl(ControlEvent controlEvent) => _hook.OnControl(controlEvent);
 
-    /// <summary>Releases the disks' memory (their chunks go back to the shared pool).</summary>
+    /// <summary>Releases the disks' memory (their chunks go back to the system).</summary>
     public override void Dispose()
     {
         foreach (var d in _devices) d.Dispose();

@@ -23,6 +23,7 @@ public class NativeSignatureTests
         ["ioctl"] = "int (*)(int, unsigned long, ...)",
         ["mmap"] = "void *(*)(void *, size_t, int, int, int, off_t)",
         ["munmap"] = "int (*)(void *, size_t)",
+        ["madvise"] = "int (*)(void *, size_t, int)",
         ["poll"] = "int (*)(struct pollfd *, nfds_t, int)",
         ["read"] = "ssize_t (*)(int, void *, size_t)",
         ["writev"] = "ssize_t (*)(int, const struct iovec *, int)",

@@ -79,6 +79,10 @@ public class XenConstantsTests
         new("PROT_READ", Libc.PROT_READ),
         new("PROT_WRITE", Libc.PROT_WRITE),
         new("MAP_SHARED", Libc.MAP_SHARED),
+        new("MAP_PRIVATE", Libc.MAP_PRIVATE),
+        new("MAP_ANONYMOUS", Libc.MAP_ANONYMOUS),
+        new("MADV_DONTNEED", Libc.MADV_DONTNEED),
+        new("MADV_HUGEPAGE", Libc.MADV_HUGEPAGE),
         new("(intptr_t)MAP_FAILED", Libc.MAP_FAILED),
         // sys/mman.h, fcntl.h, sys/socket.h (the shmring server's sealed memfd and SCM_RIGHTS)
         new("MFD_CLOEXEC", Libc.MFD_CLOEXEC),

@@ -27,6 +27,12 @@ internal static partial class Libc
     public const int PROT_WRITE = 2;
 
     public const int MAP_SHARED = 1;
+    // NOTE: bits/mman-linux.h (x86_64, aarch64): MAP_PRIVATE 0x02, MAP_ANONYMOUS 0x20; asm-generic/mman-common.h:
+    // MADV_DONTNEED 4 (private anonymous pages read as zeroes afterwards), MADV_HUGEPAGE 14.
+    public const int MAP_PRIVATE = 0x02;
+    public const int MAP_ANONYMOUS = 0x20;
+    public const int MADV_DONTNEED = 4;
+    public const int MADV_HUGEPAGE = 14;
 
     // NOTE: linux/memfd.h (MFD_*) and linux/fcntl.h (F_ADD_SEALS = F_LINUX_SPECIFIC_BASE 1024 + 9, F_SEAL_*).
     public const uint MFD_CLOEXEC = 0x1;
