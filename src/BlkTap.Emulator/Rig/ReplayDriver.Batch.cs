@@ -25,7 +25,6 @@ public sealed partial class ReplayDriver
             public long Index;
             public ulong Sequence;
             public long Started;
-            public ulong End;
             public byte[]? Buffer;
             public int Length;
             public int ActivePosition;
@@ -45,6 +44,7 @@ public sealed partial class ReplayDriver
         private readonly int[] _slotFilled;   // bytes of the slot's own buffer filled by FillWrite (when writes are not refilled)
         private readonly bool _wantsReadData, _fillsEveryWrite;
         private readonly int[] _active;
+        private readonly ActiveSpan[] _activeSpans;
         private readonly BlkFrontBatchRequest[][] _staged;
         private readonly int[] _stagedCount;
         private readonly Action _refill;
@@ -76,6 +76,7 @@ public sealed partial class ReplayDriver
             _wantsReadData = driver._observer.WantsReadData;
             _fillsEveryWrite = driver._observer.FillsEveryWrite;
             _active = new int[slots];
+            _activeSpans = new ActiveSpan[slots];
             _staged = new BlkFrontBatchRequest[_fronts.Count][];
             for (int i = 0; i < _staged.Length; i++) _staged[i] = new BlkFrontBatchRequest[_queueDepth];
             _stagedCount = new int[_fronts.Count];
@@ -144,17 +145,26 @@ public sealed partial class ReplayDriver
             CheckDone();
         }
 
-        // The task path's admission test (ReplayDriver.Conflicts), over the slots in flight.
+        /// <summary>What the admission test needs of a request in flight, kept beside <see cref="_active"/> (same positions).</summary>
+        private struct ActiveSpan
+        {
+            public ulong Start, End;
+            public int Frontend;
+            public bool Modifies;
+        }
+
+        // The task path's admission test (ReplayDriver.Conflicts), over the spans of the slots in flight.
         private bool Conflicts(in ReplayRequest request, ulong end)
         {
             if (request.Operation == BlkifOperation.FlushDiskCache && request.Length == 0) return false;
             bool modifies = request.Modifies;
-            for (int i = 0; i < _activeCount; i++)
+            ulong start = request.Sector;
+            int frontend = request.Frontend;
+            var spans = _activeSpans.AsSpan(0, _activeCount);
+            for (int i = 0; i < spans.Length; i++)
             {
-                ref var f = ref _slots[_active[i]];
-                if (!_sharedDisk && f.Request.Frontend != request.Frontend) continue;
-                if (!(modifies || f.Request.Modifies)) continue;
-                if (f.Request.Sector < end && request.Sector < f.End && f.End > f.Request.Sector) return true;
+                ref readonly var f = ref spans[i];
+                if (f.Start < end && start < f.End && (modifies || f.Modifies) && (_sharedDisk || f.Frontend == frontend)) return true;
             }
             return false;
         }
@@ -196,13 +206,13 @@ public sealed partial class ReplayDriver
             ref var s = ref _slots[slot];
             s.Request = request;
             s.Index = index;
-            s.End = end;
             s.Started = now;
             s.Length = length;
             s.FlushAfterWrite = flushAfter;
             s.Sequence = 0;
             s.Buffer = null;
             s.ActivePosition = _activeCount;
+            _activeSpans[_activeCount] = new ActiveSpan { Start = request.Sector, End = end, Frontend = request.Frontend, Modifies = request.Modifies };
             _active[_activeCount++] = slot;
             _driver._perFrontend[request.Frontend]++;
             Memory<byte> buffer = default;
@@ -267,6 +277,7 @@ public sealed partial class ReplayDriver
             var request = s.Request;
             int last = _active[--_activeCount];
             _active[s.ActivePosition] = last;
+            _activeSpans[s.ActivePosition] = _activeSpans[_activeCount];
             _slots[last].ActivePosition = s.ActivePosition;
             _driver._perFrontend[request.Frontend]--;
             var buffer = s.Buffer;
