@@ -34,11 +34,4 @@ public interface IReplayObserver
     /// </summary>
     bool WantsReadData => true;
 
-    /// <summary>
-    /// False when write data need not differ from one write to the next: the batch path calls <see cref="FillWrite"/> for
-    /// a slot's buffer only when the slot's write is longer than what it filled before, and otherwise writes the buffer
-    /// as it is (what fio does without <c>refill_buffers</c>). The write sequence numbers still count every write.
-    /// Default true (every write filled). Read once, when a run starts.
-    /// </summary>
-    bool FillsEveryWrite => true;
 }

@@ -41,8 +41,7 @@ public sealed partial class ReplayDriver
         private readonly Slot[] _slots;
         private readonly int[] _freeSlots;
         private readonly byte[]?[] _slotBuffers;
-        private readonly int[] _slotFilled;   // bytes of the slot's own buffer filled by FillWrite (when writes are not refilled)
-        private readonly bool _wantsReadData, _fillsEveryWrite;
+        private readonly bool _wantsReadData;
         private readonly int[] _active;
         private readonly ActiveSpan[] _activeSpans;
         private readonly BlkFrontBatchRequest[][] _staged;
@@ -72,9 +71,7 @@ public sealed partial class ReplayDriver
             for (int i = 0; i < slots; i++) _freeSlots[i] = slots - 1 - i;
             _freeCount = slots;
             _slotBuffers = new byte[]?[slots];
-            _slotFilled = new int[slots];
             _wantsReadData = driver._observer.WantsReadData;
-            _fillsEveryWrite = driver._observer.FillsEveryWrite;
             _active = new int[slots];
             _activeSpans = new ActiveSpan[slots];
             _staged = new BlkFrontBatchRequest[_fronts.Count][];
@@ -229,12 +226,7 @@ public sealed partial class ReplayDriver
                 if (request.WritesData)
                 {
                     s.Sequence = ++_driver._writeSequence;
-                    bool own = s.Buffer == _slotBuffers[slot];
-                    if (_fillsEveryWrite || !own || _slotFilled[slot] < length)
-                    {
-                        _driver._observer.FillWrite(request, s.Sequence, buffer.Span);
-                        if (own) _slotFilled[slot] = length;
-                    }
+                    _driver._observer.FillWrite(request, s.Sequence, buffer.Span);
                 }
             }
             _staged[request.Frontend][_stagedCount[request.Frontend]++] = new BlkFrontBatchRequest(op, request.Sector, buffer, sectors, slot);
@@ -249,11 +241,7 @@ public sealed partial class ReplayDriver
         {
             if (length > MaxSlotBuffer) return ArrayPool<byte>.Shared.Rent(length);
             var buffer = _slotBuffers[slot];
-            if (buffer == null || buffer.Length < length)
-            {
-                _slotBuffers[slot] = buffer = new byte[Math.Max(4096, (int)BitOperations.RoundUpToPowerOf2((uint)length))];
-                _slotFilled[slot] = 0;
-            }
+            if (buffer == null || buffer.Length < length) _slotBuffers[slot] = buffer = new byte[Math.Max(4096, (int)BitOperations.RoundUpToPowerOf2((uint)length))];
             return buffer;
         }
 

@@ -159,7 +159,8 @@ internal static class ReplayCommand
                 return io.BadInput($"{s.Trace}: the trace reaches sector {summary.EndSector} ({summary.EndSector * 512} bytes) but the disk has {smallest} sectors: give the terminator at least that size (for example mem:size={ReplayPlan.RequiredMebibytes(summary)}M) (nothing was replayed)");
 
             var driver = new ReplayDriver(rig, new ReplayDriverOptions { QueueDepth = s.QueueDepth, TimeScale = scale, SharedDisk = plan.SharedDisk }, new Observer(statistics, s.Plot != null ? timeline : null));
-            var requests = Requests(s.Trace, detected, summary, frontendCount);
+            // Read, checked and converted on another core while the replay issues what it has (ReadAhead).
+            var requests = ReadAhead.Of(Requests(s.Trace, detected, summary, frontendCount));
             try
             {
                 startedUtc = DateTime.UtcNow;
@@ -227,9 +228,9 @@ internal static class ReplayCommand
     /// <summary>Hands the driver's completions to the statistics; called under the driver's lock (never concurrently).</summary>
     private sealed class Observer(ReplayStatistics statistics, ReplayTimeline? timeline) : IReplayObserver
     {
-        // Without --verify nothing looks at read data and nothing needs write data that differs from write to write.
+        // Without --verify nothing looks at what reads return. Writes are always filled: a capture of the replay
+        // (dump:hash=true) records ReplayData of each write's sector and sequence.
         public bool WantsReadData => statistics.Verifies;
-        public bool FillsEveryWrite => statistics.Verifies;
 
         public void FillWrite(in ReplayRequest request, ulong writeSequence, Span<byte> data) => ReplayData.Fill(data, request.Sector, writeSequence);
 
