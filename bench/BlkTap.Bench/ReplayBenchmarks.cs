@@ -36,9 +36,10 @@ internal static class ReplayBenchmarks
         using (var f = File.Create(image)) f.SetLength(diskBytes);
         try
         {
-            // One untimed replay through each chain first, as the other groups warm up: the JIT's tiering (the verb runs
-            // in this process) and, for img, the image's pages in /dev/shm. A 1 M-request run is short enough that
-            // tier-0 code and first-touch page allocation would otherwise be a tenth of it.
+            // One untimed replay through each chain first, as the other groups warm up: the JIT's tiering (the verb runs in
+            // this process), the mem disk's chunks (its allocator keeps freed ones for reuse) and, for img, the image's
+            // pages in /dev/shm. A 1 M-request run is short enough that tier-0 code and first-touch page faults would
+            // otherwise be a tenth of it.
             ctx.Progress("replay: warming up (200k requests into mem and into img)");
             RunReplay(ctx, warmup, Math.Min(records, 200_000), $"mem:size={diskBytes >> 20}M");
             RunReplay(ctx, warmup, Math.Min(records, 200_000), $"img:path={image}");

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using BlkTap.Linux.Interop;
 
 namespace BlkTap.Linux.Memory;
@@ -9,11 +10,15 @@ namespace BlkTap.Linux.Memory;
 /// <c>blktap replay</c> into <c>mem</c>) and random access over a large disk misses the TLB far less. Where the kernel
 /// has THP off or no huge page free, the chunk is ordinary 4 KiB pages; nothing else changes.
 /// A chunk discarded whole is <c>MADV_DONTNEED</c>: its memory goes back to the system and it reads as zeroes.
+/// Freed chunks are zeroed and kept for reuse, up to 128 MiB in the process (the fuzzer makes a small disk per round:
+/// a warm chunk costs a 2 MiB clear, a fresh one four system calls and a fault).
 /// </summary>
-/// <remarks>Threading: stateless; safe from any thread.</remarks>
+/// <remarks>Threading: safe from any thread.</remarks>
 public sealed class HugePageChunkAllocator : IChunkAllocator
 {
     private const int Size = 2 << 20;
+    private const int PoolLimit = 64;
+    private readonly ConcurrentStack<nint> _pool = new();
 
     /// <summary>The one instance.</summary>
     public static HugePageChunkAllocator Shared { get; } = new();
@@ -26,6 +31,7 @@ public sealed class HugePageChunkAllocator : IChunkAllocator
     /// <inheritdoc/>
     public nint Allocate()
     {
+        if (_pool.TryPop(out var pooled)) return pooled; // zeroed when it was freed
         // Twice the size, then the unaligned head and tail go back: what is left starts on a 2 MiB boundary.
         nint raw = Libc.MmapAnonymous(2 * Size);
         if (raw == Libc.MAP_FAILED) throw new OutOfMemoryException(Errno.Message("mmap", Errno.Last, $"a {Size >> 20} MiB chunk of an in-memory disk"));
@@ -46,5 +52,13 @@ public sealed class HugePageChunkAllocator : IChunkAllocator
     }
 
     /// <inheritdoc/>
-    public void Free(nint chunk) => Libc.Munmap(chunk, Size);
+    public unsafe void Free(nint chunk)
+    {
+        if (_pool.Count < PoolLimit)
+        {
+            new Span<byte>((void*)chunk, Size).Clear();
+            _pool.Push(chunk);
+        }
+        else Libc.Munmap(chunk, Size);
+    }
 }
