@@ -31,7 +31,8 @@ public sealed partial class TapRuntime
     /// <summary>Loop thread (transports): runs a rented, filled request through the request hooks.</summary>
     public void Submit(TapRequest request)
     {
-        Interlocked.Increment(ref _inFlight);
+        // Only the loop thread changes the count; other threads read it (InFlight), so no locked instruction is needed.
+        Volatile.Write(ref _inFlight, _inFlight + 1);
         request.NextHook = 0;
         Dispatch(request);
     }
@@ -42,7 +43,7 @@ public sealed partial class TapRuntime
     /// </summary>
     public void Reject(TapRequest request, BlkifStatus status)
     {
-        Interlocked.Increment(ref _inFlight);
+        Volatile.Write(ref _inFlight, _inFlight + 1);
         request.Session.Statistics.Rejected++;
         request.Session.Metrics?.Rejected();
         request.Status = status;
@@ -147,7 +148,7 @@ public sealed partial class TapRuntime
         {
             Report(TapDiagnosticLevel.Error, session, $"transport failed to deliver {request}", ex);
         }
-        Interlocked.Decrement(ref _inFlight);
+        Volatile.Write(ref _inFlight, _inFlight - 1);
         request.State = RequestState.Free;
         request.Release();
         _pool.Push(request);

@@ -99,8 +99,8 @@ public sealed partial class TapRuntime : IDisposable
     /// <summary>Sessions currently attached. Loop thread.</summary>
     public IReadOnlyList<TapSession> Sessions => _sessions;
 
-    /// <summary>Requests inside the runtime (in hooks, stolen, or at the backend).</summary>
-    public long InFlight => Interlocked.Read(ref _inFlight);
+    /// <summary>Requests inside the runtime (in hooks, stolen, or at the backend). Any thread (the loop thread alone changes it).</summary>
+    public long InFlight => Volatile.Read(ref _inFlight);
 
     /// <summary>Names of the request hooks in order.</summary>
     public IReadOnlyList<string> RequestHookNames => _requestHooks.ConvertAll(h => h.Name);
