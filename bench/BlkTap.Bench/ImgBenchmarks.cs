@@ -2,13 +2,18 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using BlkTap.Chains;
 using BlkTap.Examples;
+using BlkTap.Linux.Storage;
+using BlkTap.Storage;
 using Microsoft.Win32.SafeHandles;
 
 namespace BlkTap.Bench;
 
 /// <summary>
 /// The <c>img</c> tap against plain positional I/O on the same page-cached file in /dev/shm: 4 KiB
-/// random reads and writes, qd 32 (a full ring per loop pass), one thread each.
+/// random reads and writes, qd 32 (a full ring per loop pass), one thread each. Two baselines: .NET's
+/// <see cref="RandomAccess"/> (the "raw"), and the very file object img serves from (<see cref="IStorageFile"/>
+/// of the OS provider: on /dev/shm a pread or pwrite without the runtime's GC transition), so the second ratio is what
+/// the runtime, the ring and the tap add to the system calls themselves.
 /// </summary>
 internal static class ImgBenchmarks
 {
@@ -23,25 +28,34 @@ internal static class ImgBenchmarks
         var tap = new ImgTap(path, readOnly: false);
         // Ours and raw alternate, round by round and in alternating order, so that drift of the machine (other guests,
         // steal time) hits both alike; each figure is the median of its rounds.
-        var ourRead = new List<double>(); var rawRead = new List<double>();
-        var ourWrite = new List<double>(); var rawWrite = new List<double>();
+        var ourRead = new List<double>(); var rawRead = new List<double>(); var fileRead = new List<double>();
+        var ourWrite = new List<double>(); var rawWrite = new List<double>(); var fileWrite = new List<double>();
         try
         {
             using var h = new RingHarness(rt => TapChain.Register(rt, [tap]));
             if (h.Sectors != (ulong)bytes / 512) throw new InvalidOperationException($"img sized the disk {h.Sectors} sectors, expected {bytes / 512}");
             using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
-            // Warm up both paths (JIT tiering, the page cache's pages of the image).
+            using var file = LinuxStorageProvider.Shared.Open(path, StorageOpenOptions.Writable);
+            // Warm up the three paths (JIT tiering, the page cache's pages of the image).
             RuntimeBenchmarks.Measure(h, batches * 4, BlkifOperation.Read);
-            RawLoop(handle, bytes, ops * 4, write: false);
+            RawLoop(handle, null, bytes, ops * 4, write: false);
+            RawLoop(null, file, bytes, ops * 4, write: false);
             for (int r = 0; r < rounds; r++)
             {
-                ctx.Progress($"img: round {r + 1} of {rounds}: tap and plain pread/pwrite, reads then writes");
+                ctx.Progress($"img: round {r + 1} of {rounds}: tap, RandomAccess and the storage file, reads then writes");
                 foreach (var op in new[] { BlkifOperation.Read, BlkifOperation.Write })
                 {
                     bool write = op == BlkifOperation.Write;
-                    if (r % 2 == 1) (write ? rawWrite : rawRead).Add(RawLoop(handle, bytes, ops, write));
-                    (write ? ourWrite : ourRead).Add(RuntimeBenchmarks.Measure(h, batches, op).Rate);
-                    if (r % 2 == 0) (write ? rawWrite : rawRead).Add(RawLoop(handle, bytes, ops, write));
+                    // The three take turns being first, round by round.
+                    for (int k = 0; k < 3; k++)
+                    {
+                        switch ((k + r) % 3)
+                        {
+                            case 0: (write ? ourWrite : ourRead).Add(RuntimeBenchmarks.Measure(h, batches, op).Rate); break;
+                            case 1: (write ? rawWrite : rawRead).Add(RawLoop(handle, null, bytes, ops, write)); break;
+                            default: (write ? fileWrite : fileRead).Add(RawLoop(null, file, bytes, ops, write)); break;
+                        }
+                    }
                 }
             }
         }
@@ -56,14 +70,18 @@ internal static class ImgBenchmarks
         }
         yield return new BenchResult("img vs raw: 4 KiB random read, qd 32", BenchStats.Median(ourRead), BenchStats.Median(rawRead), "IOPS", baseline, Note: Note(ourRead, rawRead));
         yield return new BenchResult("img vs raw: 4 KiB random write, qd 32", BenchStats.Median(ourWrite), BenchStats.Median(rawWrite), "IOPS", baseline, Note: Note(ourWrite, rawWrite));
+        const string fileBaseline = "IStorageFile.Read/Write loop on the OS provider's file img serves from (on /dev/shm: pread/pwrite without the GC transition), same offsets and buffers: what the runtime, the ring and the tap add";
+        yield return new BenchResult("img vs its storage file's own calls: 4 KiB random read, qd 32", BenchStats.Median(ourRead), BenchStats.Median(fileRead), "IOPS", fileBaseline, Note: Note(ourRead, fileRead));
+        yield return new BenchResult("img vs its storage file's own calls: 4 KiB random write, qd 32", BenchStats.Median(ourWrite), BenchStats.Median(fileWrite), "IOPS", fileBaseline, Note: Note(ourWrite, fileWrite));
     }
 
     /// <summary>
     /// Plain positional I/O at the same random 4 KiB-aligned offsets the harness uses, into the same kind of memory:
     /// one page-aligned 4 KiB buffer per ring slot (32), used in turn, as the harness's guest places its requests. The
-    /// destination pages are part of the workload, not of the tap: one hot buffer would flatter the baseline.
+    /// destination pages are part of the workload, not of the tap: one hot buffer would flatter the baseline. Through
+    /// <paramref name="handle"/> (<see cref="RandomAccess"/>) when given, else through <paramref name="file"/>.
     /// </summary>
-    private static unsafe double RawLoop(SafeFileHandle handle, long bytes, int ops, bool write)
+    private static unsafe double RawLoop(SafeFileHandle? handle, IStorageFile? file, long bytes, int ops, bool write)
     {
         const int Buffers = 32;
         var block = (byte*)NativeMemory.AlignedAlloc(Buffers * 4096, 4096);
@@ -77,8 +95,13 @@ internal static class ImgBenchmarks
             {
                 long offset = (long)BenchStats.NextSlotSector(ref rng, slots) * 512;
                 var buffer = new Span<byte>(block + (i % Buffers) * 4096, 4096);
-                if (write) RandomAccess.Write(handle, buffer, offset);
-                else if (RandomAccess.Read(handle, buffer, offset) != buffer.Length) throw new InvalidOperationException("short read");
+                if (handle != null)
+                {
+                    if (write) RandomAccess.Write(handle, buffer, offset);
+                    else if (RandomAccess.Read(handle, buffer, offset) != buffer.Length) throw new InvalidOperationException("short read");
+                }
+                else if (write) file!.Write(buffer, offset);
+                else if (file!.Read(buffer, offset) != buffer.Length) throw new InvalidOperationException("short read");
             }
             return ops / sw.Elapsed.TotalSeconds;
         }

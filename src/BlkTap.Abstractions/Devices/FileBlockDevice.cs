@@ -18,10 +18,13 @@ namespace BlkTap;
 /// exceptions.
 /// </para>
 /// <para>
-/// On a file with a submission queue (<see cref="IQueuedStorageFile"/>: io_uring on a file in memory) reads and plain
-/// writes are queued instead, one operation per contiguous run, and the pass's batch starts with one system call at the
-/// end of the pass, before the pass's responses are published (sooner when the batch is full or a run overlaps a queued
-/// write), so its requests leave in the pass that took them. Before anything goes to the lane the batch is submitted and waited for, so a flush, FUA write or barrier covers every write answered before it.
+/// On a file that never waits (<see cref="INoWaitStorageFile.NeverWaits"/>: a file in memory) reads and plain writes
+/// are gathered instead (<see cref="Batched"/>), one operation per contiguous run, and run at the end of the pass, before
+/// the pass's responses are published (sooner when the batch is full), so its requests leave in the pass that took
+/// them: in the order they came, one pread or pwrite each, or, with a submission queue (<see cref="IQueuedStorageFile"/>:
+/// io_uring, <c>queued</c>), started with one system call (sooner also when a run overlaps a queued write, since the
+/// queue runs its operations in any order). Before anything goes to the lane the batch is run and waited for, so a
+/// flush, FUA write or barrier covers every write answered before it.
 /// </para>
 /// <para>
 /// A read that allows a file reference (<see cref="TapRequest.FileReferenceAllowed"/>: the NBD export's large reads
@@ -42,9 +45,14 @@ public sealed partial class FileBlockDevice : IBlockDevice
     /// <param name="file">The image, owned from now on.</param>
     /// <param name="discard">Offer discard (punches holes through <see cref="IStorageFile.PunchHole"/>); never on a read-only file.</param>
     /// <param name="queued">Use the file's submission queue when it has one (<see cref="IQueuedStorageFile"/>); false: never.</param>
-    public FileBlockDevice(IStorageFile file, bool discard, bool queued = true)
+    /// <param name="batched">
+    /// Without a submission queue, gather each loop pass's reads and writes of a file that never waits
+    /// (<see cref="INoWaitStorageFile.NeverWaits"/>) and run them in order at the end of the pass; false: each at once.
+    /// </param>
+    public FileBlockDevice(IStorageFile file, bool discard, bool queued = true, bool batched = true)
     {
         _useQueue = queued;
+        _useBatch = batched;
         ArgumentNullException.ThrowIfNull(file);
         _file = file;
         _nowait = file as INoWaitStorageFile;

@@ -26,4 +26,11 @@ public interface INoWaitStorageFile : IStorageFile
     /// wait, or the file cannot tell (then write it on a worker).
     /// </summary>
     bool TryWriteNoWait(ReadOnlySpan<byte> data, long offset);
+
+    /// <summary>
+    /// True when no read or write of this file ever waits for a device (Linux: the file lives in tmpfs or ramfs), so
+    /// the plain blocking calls are as safe on an event loop as the no-wait ones. False (the default) when the file
+    /// cannot promise it.
+    /// </summary>
+    bool NeverWaits => false;
 }

@@ -37,9 +37,9 @@ public sealed class ImgTapFactory : ITapFactory
 
 /// <summary>
 /// The <c>img</c> tap. Hooks run on the loop thread. Each image is a <see cref="FileBlockDevice"/>: reads and writes
-/// that need no waiting (page-cache hits through <c>preadv2(RWF_NOWAIT)</c>, files in memory) are done on the loop
-/// (with option <c>uring</c>, a file in memory has them queued on an io_uring, each pass's batch started with one
-/// system call);
+/// that need no waiting are done on the loop: page-cache hits through <c>preadv2(RWF_NOWAIT)</c> at once, and on a file
+/// in memory each pass's reads and writes gathered and run back to back at the end of the pass, one pread or pwrite
+/// each (with option <c>uring</c>, queued on an io_uring and started with one system call);
 /// the rest (cache misses, writes the file system cannot promise not to block, flushes, FUA writes, barriers,
 /// discards) goes to the image's own worker thread and is answered from there, so a slow image stalls only its own
 /// sessions (docs/architecture.md, "Storage I/O: what runs where"; see <c>aio</c> for a thread-pool terminator).
@@ -98,6 +98,20 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
         {
             int n = 0;
             foreach (var e in _open.Values) if (e.Device.Queued) n++;
+            return n;
+        }
+    }
+
+    /// <summary>
+    /// Loop thread: how many open images gather each loop pass's reads and writes and run them at its end (files in
+    /// memory: in order, one system call each, or through io_uring with option <c>uring</c>).
+    /// </summary>
+    public int BatchedImages
+    {
+        get
+        {
+            int n = 0;
+            foreach (var e in _open.Values) if (e.Device.Batched) n++;
             return n;
         }
     }

@@ -5,14 +5,16 @@ using Microsoft.Win32.SafeHandles;
 namespace BlkTap.Linux.Storage;
 
 /// <summary>
-/// A file of the OS: pread/pwrite through <see cref="RandomAccess"/>, fsync for <see cref="Flush"/>,
-/// fallocate(PUNCH_HOLE) through <see cref="FileHoles"/>. Opened by <see cref="LinuxStorageProvider"/>.
+/// A file of the OS: pread/pwrite through <see cref="RandomAccess"/> (on a file in memory, straight to libc without the
+/// runtime's GC transition: <see cref="Interop.Libc.PreadInMemory"/>), fsync for <see cref="Flush"/>, fallocate(PUNCH_HOLE)
+/// through <see cref="FileHoles"/>. Opened by <see cref="LinuxStorageProvider"/>.
 /// </summary>
 /// <remarks>
 /// <para>Threading: as <see cref="IStorageFile"/> (concurrent calls are safe; dispose after the last). No allocation per call.</para>
 /// <para>
 /// Without waiting (<see cref="INoWaitStorageFile"/>), decided per file: a file on tmpfs or ramfs lives in memory, so
-/// its reads and writes are plain pread/pwrite (this kernel, 6.18, answers EOPNOTSUPP to RWF_NOWAIT on tmpfs). Any
+/// its reads and writes are plain pread/pwrite (this kernel, 6.18, answers EOPNOTSUPP to RWF_NOWAIT on tmpfs) and it says
+/// so (<see cref="NeverWaits"/>). Any
 /// other file reads with <c>preadv2(RWF_NOWAIT)</c> and writes with <c>pwritev2(RWF_NOWAIT)</c>; the first EOPNOTSUPP
 /// (ext4 buffered writes on this kernel) turns that direction off for the file, so its writes always go to a worker.
 /// </para>
@@ -49,6 +51,9 @@ public sealed class LinuxStorageFile : INoWaitStorageFile, IQueuedStorageFile, I
     public bool InMemory => _inMemory;
 
     /// <inheritdoc/>
+    public bool NeverWaits => _inMemory;
+
+    /// <inheritdoc/>
     public SafeFileHandle? ReferenceHandle => _inMemory ? _handle : null;
 
     /// <inheritdoc/>
@@ -59,15 +64,58 @@ public sealed class LinuxStorageFile : INoWaitStorageFile, IQueuedStorageFile, I
     public long Length => RandomAccess.GetLength(_handle);
 
     /// <inheritdoc/>
-    public int Read(Span<byte> buffer, long offset) => RandomAccess.Read(_handle, buffer, offset);
+    public int Read(Span<byte> buffer, long offset) => _inMemory ? ReadInMemory(buffer, offset) : RandomAccess.Read(_handle, buffer, offset);
 
     /// <inheritdoc/>
-    public void Write(ReadOnlySpan<byte> data, long offset) => RandomAccess.Write(_handle, data, offset);
+    public void Write(ReadOnlySpan<byte> data, long offset)
+    {
+        if (_inMemory) WriteInMemory(data, offset);
+        else RandomAccess.Write(_handle, data, offset);
+    }
+
+    /// <summary>A file in memory: one pread without the GC transition (<see cref="Libc.PreadInMemory"/>).</summary>
+    private unsafe int ReadInMemory(Span<byte> buffer, long offset)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        bool added = false;
+        try
+        {
+            _handle.DangerousAddRef(ref added);
+            nint rc;
+            fixed (byte* p = buffer) rc = Libc.PreadInMemory((int)_handle.DangerousGetHandle(), p, (nuint)buffer.Length, offset);
+            if (rc < 0) throw new IOException(Errno.Message("pread", (int)-rc, Path));
+            return (int)rc;
+        }
+        finally { if (added) _handle.DangerousRelease(); }
+    }
+
+    /// <summary>A file in memory: pwrite without the GC transition until all is written (<see cref="Libc.PwriteInMemory"/>).</summary>
+    private unsafe void WriteInMemory(ReadOnlySpan<byte> data, long offset)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        if (ReadOnly) throw new UnauthorizedAccessException($"{Path}: the file is open read-only"); // as RandomAccess.Write
+        bool added = false;
+        try
+        {
+            _handle.DangerousAddRef(ref added);
+            int fd = (int)_handle.DangerousGetHandle();
+            while (!data.IsEmpty)
+            {
+                nint rc;
+                fixed (byte* p = data) rc = Libc.PwriteInMemory(fd, p, (nuint)data.Length, offset);
+                if (rc < 0) throw new IOException(Errno.Message("pwrite", (int)-rc, Path));
+                if (rc == 0) throw new IOException(Errno.Message("pwrite", Errno.ENOSPC, Path));
+                data = data[(int)rc..];
+                offset += rc;
+            }
+        }
+        finally { if (added) _handle.DangerousRelease(); }
+    }
 
     /// <inheritdoc/>
     public unsafe bool TryReadNoWait(Span<byte> buffer, long offset, out int read)
     {
-        if (_inMemory) { read = RandomAccess.Read(_handle, buffer, offset); return true; }
+        if (_inMemory) { read = ReadInMemory(buffer, offset); return true; }
         read = 0;
         if (!_readsNoWait) return false;
         nint rc;
@@ -81,7 +129,7 @@ public sealed class LinuxStorageFile : INoWaitStorageFile, IQueuedStorageFile, I
     /// <inheritdoc/>
     public unsafe bool TryWriteNoWait(ReadOnlySpan<byte> data, long offset)
     {
-        if (_inMemory) { RandomAccess.Write(_handle, data, offset); return true; }
+        if (_inMemory) { WriteInMemory(data, offset); return true; }
         if (!_writesNoWait) return false;
         while (!data.IsEmpty)
         {

@@ -54,11 +54,12 @@ public class ImgTapUringTests
         {
             var results = await new VerifiedWorkload(new WorkloadOptions { OperationsPerFrontend = 600, DiscardPercent = 10, FlushPercent = 5, Seed = 11 }).RunAsync(rig.Rig);
             foreach (var r in results) Assert.That(r.Errors + r.Mismatches, Is.Zero, string.Join("; ", r.Problems));
-            var onLoop = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-            rig.Rig.Runtime.Post(() => onLoop.SetResult(img.QueuedImages));
-            int queued = await onLoop.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            var onLoop = new TaskCompletionSource<(int, int)>(TaskCreationOptions.RunContinuationsAsynchronously);
+            rig.Rig.Runtime.Post(() => onLoop.SetResult((img.QueuedImages, img.BatchedImages)));
+            var (queued, batched) = await onLoop.Task.WaitAsync(TimeSpan.FromSeconds(60));
             if (uring && UringAllowed()) Assert.That(queued, Is.EqualTo(1), "the image in /dev/shm goes through io_uring");
             if (!uring) Assert.That(queued, Is.Zero, "uring=false keeps plain pread/pwrite");
+            Assert.That(batched, Is.EqualTo(1), "either way the image in /dev/shm gathers each pass's reads and writes");
         }
         chain.Dispose();
     }

@@ -36,6 +36,8 @@ public class NativeSignatureTests
         ["fcntl"] = "int (*)(int, int, ...)",
         ["sendmsg"] = "ssize_t (*)(int, const struct msghdr *, int)",
         ["fsync"] = "int (*)(int)",
+        ["pread"] = "ssize_t (*)(int, void *, size_t, off_t)",
+        ["pwrite"] = "ssize_t (*)(int, const void *, size_t, off_t)",
         ["preadv2"] = "ssize_t (*)(int, const struct iovec *, int, off_t, int)",
         ["pwritev2"] = "ssize_t (*)(int, const struct iovec *, int, off_t, int)",
         ["sendfile64"] = "ssize_t (*)(int, int, off64_t *, size_t)",
