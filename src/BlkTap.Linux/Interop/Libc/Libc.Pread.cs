@@ -6,9 +6,8 @@ internal static partial class Libc
 {
     // NOTE: SuppressGCTransition: the thread stays in cooperative mode during the call, so a garbage collection waits for
     // it to return. Only for files in memory (tmpfs, ramfs), whose pread never waits for a device (a copy of at most
-    // what the caller asks, about 2 µs for 4 KiB); a file on a disk goes through RandomAccess. Without the transition
-    // nothing runs between the call and the read of errno, so SetLastError is not needed (Marshal.GetLastSystemError).
-    [LibraryImport(Libraries.Libc, EntryPoint = "pread")]
+    // what the caller asks, about 2 µs for 4 KiB); a file on a disk goes through RandomAccess.
+    [LibraryImport(Libraries.Libc, EntryPoint = "pread", SetLastError = true)]
     [SuppressGCTransition]
     private static unsafe partial nint PreadInMemoryRaw(int fd, byte* buffer, nuint count, long offset);
 
@@ -20,7 +19,7 @@ internal static partial class Libc
     {
         nint rc;
         do rc = PreadInMemoryRaw(fd, buffer, count, offset);
-        while (rc == -1 && Marshal.GetLastSystemError() == Errno.EINTR);
-        return rc >= 0 ? rc : -Marshal.GetLastSystemError();
+        while (rc == -1 && Errno.Last == Errno.EINTR);
+        return rc >= 0 ? rc : -Errno.Last;
     }
 }

@@ -5,7 +5,7 @@ namespace BlkTap.Linux.Interop;
 internal static partial class Libc
 {
     // NOTE: SuppressGCTransition, as for PreadInMemory (Libc.Pread.cs): only for files in memory (tmpfs, ramfs).
-    [LibraryImport(Libraries.Libc, EntryPoint = "pwrite")]
+    [LibraryImport(Libraries.Libc, EntryPoint = "pwrite", SetLastError = true)]
     [SuppressGCTransition]
     private static unsafe partial nint PwriteInMemoryRaw(int fd, byte* buffer, nuint count, long offset);
 
@@ -17,7 +17,7 @@ internal static partial class Libc
     {
         nint rc;
         do rc = PwriteInMemoryRaw(fd, buffer, count, offset);
-        while (rc == -1 && Marshal.GetLastSystemError() == Errno.EINTR);
-        return rc >= 0 ? rc : -Marshal.GetLastSystemError();
+        while (rc == -1 && Errno.Last == Errno.EINTR);
+        return rc >= 0 ? rc : -Errno.Last;
     }
 }
