@@ -22,7 +22,7 @@ public sealed class ImgTapFactory : ITapFactory
     [
         new("path", "image file; without it each session's image identifier (params) is the path"),
         new("readonly", "answer writes with ERROR (default false)"),
-        new("uring", "on a file in memory (tmpfs, ramfs), start each loop pass's reads and writes with one io_uring_enter (default false: one pread/pwrite each; true pays off only on a busy host, docs/architecture.md)"),
+        new("uring", "on a file in memory (tmpfs, ramfs), start each loop pass's reads and writes with one io_uring_enter (default false: one pread/pwrite each, back to back at the end of the pass; true pays off only on a busy host, docs/architecture.md)"),
     ];
 
     /// <inheritdoc/>
