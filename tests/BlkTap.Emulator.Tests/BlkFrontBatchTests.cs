@@ -35,19 +35,7 @@ public class BlkFrontBatchTests
             rt.RegisterRequestHook("mem", mem);
         });
 
-    private static void OnScheduler(EmulatorRig rig, Action work)
-    {
-        var done = new ManualResetEventSlim();
-        Exception? error = null;
-        rig.Emulator.Post(() =>
-        {
-            try { work(); }
-            catch (Exception ex) { error = ex; }
-            finally { done.Set(); }
-        });
-        Assert.That(done.Wait(Waits.Deadline), Is.True, "the scheduler ran the work");
-        if (error != null) throw error;
-    }
+    private static void OnScheduler(EmulatorRig rig, Action work) => Waits.OnScheduler(rig.Emulator, work);
 
     [Test]
     public async Task SubmitBatch_OffTheScheduler_Throws()

@@ -68,6 +68,24 @@ internal static class Waits
     }
 
     /// <summary>
+    /// Runs <paramref name="work"/> on <paramref name="emulator"/>'s scheduler (where frontends are driven) and returns
+    /// once it has run; an exception it throws is rethrown here. Fails the test after <see cref="Deadline"/>.
+    /// </summary>
+    public static void OnScheduler(BlkTap.Emulator.XenEmulator emulator, Action work)
+    {
+        var done = new ManualResetEventSlim();
+        Exception? error = null;
+        emulator.Post(() =>
+        {
+            try { work(); }
+            catch (Exception ex) { error = ex; }
+            finally { done.Set(); }
+        });
+        if (!done.Wait(Deadline)) Assert.Fail($"the emulator's scheduler did not run a posted action within {Deadline.TotalSeconds} s");
+        if (error != null) throw error;
+    }
+
+    /// <summary>
     /// Returns once everything a threaded <paramref name="emulator"/> had to run (watch events, posted work) has
     /// run, and then everything that posted to <paramref name="runtime"/>'s loop: all reactions to the writes made
     /// before the call, up to their first loop pass. For asserting that something did NOT happen.

@@ -77,7 +77,7 @@ public sealed unsafe class MemoryBlockDevice : IBlockDevice
             int n = Math.Min(data.Length, _chunkSize - off);
             nint c = Volatile.Read(ref _chunks[chunk]);
             if (c == 0) c = Take(chunk);
-            data[..n].CopyTo(new Span<byte>((byte*)c + off, n));
+            StreamingCopy.Copy(data[..n], (byte*)c + off); // the disk's memory is not read again soon: no cache pollution
             data = data[n..];
             pos += n;
         }

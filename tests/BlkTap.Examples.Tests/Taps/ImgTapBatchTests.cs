@@ -82,7 +82,7 @@ public class ImgTapBatchTests
                     if (expected[i] != null)
                         Assert.That(requests[i].Buffer.ToArray(), Is.EqualTo(expected[i]), $"seed {seed}: read {i} sees every write before it and none after");
             }
-            Assert.That(await BatchedImages(rig, img), Is.EqualTo(1), "the image in /dev/shm is batched");
+            Assert.That(BatchedImages(rig, img), Is.EqualTo(1), "the image in /dev/shm is batched");
         }
         img.Dispose();
         Assert.That(counting!.NoWaitCalls, Is.Zero, "a batched file is read and written at the end of the pass, not at once");
@@ -130,7 +130,7 @@ public class ImgTapBatchTests
             {
                 var results = await new VerifiedWorkload(new WorkloadOptions { OperationsPerFrontend = 300, DiscardPercent = 5, FlushPercent = 5, Seed = 3 }).RunAsync(rig);
                 foreach (var r in results) Assert.That(r.Errors + r.Mismatches, Is.Zero, string.Join("; ", r.Problems));
-                Assert.That(await BatchedImages(rig, img), Is.Zero, "a file on a disk is never batched");
+                Assert.That(BatchedImages(rig, img), Is.Zero, "a file on a disk is never batched");
             }
             img.Dispose();
         }
@@ -140,26 +140,9 @@ public class ImgTapBatchTests
     private static Task<EmulatorRig> Start(ImgTap img) =>
         EmulatorRig.StartAsync(new EmulatorRigOptions { Frontends = 1 }, rt => TapChain.Register(rt, [img]));
 
-    private static async Task<int> BatchedImages(EmulatorRig rig, ImgTap img)
-    {
-        var onLoop = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-        rig.Runtime.Post(() => onLoop.SetResult(img.BatchedImages));
-        return await onLoop.Task.WaitAsync(Waits.Deadline);
-    }
+    private static int BatchedImages(EmulatorRig rig, ImgTap img) => Waits.OnLoop(rig.Runtime, () => img.BatchedImages);
 
-    private static void OnScheduler(EmulatorRig rig, Action work)
-    {
-        var done = new ManualResetEventSlim();
-        Exception? error = null;
-        rig.Emulator.Post(() =>
-        {
-            try { work(); }
-            catch (Exception ex) { error = ex; }
-            finally { done.Set(); }
-        });
-        Assert.That(done.Wait(Waits.Deadline), Is.True, "the scheduler ran the work");
-        if (error != null) throw error;
-    }
+    private static void OnScheduler(EmulatorRig rig, Action work) => Waits.OnScheduler(rig.Emulator, work);
 
     private sealed class Collector : IBlkFrontBatchCompletion
     {
