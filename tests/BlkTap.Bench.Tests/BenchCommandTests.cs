@@ -81,6 +81,8 @@ public class BenchCommandTests
         AssertMeasured(results, "runtime: mem terminator, 4 KiB reads (data copied)");
         AssertMeasured(results, "img vs raw: 4 KiB random read, qd 32");
         AssertMeasured(results, "img vs raw: 4 KiB random write, qd 32");
+        AssertMeasured(results, "img vs its storage file's own calls: 4 KiB random read, qd 32");
+        AssertMeasured(results, "img vs its storage file's own calls: 4 KiB random write, qd 32");
         Assert.That(results, Contains.Key("runtime: bytes allocated per request (steady state)"));
         Assert.That(results["runtime: bytes allocated per request (steady state)"].GetProperty("ours").GetDouble(), Is.GreaterThanOrEqualTo(0));
     }

@@ -116,7 +116,13 @@ public sealed partial class FileBlockDevice
             // An in-order batch runs a write and a later read of the same bytes in that order; a queue may not.
             conflict = conflict || (!_inOrder && Conflicts((long)run.Sector * BlkifConstants.SectorSize, run.Length, write));
         }
-        if (runs == 0 || runs > _capacity) return false;
+        if (runs == 0) return false;
+        if (runs > _capacity)
+        {
+            // Served at once by the caller: what is gathered runs first, so the request still sees every write before it.
+            SubmitQueued();
+            return false;
+        }
         if (conflict || _opCount + runs > _capacity) SubmitQueued();
         if (!_batching) return false; // the submit failed and closed the queue, and the file offers no in-order batch
         int slot = _batchCount++;
