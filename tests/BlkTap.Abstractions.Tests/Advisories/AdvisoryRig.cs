@@ -35,14 +35,14 @@ internal sealed class AdvisoryRig : IAsyncDisposable
     /// </remarks>
     public static async Task<AdvisoryRig> StartAsync(int guests = 2, bool protectReadOnlyGrants = true,
         Func<IGrantMapper, IGrantMapper>? wrapMapper = null, BlkifProtocol protocol = BlkifProtocol.X86_64,
-        bool persistentGrants = false, int queues = 1)
+        bool persistentGrants = false, int queues = 1, IBlockDevice? device = null)
     {
         var emulator = new XenEmulator(new XenEmulatorOptions { ProtectReadOnlyGrants = protectReadOnlyGrants });
         var disk = new MemoryBlockDevice(DiskBytes);
         AdvisoryRig? rig = null;
         var runtime = new TapRuntime(new TapRuntimeOptions { Name = "advisory", Diagnostics = d => rig?.Diagnostics.Enqueue(d) });
         runtime.RegisterRequestHook("inspect", Hook.Request(r => rig?.Inspect?.Invoke(r) ?? HookResult.Pass));
-        var serve = new BlockDeviceHook(disk);
+        var serve = new BlockDeviceHook(device ?? disk); // device: another disk in place of the mem one
         runtime.RegisterControlHook("mem", serve);
         runtime.RegisterRequestHook("mem", serve);
         var mapper = emulator.GrantMapperFor(0);
