@@ -14,7 +14,7 @@ namespace BlkTap;
 /// Threading: stateless. The copy ends with a store fence, so a thread that sees a later store of the caller (a
 /// response published, a lock released) also sees the data. Falls back to a plain copy where the CPU lacks the
 /// instructions or the destination or length does not fit them (x86 with AVX: a 32-byte aligned destination and a
-/// multiple of 128 bytes; with AVX-512: 64 and 256). Source and destination must not overlap.
+/// multiple of 128 bytes; 512-bit stores were no faster in the probe). Source and destination must not overlap.
 /// </remarks>
 internal static unsafe class StreamingCopy
 {
@@ -24,25 +24,6 @@ internal static unsafe class StreamingCopy
     {
         int length = source.Length;
         nint address = (nint)destination;
-        if (Avx512F.IsSupported && (address & 63) == 0 && (length & 255) == 0 && length > 0)
-        {
-            fixed (byte* s = source)
-            {
-                for (int o = 0; o < length; o += 256)
-                {
-                    var a = Vector512.Load(s + o);
-                    var b = Vector512.Load(s + o + 64);
-                    var c = Vector512.Load(s + o + 128);
-                    var d = Vector512.Load(s + o + 192);
-                    Avx512F.StoreAlignedNonTemporal(destination + o, a);
-                    Avx512F.StoreAlignedNonTemporal(destination + o + 64, b);
-                    Avx512F.StoreAlignedNonTemporal(destination + o + 128, c);
-                    Avx512F.StoreAlignedNonTemporal(destination + o + 192, d);
-                }
-            }
-            Sse.StoreFence();
-            return;
-        }
         if (Avx.IsSupported && (address & 31) == 0 && (length & 127) == 0 && length > 0)
         {
             fixed (byte* s = source)
