@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.ExceptionServices;
+using BlkTap.Emulator.Internal;
 
 namespace BlkTap.Emulator;
 
@@ -44,6 +45,7 @@ public sealed partial class ReplayDriver
         private readonly bool _wantsReadData;
         private readonly int[] _active;
         private readonly ActiveSpan[] _activeSpans;
+        private readonly SpanOverlapFilter _inFlight = new();
         private readonly BlkFrontBatchRequest[][] _staged;
         private readonly int[] _stagedCount;
         private readonly Action _refill;
@@ -154,8 +156,9 @@ public sealed partial class ReplayDriver
         private bool Conflicts(in ReplayRequest request, ulong end)
         {
             if (request.Operation == BlkifOperation.FlushDiskCache && request.Length == 0) return false;
-            bool modifies = request.Modifies;
             ulong start = request.Sector;
+            if (!_inFlight.MayOverlap(start, end)) return false;
+            bool modifies = request.Modifies;
             int frontend = request.Frontend;
             var spans = _activeSpans.AsSpan(0, _activeCount);
             for (int i = 0; i < spans.Length; i++)
@@ -210,6 +213,7 @@ public sealed partial class ReplayDriver
             s.Buffer = null;
             s.ActivePosition = _activeCount;
             _activeSpans[_activeCount] = new ActiveSpan { Start = request.Sector, End = end, Frontend = request.Frontend, Modifies = request.Modifies };
+            _inFlight.Add(request.Sector, end);
             _active[_activeCount++] = slot;
             _driver._perFrontend[request.Frontend]++;
             Memory<byte> buffer = default;
@@ -263,6 +267,8 @@ public sealed partial class ReplayDriver
             }
             long latency = Stopwatch.GetTimestamp() - s.Started;
             var request = s.Request;
+            ref readonly var span = ref _activeSpans[s.ActivePosition];
+            _inFlight.Remove(span.Start, span.End);
             int last = _active[--_activeCount];
             _active[s.ActivePosition] = last;
             _activeSpans[s.ActivePosition] = _activeSpans[_activeCount];
