@@ -43,8 +43,9 @@ internal static class ReplayBenchmarks
             ctx.Progress("replay: warming up (200k requests into mem and into img)");
             RunReplay(ctx, warmup, Math.Min(records, 200_000), $"mem:size={diskBytes >> 20}M");
             RunReplay(ctx, warmup, Math.Min(records, 200_000), $"img:path={image}");
-            // Three runs each, mem and img alternating (drift of the machine hits both alike); each figure is the median.
-            int repetitions = ctx.Quick ? 1 : 3;
+            // Five runs each, mem and img alternating (drift of the machine hits both alike); each figure is the median
+            // (on this 2-vCPU VM one run in five can be a third slower than the others).
+            int repetitions = ctx.Quick ? 1 : 5;
             var mems = new List<(double Rate, double BytesPerRequest, string Note)>();
             var imgs = new List<(double Rate, double BytesPerRequest, string Note)>();
             for (int r = 0; r < repetitions; r++)
@@ -92,6 +93,9 @@ internal static class ReplayBenchmarks
         ctx.Progress($"replay: running blktap replay --tap {tap}");
         var stdout = new StringWriter();
         var stderr = new StringWriter();
+        // What the groups before left behind is collected now, not during the timed run.
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
         long allocated = GC.GetTotalAllocatedBytes(precise: true);
         var sw = Stopwatch.StartNew();
         int code = ctx.Blktap(["replay", trace, "--input-format", "native", "--tap", tap, "--timing", "fast", "--json"], stdout, stderr);
