@@ -21,6 +21,8 @@ public sealed partial class FileBlockDevice
     private readonly bool _useQueue;
     private readonly bool _useBatch;
     private IStorageQueue? _queue;
+    private BatchHelpers? _helpers; // the in-order batch's helper threads (threads > 1), from its first batch
+    private Exception? _helperError; // the first unexpected exception of a batch's operation, reported after it
     private bool _batching; // the arrays below are set up: through _queue, or in order when it is null
     private bool _batchRefused;
     private bool _passEndScheduled;
@@ -52,6 +54,12 @@ public sealed partial class FileBlockDevice
     public bool Batched => _batching;
 
     /// <summary>
+    /// Any thread: how many reads and writes of in-order batches the helper threads have run (0 without helpers:
+    /// <c>threads</c> 1, or no batch yet).
+    /// </summary>
+    public long HelperOperations => _helpers?.HelperOperations ?? 0;
+
+    /// <summary>
     /// Loop thread: whether this pass's reads and writes can be gathered; decided at the first request (a refused
     /// submission queue is not asked again).
     /// </summary>
@@ -74,6 +82,7 @@ public sealed partial class FileBlockDevice
         _opDone = new bool[n];
         _runtime = request.Runtime;
         _passEnd = new PassEnd(this);
+        if (queue == null && _threads > 1) _helpers = new BatchHelpers(new BatchOperations(this), _threads - 1, System.IO.Path.GetFileName(Path));
         _queue = queue;
         _batching = true;
         return true;
@@ -233,7 +242,51 @@ public sealed partial class FileBlockDevice
     /// </summary>
     private void RunSmallBatch()
     {
-        for (int op = 0; op < _opCount; op++) Finish(op, 0);
+        var helpers = _helpers;
+        if (helpers == null)
+        {
+            for (int op = 0; op < _opCount; op++) Finish(op, 0);
+            return;
+        }
+        // With helper threads: the batch in stretches of operations none of which overlaps a write of the same stretch,
+        // each run by the loop and its helpers in any order; one stretch ends before the next starts, so a read still
+        // sees every write queued before it, and two writes of the same bytes land in ring order.
+        int start = 0;
+        for (int op = 1; op < _opCount; op++)
+        {
+            if (!OverlapsEarlier(start, op)) continue;
+            helpers.Run(start, op);
+            start = op;
+        }
+        helpers.Run(start, _opCount);
+        if (Interlocked.Exchange(ref _helperError, null) is { } error)
+            _runtime?.Report(TapDiagnosticLevel.Error, null, $"{Path}: a read or write failed unexpectedly", error);
+    }
+
+    /// <summary>True when operation <paramref name="op"/> overlaps one of operations <paramref name="start"/>..op-1 and one of the two writes.</summary>
+    private bool OverlapsEarlier(int start, int op)
+    {
+        long offset = _opOffset[op], end = offset + _opLength[op];
+        bool write = _opWrite[op];
+        for (int i = start; i < op; i++)
+        {
+            if (!write && !_opWrite[i]) continue;
+            if (offset < _opOffset[i] + _opLength[i] && _opOffset[i] < end) return true;
+        }
+        return false;
+    }
+
+    /// <summary>The in-order batch's operations as the helper threads see them.</summary>
+    private sealed class BatchOperations(FileBlockDevice device) : IBatchOperations
+    {
+        public void Run(int op) => device.Finish(op, 0);
+
+        public void Fail(int op, Exception error)
+        {
+            device._opDone[op] = true;
+            device._batchStatus[device._opRequest[op]] = BlkifStatus.Error;
+            Interlocked.CompareExchange(ref device._helperError, error, null); // reported by the loop after the batch
+        }
     }
 
     /// <summary>One operation's result: short transfers are finished with the blocking calls (a read past the end reads as zeroes).</summary>

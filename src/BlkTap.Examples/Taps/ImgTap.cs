@@ -23,6 +23,7 @@ public sealed class ImgTapFactory : ITapFactory
         new("path", "image file; without it each session's image identifier (params) is the path"),
         new("readonly", "answer writes with ERROR (default false)"),
         new("uring", "on a file in memory (tmpfs, ramfs), start each loop pass's reads and writes with one io_uring_enter (default false: one pread/pwrite each, back to back at the end of the pass; true pays off only on a busy host, docs/architecture.md)"),
+        new("threads", $"on a file in memory, how many threads run each loop pass's reads and writes, 1 to {FileBlockDevice.MaxThreads} (default 1: the loop's own; from 2 on, helper threads on other cores take part, each spinning 0.1 ms for the next pass before it sleeps: for replays and hosts with idle cores)"),
     ];
 
     /// <inheritdoc/>
@@ -31,7 +32,10 @@ public sealed class ImgTapFactory : ITapFactory
         var path = spec.Get("path");
         var storage = TapStorage.Of(context);
         if (path != null && !storage.FileExists(path)) throw new ChainSpecException($"tap 'img': image file '{path}' does not exist");
-        return new ImgTap(path, spec.GetBool("readonly", false), storage, spec.GetBool("uring", false));
+        long threads = spec.GetInt64("threads", 1);
+        if (threads < 1 || threads > FileBlockDevice.MaxThreads)
+            throw new ChainSpecException($"tap 'img': option 'threads={threads}' is out of range (1 to {FileBlockDevice.MaxThreads})");
+        return new ImgTap(path, spec.GetBool("readonly", false), storage, spec.GetBool("uring", false), (int)threads);
     }
 }
 
@@ -50,16 +54,22 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
     private readonly bool _readOnly;
     private readonly IStorageProvider _storage;
     private readonly bool _uring;
+    private readonly int _threads;
     private readonly BlockDeviceHook _hook;
     private readonly Dictionary<string, (FileBlockDevice Device, int Users)> _open = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Creates the tap; its images are opened on <paramref name="storage"/> (null: the OS's files). With
     /// <paramref name="uring"/> a file that offers a submission queue (io_uring on tmpfs, ramfs) is served through it
-    /// (off by default: on an idle host the kernel's hand-off to its io-wq workers costs more than it saves).
+    /// (off by default: on an idle host the kernel's hand-off to its io-wq workers costs more than it saves). With
+    /// <paramref name="threads"/> above 1 (1 to <see cref="FileBlockDevice.MaxThreads"/>), helper threads take part in
+    /// each pass's reads and writes of a file in memory (<see cref="FileBlockDevice"/>'s in-order batch).
     /// </summary>
-    public ImgTap(string? path, bool readOnly, IStorageProvider? storage = null, bool uring = false) : base("img")
+    public ImgTap(string? path, bool readOnly, IStorageProvider? storage = null, bool uring = false, int threads = 1) : base("img")
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(threads, FileBlockDevice.MaxThreads);
+        _threads = threads;
         _uring = uring;
         _path = path;
         _readOnly = readOnly;
@@ -80,7 +90,7 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
         {
             // NOTE: discard punches a hole (fallocate PUNCH_HOLE|KEEP_SIZE); a file system that cannot answers EOPNOTSUPP.
             var file = _storage.Open(path, _readOnly ? StorageOpenOptions.None : StorageOpenOptions.Writable);
-            var d = new FileBlockDevice(file, discard: true, queued: _uring);
+            var d = new FileBlockDevice(file, discard: true, queued: _uring, threads: _threads);
             _open[path] = (d, 1);
             return d;
         }
@@ -112,6 +122,17 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
         {
             int n = 0;
             foreach (var e in _open.Values) if (e.Device.Batched) n++;
+            return n;
+        }
+    }
+
+    /// <summary>Loop thread: how many reads and writes the open images' helper threads have run (option <c>threads</c>).</summary>
+    public long HelperOperations
+    {
+        get
+        {
+            long n = 0;
+            foreach (var e in _open.Values) n += e.Device.HelperOperations;
             return n;
         }
     }

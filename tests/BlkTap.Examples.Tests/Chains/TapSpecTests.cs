@@ -46,4 +46,19 @@ public class TapSpecTests
         Assert.That(Assert.Throws<ChainSpecException>(() => registry.Build([TapSpec.Parse("mem"), TapSpec.Parse("dump")], ctx))!.Message, Does.Contain("must be the last"));
         Assert.That(Assert.Throws<ChainSpecException>(() => registry.Build([TapSpec.Parse("img:path=/nonexistent/disk.raw")], ctx))!.Message, Does.Contain("does not exist"));
     }
+
+    [TestCase("threads=0", "'threads=0' is out of range (1 to 16)")]
+    [TestCase("threads=17", "'threads=17' is out of range (1 to 16)")]
+    [TestCase("threads=two", "'threads=two' is not an integer")]
+    public void RegistryBuild_ImgThreadsOutOfRange_NamesTheOption(string option, string message)
+    {
+        var disk = Path.GetTempFileName();
+        try
+        {
+            var ctx = new TapContext { Output = TextWriter.Null };
+            var ex = Assert.Throws<ChainSpecException>(() => ExampleTaps.CreateRegistry().Build([TapSpec.Parse($"img:path={disk},{option}")], ctx));
+            Assert.That(ex!.Message, Does.Contain(message));
+        }
+        finally { File.Delete(disk); }
+    }
 }

@@ -39,14 +39,22 @@ public class ImgTapBatchTests
         return path;
     }
 
-    [Test]
-    public async Task SubmitBatch_OverlappingReadsAndWritesOnOnePush_EachReadSeesTheWritesBeforeIt()
+    // threads: the loop alone, or with helper threads (img's option threads); sectors: the span the requests fall in
+    // (16: most batches are a chain of overlaps, run one stretch after another; 256: long stretches run in parallel).
+    [TestCase(1, 16)]
+    [TestCase(2, 16)]
+    [TestCase(3, 16)]
+    [TestCase(2, 256)]
+    [TestCase(3, 256)]
+    public async Task SubmitBatch_OverlappingReadsAndWritesOnOnePush_EachReadSeesTheWritesBeforeIt(int threads, int sectors)
     {
         var path = Image(_dir, 1L << 20);
         CountingFile? counting = null;
-        var storage = new WrappingStorage((_, f) => counting = new CountingFile((INoWaitStorageFile)f, failWriteAt: -1));
-        var img = new ImgTap(path, readOnly: false, storage);
-        var model = new byte[16 * 512];
+        // With helpers, each write takes a millisecond before it lands, so a read or write that wrongly ran beside it
+        // (rather than after it) would finish first and be seen.
+        var storage = new WrappingStorage((_, f) => counting = new CountingFile((INoWaitStorageFile)f, failWriteAt: -1, slowWrites: threads > 1));
+        var img = new ImgTap(path, readOnly: false, storage, threads: threads);
+        var model = new byte[sectors * 512];
         await using (var rig = await Start(img))
         {
             var front = rig.Frontends[0];
@@ -59,8 +67,8 @@ public class ImgTapBatchTests
                 var expected = new byte[24][];
                 for (int i = 0; i < requests.Length; i++)
                 {
-                    int first = random.Next(16);
-                    int count = 1 + random.Next(Math.Min(8, 16 - first));
+                    int first = random.Next(sectors);
+                    int count = 1 + random.Next(Math.Min(8, sectors - first));
                     var buffer = new byte[count * 512];
                     if (random.Next(2) == 0)
                     {
@@ -90,12 +98,13 @@ public class ImgTapBatchTests
         Assert.That(File.ReadAllBytes(path).AsSpan(0, model.Length).ToArray(), Is.EqualTo(model), "the file holds the last write of every sector");
     }
 
-    [Test]
-    public async Task SubmitBatch_OneWriteFailsInTheBatch_OnlyThatRequestAnswersError()
+    [TestCase(1)]
+    [TestCase(2)]
+    public async Task SubmitBatch_OneWriteFailsInTheBatch_OnlyThatRequestAnswersError(int threads)
     {
         var path = Image(_dir, 1L << 20);
         var storage = new WrappingStorage((_, f) => new CountingFile((INoWaitStorageFile)f, failWriteAt: 8 * 512));
-        var img = new ImgTap(path, readOnly: false, storage);
+        var img = new ImgTap(path, readOnly: false, storage, threads: threads);
         await using (var rig = await Start(img))
         {
             var front = rig.Frontends[0];
@@ -111,6 +120,50 @@ public class ImgTapBatchTests
             var back = new byte[2048];
             Assert.That(await front.ReadAsync(20, back), Is.EqualTo(BlkifStatus.Okay));
             Assert.That(back, Is.All.EqualTo((byte)6), "the writes after the failed one landed");
+        }
+        img.Dispose();
+    }
+
+    [Test]
+    public async Task SubmitBatch_ThreadsTwo_TheHelperRunsPartOfThePass()
+    {
+        // The first read or write of the pass is held until another has started: only the helper thread can start one
+        // then (the loop is the one held, or it starts the next itself while the helper holds the first).
+        var path = Image(_dir, 1L << 20);
+        var storage = new WrappingStorage((_, f) => new CountingFile((INoWaitStorageFile)f, failWriteAt: -1, holdFirstCall: true));
+        var img = new ImgTap(path, readOnly: false, storage, threads: 2);
+        await using (var rig = await Start(img))
+        {
+            var front = rig.Frontends[0];
+            var requests = new BlkFrontBatchRequest[8];
+            for (int i = 0; i < requests.Length; i++)
+                requests[i] = new BlkFrontBatchRequest(BlkFrontBatchOperation.Write, (ulong)i * 8, Enumerable.Repeat((byte)(i + 1), 4096).ToArray(), 0, i);
+            var collector = new Collector();
+            OnScheduler(rig, () => front.SubmitBatch(requests, collector));
+            Waits.ForSignal(collector.Signal, () => collector.Count == requests.Length, "every write of the batch completing");
+            Assert.That(collector.Statuses(), Is.All.EqualTo(BlkifStatus.Okay), "no call was held past its deadline");
+            Assert.That(Waits.OnLoop(rig.Runtime, () => img.HelperOperations), Is.GreaterThan(0));
+            for (int i = 0; i < requests.Length; i++)
+            {
+                var back = new byte[4096];
+                Assert.That(await front.ReadAsync((ulong)i * 8, back), Is.EqualTo(BlkifStatus.Okay));
+                Assert.That(back, Is.All.EqualTo((byte)(i + 1)), $"write {i} landed");
+            }
+        }
+        img.Dispose();
+    }
+
+    [Test]
+    public async Task Workload_ImageInMemoryWithHelpers_EqualsModel()
+    {
+        // Batches between flushes, discards and FUA writes (which go to the image's worker after the batch has run).
+        var path = Image(_dir, 8L << 20);
+        var img = new ImgTap(path, readOnly: false, threads: 2);
+        await using (var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions { Frontends = 3 }, rt => TapChain.Register(rt, [img])))
+        {
+            var results = await new VerifiedWorkload(new WorkloadOptions { OperationsPerFrontend = 400, DiscardPercent = 5, FlushPercent = 5, Seed = 11 }).RunAsync(rig);
+            foreach (var r in results) Assert.That(r.Errors + r.Mismatches, Is.Zero, string.Join("; ", r.Problems));
+            Assert.That(BatchedImages(rig, img), Is.EqualTo(1));
         }
         img.Dispose();
     }
@@ -165,20 +218,38 @@ public class ImgTapBatchTests
 
     /// <summary>
     /// The OS file, saying it never waits as the real one does, counting the calls of each kind; a blocking write that
-    /// touches byte <c>failWriteAt</c> throws as a failing device would (-1: none).
+    /// touches byte <c>failWriteAt</c> throws as a failing device would (-1: none); with <c>slowWrites</c> every
+    /// blocking write lands a millisecond late; with <c>holdFirstCall</c> the first blocking call waits for a second.
     /// </summary>
-    private sealed class CountingFile(INoWaitStorageFile inner, long failWriteAt) : INoWaitStorageFile
+    private sealed class CountingFile(INoWaitStorageFile inner, long failWriteAt, bool holdFirstCall = false, bool slowWrites = false) : INoWaitStorageFile
     {
         public int NoWaitCalls, BlockingCalls;
+        private readonly ManualResetEventSlim _second = new();
+
+        // With holdFirstCall: the first blocking call waits (up to the deadline, then fails) until a second has begun.
+        private void Hold()
+        {
+            if (!holdFirstCall) return;
+            if (Interlocked.Increment(ref BlockingCalls) == 1)
+            {
+                if (!_second.Wait(Waits.Deadline)) throw new IOException("no second call began while the first was held (test)");
+            }
+            else _second.Set();
+        }
         public bool NeverWaits => inner.NeverWaits;
         public string Path => inner.Path;
         public bool ReadOnly => inner.ReadOnly;
         public long Length => inner.Length;
-        public int Read(Span<byte> buffer, long offset) { Interlocked.Increment(ref BlockingCalls); return inner.Read(buffer, offset); }
+        public int Read(Span<byte> buffer, long offset)
+        {
+            if (holdFirstCall) Hold(); else Interlocked.Increment(ref BlockingCalls);
+            return inner.Read(buffer, offset);
+        }
         public void Write(ReadOnlySpan<byte> data, long offset)
         {
-            Interlocked.Increment(ref BlockingCalls);
+            if (holdFirstCall) Hold(); else Interlocked.Increment(ref BlockingCalls);
             if (failWriteAt >= offset && failWriteAt < offset + data.Length) throw new IOException("pwrite failed: errno 5 (test)");
+            if (slowWrites) Thread.Sleep(1); // a slow device: the write lands a millisecond after it was asked for
             inner.Write(data, offset);
         }
         public bool TryReadNoWait(Span<byte> buffer, long offset, out int read) { Interlocked.Increment(ref NoWaitCalls); return inner.TryReadNoWait(buffer, offset, out read); }
