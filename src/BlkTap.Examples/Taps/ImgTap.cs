@@ -23,7 +23,7 @@ public sealed class ImgTapFactory : ITapFactory
         new("path", "image file; without it each session's image identifier (params) is the path"),
         new("readonly", "answer writes with ERROR (default false)"),
         new("uring", "on a file in memory (tmpfs, ramfs), start each loop pass's reads and writes with one io_uring_enter (default false: one pread/pwrite each, back to back at the end of the pass; true pays off only on a busy host, docs/architecture.md)"),
-        new("threads", $"on a file in memory, how many threads run each loop pass's reads and writes, 1 to {FileBlockDevice.MaxThreads} (default 1: the loop's own; from 2 on, helper threads on other cores take part, each spinning 0.1 ms for the next pass before it sleeps: for replays and hosts with idle cores)"),
+        new("threads", $"on a file in memory without uring, how many threads run each loop pass's reads and writes, 1 to {FileBlockDevice.MaxThreads} (default 1: the loop's own; from 2 on, helper threads on other cores take part, each spinning 0.1 ms for the next pass before it sleeps: for replays and hosts with idle cores)"),
     ];
 
     /// <inheritdoc/>
