@@ -69,6 +69,7 @@ public sealed partial class FileBlockDevice
         if (_batchRefused) return false;
         _batchRefused = true;
         var queue = _useQueue ? OpenQueue(request) : null;
+        if (queue == null) MapFile(request);
         bool inOrder = queue == null && _useBatch && _nowait is { NeverWaits: true };
         if (queue == null && !inOrder) return false;
         int n = queue?.Capacity ?? QueueEntries;

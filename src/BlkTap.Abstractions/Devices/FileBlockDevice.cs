@@ -57,8 +57,14 @@ public sealed partial class FileBlockDevice : IBlockDevice
     /// How many threads run an in-order batch (1 to <see cref="MaxThreads"/>): the loop's own, and from 2 on helper
     /// threads that take part in each batch on other cores (each spins 0.1 ms for the next batch before it sleeps).
     /// </param>
-    public FileBlockDevice(IStorageFile file, bool discard, bool queued = true, bool batched = true, int threads = 1)
+    /// <param name="mapped">
+    /// Map the file when it can be (<see cref="IMappableStorageFile"/>: a file in memory), so pages known to hold data
+    /// are read and written by copying instead of a system call each; not with <paramref name="queued"/>.
+    /// </param>
+    public FileBlockDevice(IStorageFile file, bool discard, bool queued = true, bool batched = true, int threads = 1, bool mapped = false)
     {
+        if (mapped && queued) throw new ArgumentException("a mapped file is not served through a submission queue: pass queued false", nameof(mapped));
+        _useMap = mapped;
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(threads, MaxThreads);
         _threads = threads;

@@ -23,6 +23,7 @@ public sealed class ImgTapFactory : ITapFactory
         new("path", "image file; without it each session's image identifier (params) is the path"),
         new("readonly", "answer writes with ERROR (default false)"),
         new("uring", "on a file in memory (tmpfs, ramfs), start each loop pass's reads and writes with one io_uring_enter (default false: one pread/pwrite each, back to back at the end of the pass; true pays off only on a busy host, docs/architecture.md)"),
+        new("map", "on a file in memory (tmpfs, ramfs) without uring, copy reads and writes of pages that hold data through a shared mapping of the file instead of a pread/pwrite each (default false; pays off when the same pages are touched again and again, as in a replay: each page's first touch costs a page fault; holes are still read and written with system calls, so nothing is allocated by a read and a full file system is an error; a file another process shortens while it is mapped ends this process with SIGBUS)"),
         new("threads", $"on a file in memory without uring, how many threads run each loop pass's reads and writes, 1 to {FileBlockDevice.MaxThreads} (default 1: the loop's own; from 2 on, helper threads on other cores take part, each spinning 0.1 ms for the next pass before it sleeps: for replays and hosts with idle cores)"),
     ];
 
@@ -35,7 +36,9 @@ public sealed class ImgTapFactory : ITapFactory
         long threads = spec.GetInt64("threads", 1);
         if (threads < 1 || threads > FileBlockDevice.MaxThreads)
             throw new ChainSpecException($"tap 'img': option 'threads={threads}' is out of range (1 to {FileBlockDevice.MaxThreads})");
-        return new ImgTap(path, spec.GetBool("readonly", false), storage, spec.GetBool("uring", false), (int)threads);
+        bool uring = spec.GetBool("uring", false), map = spec.GetBool("map", false);
+        if (uring && map) throw new ChainSpecException("tap 'img': options 'map' and 'uring' exclude each other (a mapped file is not served through io_uring)");
+        return new ImgTap(path, spec.GetBool("readonly", false), storage, uring, (int)threads, map);
     }
 }
 
@@ -43,7 +46,8 @@ public sealed class ImgTapFactory : ITapFactory
 /// The <c>img</c> tap. Hooks run on the loop thread. Each image is a <see cref="FileBlockDevice"/>: reads and writes
 /// that need no waiting are done on the loop: page-cache hits through <c>preadv2(RWF_NOWAIT)</c> at once, and on a file
 /// in memory each pass's reads and writes gathered and run back to back at the end of the pass, one pread or pwrite
-/// each (with option <c>uring</c>, queued on an io_uring and started with one system call);
+/// each (with option <c>uring</c>, queued on an io_uring and started with one system call; with option <c>map</c>, pages
+/// that hold data copied through a shared mapping of the file);
 /// the rest (cache misses, writes the file system cannot promise not to block, flushes, FUA writes, barriers,
 /// discards) goes to the image's own worker thread and is answered from there, so a slow image stalls only its own
 /// sessions (docs/architecture.md, "Storage I/O: what runs where"; see <c>aio</c> for a thread-pool terminator).
@@ -55,6 +59,7 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
     private readonly IStorageProvider _storage;
     private readonly bool _uring;
     private readonly int _threads;
+    private readonly bool _map;
     private readonly BlockDeviceHook _hook;
     private readonly Dictionary<string, (FileBlockDevice Device, int Users)> _open = new(StringComparer.Ordinal);
 
@@ -63,10 +68,14 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
     /// <paramref name="uring"/> a file that offers a submission queue (io_uring on tmpfs, ramfs) is served through it
     /// (off by default: on an idle host the kernel's hand-off to its io-wq workers costs more than it saves). With
     /// <paramref name="threads"/> above 1 (1 to <see cref="FileBlockDevice.MaxThreads"/>), helper threads take part in
-    /// each pass's reads and writes of a file in memory (<see cref="FileBlockDevice"/>'s in-order batch).
+    /// each pass's reads and writes of a file in memory (<see cref="FileBlockDevice"/>'s in-order batch). With
+    /// <paramref name="map"/> (not with <paramref name="uring"/>) a file in memory is mapped and its pages that hold data
+    /// are read and written by copying (<see cref="IMappableStorageFile"/>).
     /// </summary>
-    public ImgTap(string? path, bool readOnly, IStorageProvider? storage = null, bool uring = false, int threads = 1) : base("img")
+    public ImgTap(string? path, bool readOnly, IStorageProvider? storage = null, bool uring = false, int threads = 1, bool map = false) : base("img")
     {
+        if (uring && map) throw new ArgumentException("options map and uring exclude each other", nameof(map));
+        _map = map;
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(threads, FileBlockDevice.MaxThreads);
         _threads = threads;
@@ -90,7 +99,7 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
         {
             // NOTE: discard punches a hole (fallocate PUNCH_HOLE|KEEP_SIZE); a file system that cannot answers EOPNOTSUPP.
             var file = _storage.Open(path, _readOnly ? StorageOpenOptions.None : StorageOpenOptions.Writable);
-            var d = new FileBlockDevice(file, discard: true, queued: _uring, threads: _threads);
+            var d = new FileBlockDevice(file, discard: true, queued: _uring, threads: _threads, mapped: _map);
             _open[path] = (d, 1);
             return d;
         }
@@ -122,6 +131,28 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
         {
             int n = 0;
             foreach (var e in _open.Values) if (e.Device.Batched) n++;
+            return n;
+        }
+    }
+
+    /// <summary>Loop thread: how many open images are mapped (option <c>map</c>).</summary>
+    public int MappedImages
+    {
+        get
+        {
+            int n = 0;
+            foreach (var e in _open.Values) if (e.Device.Mapped) n++;
+            return n;
+        }
+    }
+
+    /// <summary>Loop thread: how many reads and writes the open images have copied through their mappings (option <c>map</c>).</summary>
+    public long MappedOperations
+    {
+        get
+        {
+            long n = 0;
+            foreach (var e in _open.Values) n += e.Device.MappedOperations;
             return n;
         }
     }

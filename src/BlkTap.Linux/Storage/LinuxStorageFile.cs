@@ -27,14 +27,20 @@ namespace BlkTap.Linux.Storage;
 /// starts a whole pass's reads and writes with one system call; other files offer none (a queued read missing the page
 /// cache would hold the loop in <see cref="IStorageQueue.SubmitAndWait"/>).
 /// </para>
+/// <para>
+/// Mapped (<see cref="IMappableStorageFile"/>, asked for with <see cref="TryMap"/>): a file in memory copies reads and
+/// writes of pages known to hold data through a shared mapping (<see cref="FileMapping"/>), the rest as before.
+/// </para>
 /// </remarks>
-public sealed class LinuxStorageFile : INoWaitStorageFile, IQueuedStorageFile, IReferenceableStorageFile
+public sealed class LinuxStorageFile : INoWaitStorageFile, IQueuedStorageFile, IReferenceableStorageFile, IMappableStorageFile
 {
     private readonly SafeFileHandle _handle;
     private readonly FileStream _syncer;
     private readonly bool _inMemory;
     private bool _readsNoWait = true;
     private bool _writesNoWait = true;
+    private readonly Lock _mapGate = new();
+    private volatile FileMapping? _mapping;
 
     internal LinuxStorageFile(string path, SafeFileHandle handle, bool readOnly)
     {
@@ -57,6 +63,25 @@ public sealed class LinuxStorageFile : INoWaitStorageFile, IQueuedStorageFile, I
     public SafeFileHandle? ReferenceHandle => _inMemory ? _handle : null;
 
     /// <inheritdoc/>
+    public bool Mapped => _mapping != null;
+
+    /// <inheritdoc/>
+    public long MappedOperations => _mapping?.Operations ?? 0;
+
+    /// <inheritdoc/>
+    public bool TryMap(out string? unavailable)
+    {
+        unavailable = null;
+        if (!_inMemory) return false; // not offered: a copy through a disk file's mapping could wait for the device
+        lock (_mapGate)
+        {
+            if (_mapping != null) return true;
+            _mapping = FileMapping.Create(_handle, Length, ReadOnly, out unavailable);
+            return _mapping != null;
+        }
+    }
+
+    /// <inheritdoc/>
     public string Path { get; }
     /// <inheritdoc/>
     public bool ReadOnly { get; }
@@ -77,6 +102,7 @@ public sealed class LinuxStorageFile : INoWaitStorageFile, IQueuedStorageFile, I
     private unsafe int ReadInMemory(Span<byte> buffer, long offset)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        if (_mapping is { } mapping && mapping.TryRead(buffer, offset)) return buffer.Length;
         bool added = false;
         try
         {
@@ -94,6 +120,9 @@ public sealed class LinuxStorageFile : INoWaitStorageFile, IQueuedStorageFile, I
     {
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
         if (ReadOnly) throw new UnauthorizedAccessException($"{Path}: the file is open read-only"); // as RandomAccess.Write
+        var mapping = _mapping;
+        if (mapping != null && mapping.TryWrite(data, offset)) return;
+        long start = offset;
         bool added = false;
         try
         {
@@ -109,7 +138,11 @@ public sealed class LinuxStorageFile : INoWaitStorageFile, IQueuedStorageFile, I
                 offset += rc;
             }
         }
-        finally { if (added) _handle.DangerousRelease(); }
+        finally
+        {
+            if (added) _handle.DangerousRelease();
+            mapping?.MarkWritten(start, offset - start); // the pages it reached hold data now, even after a failure
+        }
     }
 
     /// <inheritdoc/>
@@ -151,7 +184,11 @@ public sealed class LinuxStorageFile : INoWaitStorageFile, IQueuedStorageFile, I
     }
 
     /// <inheritdoc/>
-    public void SetLength(long length) => RandomAccess.SetLength(_handle, length);
+    public void SetLength(long length)
+    {
+        _mapping?.Shorten(length); // before the file shrinks: a copy past its end would raise SIGBUS
+        RandomAccess.SetLength(_handle, length);
+    }
 
     /// <inheritdoc/>
     public void Flush()
@@ -160,11 +197,20 @@ public sealed class LinuxStorageFile : INoWaitStorageFile, IQueuedStorageFile, I
     }
 
     /// <inheritdoc/>
-    public BlkifStatus PunchHole(long offset, long length) => ReadOnly ? BlkifStatus.Error : FileHoles.PunchHole(_handle, offset, length);
+    public BlkifStatus PunchHole(long offset, long length)
+    {
+        if (ReadOnly) return BlkifStatus.Error;
+        var mapping = _mapping;
+        mapping?.Forget(offset, length); // before: no copy may fault a punched page back in
+        var status = FileHoles.PunchHole(_handle, offset, length);
+        mapping?.Forget(offset, length); // after: a chunk scanned meanwhile may have marked the pages again
+        return status;
+    }
 
     /// <inheritdoc/>
     public void Dispose()
     {
+        _mapping?.Dispose();
         _syncer.Dispose();
         _handle.Dispose();
     }

@@ -61,4 +61,18 @@ public class TapSpecTests
         }
         finally { File.Delete(disk); }
     }
+
+    [TestCase("map=true,uring=true", "options 'map' and 'uring' exclude each other")]
+    [TestCase("map=maybe", "'map=maybe' is not true or false")]
+    public void RegistryBuild_ImgMapWithUringOrNotABoolean_NamesTheOption(string option, string message)
+    {
+        var disk = Path.GetTempFileName();
+        try
+        {
+            var ctx = new TapContext { Output = TextWriter.Null };
+            var ex = Assert.Throws<ChainSpecException>(() => ExampleTaps.CreateRegistry().Build([TapSpec.Parse($"img:path={disk},{option}")], ctx));
+            Assert.That(ex!.Message, Does.Contain(message));
+        }
+        finally { File.Delete(disk); }
+    }
 }
