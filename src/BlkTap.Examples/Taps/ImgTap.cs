@@ -111,62 +111,26 @@ public sealed class ImgTap : TapBase, IRequestHook, IControlHook
     }
 
     /// <summary>Loop thread: how many open images serve their reads and writes through a submission queue (io_uring).</summary>
-    public int QueuedImages
-    {
-        get
-        {
-            int n = 0;
-            foreach (var e in _open.Values) if (e.Device.Queued) n++;
-            return n;
-        }
-    }
+    public int QueuedImages => CountImages(static d => d.Queued);
 
     /// <summary>
     /// Loop thread: how many open images gather each loop pass's reads and writes and run them at its end (files in
     /// memory: in order, one system call each, or through io_uring with option <c>uring</c>).
     /// </summary>
-    public int BatchedImages
-    {
-        get
-        {
-            int n = 0;
-            foreach (var e in _open.Values) if (e.Device.Batched) n++;
-            return n;
-        }
-    }
+    public int BatchedImages => CountImages(static d => d.Batched);
 
     /// <summary>Loop thread: how many open images are mapped (option <c>map</c>).</summary>
-    public int MappedImages
-    {
-        get
-        {
-            int n = 0;
-            foreach (var e in _open.Values) if (e.Device.Mapped) n++;
-            return n;
-        }
-    }
+    public int MappedImages => CountImages(static d => d.Mapped);
 
     /// <summary>Loop thread: how many reads and writes the open images have copied through their mappings (option <c>map</c>).</summary>
-    public long MappedOperations
-    {
-        get
-        {
-            long n = 0;
-            foreach (var e in _open.Values) n += e.Device.MappedOperations;
-            return n;
-        }
-    }
+    public long MappedOperations => SumImages(static d => d.MappedOperations);
 
     /// <summary>Loop thread: how many reads and writes the open images' helper threads have run (option <c>threads</c>).</summary>
-    public long HelperOperations
-    {
-        get
-        {
-            long n = 0;
-            foreach (var e in _open.Values) n += e.Device.HelperOperations;
-            return n;
-        }
-    }
+    public long HelperOperations => SumImages(static d => d.HelperOperations);
+
+    private int CountImages(Func<FileBlockDevice, bool> test) => _open.Values.Count(e => test(e.Device));
+
+    private long SumImages(Func<FileBlockDevice, long> value) => _open.Values.Sum(e => value(e.Device));
 
     /// <inheritdoc/>
     public HookResult OnRequest(TapRequest request)

@@ -31,13 +31,7 @@ public class ImgTapBatchTests
         if (_dir.Length > 0) Directory.Delete(_dir, recursive: true);
     }
 
-    private static string Image(string dir, long bytes)
-    {
-        var path = Path.Combine(dir, "disk.raw");
-        using var f = File.Create(path);
-        f.SetLength(bytes);
-        return path;
-    }
+    private static string Image(string dir, long bytes) => ImgTestKit.SparseImage(dir, bytes);
 
     // threads: the loop alone, or with helper threads (img's option threads); sectors: the span the requests fall in
     // (16: most batches are a chain of overlaps, run one stretch after another; 256: long stretches run in parallel).
@@ -82,7 +76,7 @@ public class ImgTapBatchTests
                         requests[i] = new BlkFrontBatchRequest(BlkFrontBatchOperation.Read, (ulong)first, buffer, 0, i);
                     }
                 }
-                var collector = new Collector();
+                var collector = new ImgTestKit.BatchCollector();
                 OnScheduler(rig, () => front.SubmitBatch(requests, collector));
                 Waits.ForSignal(collector.Signal, () => collector.Count == requests.Length, "every request of the batch completing");
                 Assert.That(collector.Statuses(), Is.All.EqualTo(BlkifStatus.Okay), $"seed {seed}");
@@ -111,7 +105,7 @@ public class ImgTapBatchTests
             var requests = new BlkFrontBatchRequest[6];
             for (int i = 0; i < requests.Length; i++)
                 requests[i] = new BlkFrontBatchRequest(BlkFrontBatchOperation.Write, (ulong)i * 4, Enumerable.Repeat((byte)(i + 1), 2048).ToArray(), 0, i);
-            var collector = new Collector();
+            var collector = new ImgTestKit.BatchCollector();
             OnScheduler(rig, () => front.SubmitBatch(requests, collector));
             Waits.ForSignal(collector.Signal, () => collector.Count == requests.Length, "every write of the batch completing");
             var statuses = collector.Statuses();
@@ -138,7 +132,7 @@ public class ImgTapBatchTests
             var requests = new BlkFrontBatchRequest[8];
             for (int i = 0; i < requests.Length; i++)
                 requests[i] = new BlkFrontBatchRequest(BlkFrontBatchOperation.Write, (ulong)i * 8, Enumerable.Repeat((byte)(i + 1), 4096).ToArray(), 0, i);
-            var collector = new Collector();
+            var collector = new ImgTestKit.BatchCollector();
             OnScheduler(rig, () => front.SubmitBatch(requests, collector));
             Waits.ForSignal(collector.Signal, () => collector.Count == requests.Length, "every write of the batch completing");
             Assert.That(collector.Statuses(), Is.All.EqualTo(BlkifStatus.Okay), "no call was held past its deadline");
@@ -196,25 +190,6 @@ public class ImgTapBatchTests
     private static int BatchedImages(EmulatorRig rig, ImgTap img) => Waits.OnLoop(rig.Runtime, () => img.BatchedImages);
 
     private static void OnScheduler(EmulatorRig rig, Action work) => Waits.OnScheduler(rig.Emulator, work);
-
-    private sealed class Collector : IBlkFrontBatchCompletion
-    {
-        private readonly Dictionary<long, BlkifStatus> _done = new();
-        public readonly SemaphoreSlim Signal = new(0);
-
-        public void OnCompleted(BlkFront front, long token, BlkifStatus status, bool frontendFailed)
-        {
-            lock (_done) _done[token] = frontendFailed ? (BlkifStatus)(-99) : status;
-            Signal.Release();
-        }
-
-        public int Count { get { lock (_done) return _done.Count; } }
-
-        public BlkifStatus[] Statuses()
-        {
-            lock (_done) return _done.OrderBy(kv => kv.Key).Select(kv => kv.Value).ToArray();
-        }
-    }
 
     /// <summary>
     /// The OS file, saying it never waits as the real one does, counting the calls of each kind; a blocking write that

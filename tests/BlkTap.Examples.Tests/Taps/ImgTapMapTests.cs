@@ -29,13 +29,7 @@ public class ImgTapMapTests
         if (_dir.Length > 0) Directory.Delete(_dir, recursive: true);
     }
 
-    private string Image(long bytes)
-    {
-        var path = Path.Combine(_dir, "disk.raw");
-        using var f = File.Create(path);
-        f.SetLength(bytes);
-        return path;
-    }
+    private string Image(long bytes) => ImgTestKit.SparseImage(_dir, bytes);
 
     [TestCase(1)]
     [TestCase(3)]
@@ -78,7 +72,7 @@ public class ImgTapMapTests
                         requests[i] = new BlkFrontBatchRequest(BlkFrontBatchOperation.Discard, (ulong)first, Memory<byte>.Empty, (ulong)count, i);
                     }
                 }
-                var collector = new Collector();
+                var collector = new ImgTestKit.BatchCollector();
                 Waits.OnScheduler(rig.Emulator, () => front.SubmitBatch(requests, collector));
                 Waits.ForSignal(collector.Signal, () => collector.Count == requests.Length, "every request of the batch completing");
                 Assert.That(collector.Statuses(), Is.All.EqualTo(BlkifStatus.Okay), $"seed {seed}");
@@ -137,60 +131,10 @@ public class ImgTapMapTests
             var front = rig.Frontends[0];
             var page = new byte[4096];
             for (ulong s = 0; s < front.Sectors; s += 8) Assert.That(await front.WriteAsync(s, page), Is.EqualTo(BlkifStatus.Okay)); // every page holds data
-            const int queueDepth = 16;
-            async Task Round(int perWorker)
-            {
-                var workers = new List<Task>();
-                for (int w = 0; w < queueDepth; w++) workers.Add(Worker(front, perWorker, op, (ulong)(w + 1)));
-                await Task.WhenAll(workers);
-            }
-            await Round(200); // warm: pools, grant maps, the ring's arrays, tiered JIT
-            long before = 0, after = 0;
-            for (int attempt = 0; attempt < 10; attempt++)
-            {
-                long maps = rig.Emulator.MapOperations;
-                before = await LoopProbe.AllocatedBytesAsync(rig.Runtime);
-                await Round(300);
-                after = await LoopProbe.AllocatedBytesAsync(rig.Runtime);
-                if (rig.Emulator.MapOperations == maps) break;
-            }
-            long requests = 300L * queueDepth;
-            Assert.That((after - before) / (double)requests, Is.LessThan(0.05), $"{after - before} bytes allocated on the loop for {requests} requests");
+            var (bytesPerRequest, requests) = await ImgTestKit.LoopBytesPerRequestAsync(rig, op);
+            Assert.That(bytesPerRequest, Is.LessThan(0.05), $"{bytesPerRequest:F3} bytes allocated on the loop per request");
             Assert.That(Waits.OnLoop(rig.Runtime, () => img.MappedOperations), Is.GreaterThanOrEqualTo(requests), "the timed requests were copies");
         }
         img.Dispose();
-    }
-
-    private static async Task Worker(BlkFront front, int count, BlkifOperation op, ulong rng)
-    {
-        var buffer = new byte[8 * BlkifConstants.SectorSize];
-        for (int i = 0; i < count; i++)
-        {
-            rng = rng * 6364136223846793005UL + 1442695040888963407UL;
-            int sectors = 1 + (int)((rng >> 33) % 8);
-            ulong sector = (rng >> 20) % (front.Sectors - 8);
-            var data = buffer.AsMemory(0, sectors * BlkifConstants.SectorSize);
-            var status = op == BlkifOperation.Write ? await front.WriteAsync(sector, data) : await front.ReadAsync(sector, data);
-            Assert.That(status, Is.EqualTo(BlkifStatus.Okay), $"{op} of {sectors} sectors at {sector}");
-        }
-    }
-
-    private sealed class Collector : IBlkFrontBatchCompletion
-    {
-        private readonly Dictionary<long, BlkifStatus> _done = new();
-        public readonly SemaphoreSlim Signal = new(0);
-
-        public void OnCompleted(BlkFront front, long token, BlkifStatus status, bool frontendFailed)
-        {
-            lock (_done) _done[token] = frontendFailed ? (BlkifStatus)(-99) : status;
-            Signal.Release();
-        }
-
-        public int Count { get { lock (_done) return _done.Count; } }
-
-        public BlkifStatus[] Statuses()
-        {
-            lock (_done) return _done.OrderBy(kv => kv.Key).Select(kv => kv.Value).ToArray();
-        }
     }
 }

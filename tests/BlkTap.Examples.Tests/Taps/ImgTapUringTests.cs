@@ -28,13 +28,7 @@ public class ImgTapUringTests
         if (_dir.Length > 0) Directory.Delete(_dir, recursive: true);
     }
 
-    private string Image(long bytes)
-    {
-        var path = Path.Combine(_dir, "disk.raw");
-        using var f = File.Create(path);
-        f.SetLength(bytes);
-        return path;
-    }
+    private string Image(long bytes) => ImgTestKit.SparseImage(_dir, bytes);
 
     /// <summary>True when this kernel lets the process set up an io_uring (kernel.io_uring_disabled may forbid it).</summary>
     private static bool UringAllowed()
@@ -102,41 +96,9 @@ public class ImgTapUringTests
         var img = new ImgTap(path, readOnly: false, uring: uring);
         await using (var rig = await EmulatorRig.StartAsync(new EmulatorRigOptions { Frontends = 1 }, rt => TapChain.Register(rt, [img])))
         {
-            const int queueDepth = 16;
-            async Task Round(int perWorker)
-            {
-                var workers = new List<Task>();
-                for (int w = 0; w < queueDepth; w++) workers.Add(Worker(rig.Frontends[0], perWorker, op, (ulong)(w + 1)));
-                await Task.WhenAll(workers);
-            }
-            await Round(200); // warm: pools, grant maps, the ring's arrays, tiered JIT
-            long before = 0, after = 0;
-            for (int attempt = 0; attempt < 10; attempt++)
-            {
-                long maps = rig.Emulator.MapOperations;
-                before = await LoopProbe.AllocatedBytesAsync(rig.Runtime);
-                await Round(300);
-                after = await LoopProbe.AllocatedBytesAsync(rig.Runtime);
-                if (rig.Emulator.MapOperations == maps) break;
-            }
-            long requests = 300L * queueDepth;
-            TestContext.Out.WriteLine($"loop thread allocated {after - before} bytes for {requests} requests");
-            Assert.That((after - before) / (double)requests, Is.LessThan(0.05), $"{after - before} bytes allocated on the loop for {requests} requests");
+            var (bytesPerRequest, _) = await ImgTestKit.LoopBytesPerRequestAsync(rig, op);
+            Assert.That(bytesPerRequest, Is.LessThan(0.05), $"{bytesPerRequest:F3} bytes allocated on the loop per request");
         }
         img.Dispose();
-    }
-
-    private static async Task Worker(BlkFront front, int count, BlkifOperation op, ulong rng)
-    {
-        var buffer = new byte[8 * BlkifConstants.SectorSize];
-        for (int i = 0; i < count; i++)
-        {
-            rng = rng * 6364136223846793005UL + 1442695040888963407UL;
-            int sectors = 1 + (int)((rng >> 33) % 8);
-            ulong sector = (rng >> 20) % (front.Sectors - 8);
-            var data = buffer.AsMemory(0, sectors * BlkifConstants.SectorSize);
-            var status = op == BlkifOperation.Write ? await front.WriteAsync(sector, data) : await front.ReadAsync(sector, data);
-            Assert.That(status, Is.EqualTo(BlkifStatus.Okay), $"{op} of {sectors} sectors at {sector}");
-        }
     }
 }
