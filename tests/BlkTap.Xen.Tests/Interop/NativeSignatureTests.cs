@@ -47,6 +47,7 @@ public class NativeSignatureTests
         ["epoll_wait"] = "int (*)(int, struct epoll_event *, int, int)",
         ["eventfd"] = "int (*)(unsigned int, int)",
         ["syscall"] = "long (*)(long, ...)",
+        ["lseek"] = "off_t (*)(int, off_t, int)",
         // xenstore.h
         ["xs_open"] = "struct xs_handle *(*)(unsigned long)",
         ["xs_close"] = "void (*)(struct xs_handle *)",
