@@ -143,10 +143,7 @@ internal sealed unsafe class FileMapping : IDisposable
         {
             var group = _groups[page >> _pagesPerGroupShift];
             if (group == null) return false;
-            long inGroup = page & ((1L << _pagesPerGroupShift) - 1);
-            int word = (int)(inGroup >> 6), bit = (int)(inGroup & 63);
-            int count = (int)Math.Min(64 - bit, last - page + 1);
-            ulong mask = (count == 64 ? ulong.MaxValue : ((1UL << count) - 1)) << bit;
+            int count = WordOf(page, last, out int word, out ulong mask);
             if ((Volatile.Read(ref group.Present[word]) & mask) != mask) return false;
             page += count;
         }
@@ -160,14 +157,25 @@ internal sealed unsafe class FileMapping : IDisposable
         long first = offset >> _pageShift, last = (end - 1) >> _pageShift;
         for (long page = first; page <= last;)
         {
-            long inGroup = page & ((1L << _pagesPerGroupShift) - 1);
-            int word = (int)(inGroup >> 6), bit = (int)(inGroup & 63);
-            int count = (int)Math.Min(64 - bit, last - page + 1);
-            ulong mask = (count == 64 ? ulong.MaxValue : ((1UL << count) - 1)) << bit;
+            int count = WordOf(page, last, out int word, out ulong mask);
             if (present) Interlocked.Or(ref GroupOf(page).Present[word], mask);
             else if (_groups[page >> _pagesPerGroupShift] is { } g) Interlocked.And(ref g.Present[word], ~mask);
             page += count;
         }
+    }
+
+    /// <summary>
+    /// The word of <paramref name="page"/>'s group table that holds its bit, and the mask of the pages from it to
+    /// <paramref name="last"/> that lie in that word; returns how many pages the mask covers.
+    /// </summary>
+    private int WordOf(long page, long last, out int word, out ulong mask)
+    {
+        long inGroup = page & ((1L << _pagesPerGroupShift) - 1);
+        int bit = (int)(inGroup & 63);
+        int count = (int)Math.Min(64 - bit, last - page + 1);
+        word = (int)(inGroup >> 6);
+        mask = (count == 64 ? ulong.MaxValue : ((1UL << count) - 1)) << bit;
+        return count;
     }
 
     private Group GroupOf(long page)
