@@ -21,6 +21,9 @@ internal sealed class RingQueue(int index, BackRing ring, IEventChannel channel,
     /// <summary>The ring's kept grants, or null without feature-persistent.</summary>
     public PersistentGrantTable? Persistent { get; set; } = persistent;
 
+    /// <summary>Passes the channel's notifications to the session, held back while they keep finding nothing.</summary>
+    public SpuriousEventBackoff? Backoff { get; set; }
+
     /// <summary>Requests taken off this ring and not yet completed (their pages may be in use).</summary>
     public int InFlight;
 

@@ -84,7 +84,7 @@ public sealed class RingSession : TapSession
         Protocol = protocol;
         PersistentGrants = maxPersistentGrants > 0;
         _queues = queues;
-        foreach (var q in queues) q.Channel!.SetHandler(Signal);
+        foreach (var q in queues) Listen(q);
         return null;
     }
 
@@ -123,8 +123,14 @@ public sealed class RingSession : TapSession
             return $"a ring of {ringBytes} bytes is not a power of two of pages up to {1 << BlkifConstants.MaxRingPageOrder}";
         Protocol = protocol;
         _queues = [new RingQueue(0, new BackRing(ringAddress, ringBytes, BlkifLayout.For(protocol)), channel, 0, null)];
-        channel.SetHandler(Signal);
+        Listen(_queues[0]);
         return null;
+    }
+
+    private void Listen(RingQueue queue)
+    {
+        queue.Backoff = new SpuriousEventBackoff(Signal, Runtime?.Options.TimeProvider ?? TimeProvider.System);
+        queue.Channel!.SetHandler(queue.Backoff.OnEvent);
     }
 
     /// <summary>Times the loop asked this session for requests (a signal, a notification). Loop thread.</summary>
@@ -133,11 +139,27 @@ public sealed class RingSession : TapSession
     /// <summary>Wake-ups that found no request on any ring (a guest notifying for nothing). Loop thread.</summary>
     public long IdleWakeups { get; private set; }
 
+    /// <summary>
+    /// Times a ring's notifications were held back because they kept finding nothing to do (XSA-332; see
+    /// <see cref="SpuriousEventBackoff"/>), over the rings connected now. Loop thread.
+    /// </summary>
+    public long EventDeferrals
+    {
+        get
+        {
+            long n = 0;
+            foreach (var q in _queues) n += q.Backoff?.Deferrals ?? 0;
+            return n;
+        }
+    }
+
     /// <inheritdoc/>
     /// <remarks>
     /// Takes at most one ring's worth of requests from each ring per call, then signals itself again and returns,
     /// so the other sessions' work queued meanwhile runs first. Every ring of the session is looked at: the event
     /// channels of all queues signal the one session.
+    /// A ring whose notifications keep finding nothing has them held back for a doubling delay
+    /// (<see cref="SpuriousEventBackoff"/>, XSA-332's lateeoi policy).
     /// NOTE: XSA-332-like fairness: a guest that keeps refilling its ring while the backend consumes it (ring.h
     /// allows req_prod to move up to rsp_prod_pvt + size at any time) would otherwise keep this loop in one call
     /// forever and starve every other session of the tap.
@@ -151,12 +173,15 @@ public sealed class RingSession : TapSession
         foreach (var queue in queues)
         {
             if (!IsOpen) return;
+            var backoff = queue.Backoff;
+            bool notified = backoff?.TakeEvent() ?? false;
             switch (ProcessQueue(queue))
             {
                 case QueueResult.Closed: return;
-                case QueueResult.Budget: again = true; idle = false; break;
-                case QueueResult.Took: idle = false; break;
+                case QueueResult.Budget: again = true; idle = false; backoff?.Took(); break;
+                case QueueResult.Took: idle = false; backoff?.Took(); break;
             }
+            if (notified) backoff!.Handled();
         }
         if (again) Signal();
         else if (idle) IdleWakeups++;
@@ -320,6 +345,7 @@ public sealed class RingSession : TapSession
             queue.Channel?.SetHandler(null);
             queue.Channel?.Dispose();
             queue.Channel = null;
+            queue.Backoff?.Dispose();
             if (queue.RingHandle != 0) { _mapper.Unmap(queue.RingHandle); queue.RingHandle = 0; }
             if (queue.InFlight == 0) ReleasePersistent(queue);
         }

@@ -32,6 +32,12 @@ public sealed class TapRuntimeOptions
     /// (<see cref="TapRuntime(Loop.EventLoop, TapRuntimeOptions?)"/>).
     /// </summary>
     public ILoopWaiter? Waiter { get; set; }
+
+    /// <summary>
+    /// The clock of the runtime's delays (the backoff of a ring whose notifications keep finding nothing, XSA-332).
+    /// Tests may give a fake one. Default: the system's.
+    /// </summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 }
 
 /// <summary>Severity of a diagnostic.</summary>

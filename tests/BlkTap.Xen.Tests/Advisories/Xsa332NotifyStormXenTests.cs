@@ -55,14 +55,17 @@ public sealed class Xsa332NotifyStormXenTests
         }
         Waits.OnLoop(rig.Runtime, () => 0);
         long wakeups = Waits.OnLoop(rig.Runtime, () => session.Wakeups) - wakeupsBefore;
+        long deferrals = Waits.OnLoop(rig.Runtime, () => session.EventDeferrals);
 
         double quietMedian = Median(quietP99), stormMedian = Median(stormP99);
         TestContext.Out.WriteLine($"p99 quiet {string.Join(", ", quietP99.Select(v => v.ToString("F0")))} µs; storm {string.Join(", ", stormP99.Select(v => v.ToString("F0")))} µs; ratio {stormMedian / quietMedian:F2}; {notifications} notifications, {wakeups} wake-ups");
         TestContext.Out.WriteLine(FormattableString.Invariant($"XSA-332 figure: p99_ratio={stormMedian / quietMedian:F2}"));
         TestContext.Out.WriteLine(FormattableString.Invariant($"XSA-332 figure: notifications={notifications}"));
         TestContext.Out.WriteLine(FormattableString.Invariant($"XSA-332 figure: wakeups={wakeups}"));
+        TestContext.Out.WriteLine(FormattableString.Invariant($"XSA-332 figure: deferrals={deferrals}"));
         Assert.That(notifications, Is.GreaterThan(Rounds * OperationsPerPhase), "the storm did storm");
         Assert.That(wakeups, Is.InRange(1, notifications), "the storming session woke more often than it was notified");
+        Assert.That(deferrals, Is.GreaterThan(0), "the storming session never held its notifications back (lateeoi backoff)");
         Assert.That(stormMedian, Is.LessThanOrEqualTo(P99Bound * quietMedian), $"the quiet frontend's p99 went from {quietMedian:F0} µs to {stormMedian:F0} µs under the storm");
         Assert.That(Waits.OnLoop(rig.Runtime, () => session.IsOpen), Is.True);
         Assert.That(rig.Crashes, Is.Empty);
