@@ -7,7 +7,7 @@ namespace BlkTap.Emulator;
 /// </summary>
 /// <remarks>
 /// Threading: every member is safe to call from any thread. Handlers never run on the notifier's
-/// stack: always on the emulator's scheduler. A port with no handler keeps its pending bit until a
+/// stack: always on the emulator's scheduler. <see cref="HoldDeliveries"/> masks the port for a while. A port with no handler keeps its pending bit until a
 /// handler is set, which then gets one delivery. Notifying from a closed or unbound port does nothing
 /// (Xen's EVTCHNOP_send on an unbound port is a silent no-op).
 /// </remarks>
@@ -22,7 +22,9 @@ public sealed class EmulatedEventChannel : IEventChannel
     private bool _scheduled;
     private bool _closed;
     private bool _everBound;
-    private long _notifies, _deliveries, _coalesced, _dropped;
+    private bool _held;
+    private ITimer? _holdTimer;
+    private long _notifies, _deliveries, _coalesced, _dropped, _holds;
 
     internal EmulatedEventChannel(EmulatedDomain domain, uint port, ushort remoteDomain, XenEmulator emulator, object gate)
     {
@@ -79,6 +81,15 @@ public sealed class EmulatedEventChannel : IEventChannel
     /// <summary>Notifications to this end that found the pending bit already set and merged into it.</summary>
     public long Coalesced => Interlocked.Read(ref _coalesced);
 
+    /// <summary>Times this end's owner asked it to hold deliveries back (<see cref="HoldDeliveries"/>).</summary>
+    public long Holds => Interlocked.Read(ref _holds);
+
+    /// <summary>True while deliveries to this end are held back (the port is "masked").</summary>
+    public bool IsHeld
+    {
+        get { lock (_gate) return _held; }
+    }
+
     /// <inheritdoc/>
     public void Notify()
     {
@@ -101,11 +112,40 @@ public sealed class EmulatedEventChannel : IEventChannel
         {
             if (_closed) return;
             _handler = onEvent;
-            if (onEvent != null && _pending && !_scheduled)
+            if (onEvent != null && _pending && !_scheduled && !_held)
             {
                 _scheduled = true;
                 _emulator.Scheduler.Post(_deliver);
             }
+        }
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// As a masked port: notifications meanwhile set the pending bit and post nothing; when the delay ends (a timer on
+    /// the system clock) a pending bit gets one delivery. A delivery already posted still runs.
+    /// </remarks>
+    public void HoldDeliveries(TimeSpan delay)
+    {
+        if (delay <= TimeSpan.Zero) return;
+        lock (_gate)
+        {
+            if (_closed) return;
+            _held = true;
+            Interlocked.Increment(ref _holds);
+            _holdTimer ??= TimeProvider.System.CreateTimer(static s => ((EmulatedEventChannel)s!).EndHold(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _holdTimer.Change(delay, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private void EndHold()
+    {
+        lock (_gate)
+        {
+            _held = false;
+            if (_closed || !_pending || _handler == null || _scheduled) return;
+            _scheduled = true;
+            _emulator.Scheduler.Post(_deliver);
         }
     }
 
@@ -134,7 +174,7 @@ public sealed class EmulatedEventChannel : IEventChannel
             return;
         }
         _pending = true;
-        if (_handler != null && !_scheduled)
+        if (_handler != null && !_scheduled && !_held)
         {
             _scheduled = true;
             _emulator.Scheduler.Post(_deliver);
@@ -147,6 +187,9 @@ public sealed class EmulatedEventChannel : IEventChannel
         _closed = true;
         _handler = null;
         _pending = false;
+        _held = false;
+        _holdTimer?.Dispose();
+        _holdTimer = null;
         if (_peer != null && _peer._peer == this) _peer._peer = null;
         _peer = null;
         Domain.EventChannels.RemoveLocked(this);

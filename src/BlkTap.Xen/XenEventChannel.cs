@@ -23,6 +23,7 @@ public sealed class XenEventChannel : IEventChannel
     private readonly WakePipe _wake;
     private readonly Thread _thread;
     private Action? _handler;
+    private long _holdUntil; // Environment.TickCount64 before which a read port stays masked
     private volatile bool _stopping;
     private int _disposed;
 
@@ -121,6 +122,26 @@ public sealed class XenEventChannel : IEventChannel
     /// <inheritdoc />
     public void SetHandler(Action? onEvent) => Volatile.Write(ref _handler, onEvent);
 
+    /// <inheritdoc />
+    /// <remarks>
+    /// The next port read from /dev/xen/evtchn stays masked until the delay ends, then is unmasked and its handler
+    /// runs: meanwhile Xen only sets the port's pending bit for each notification (no upcall into dom0's kernel, no
+    /// wake-up of the poll thread), and the unmask raises one event if any came. Millisecond resolution.
+    /// </remarks>
+    public void HoldDeliveries(TimeSpan delay)
+    {
+        if (delay <= TimeSpan.Zero) return;
+        Volatile.Write(ref _holdUntil, Environment.TickCount64 + Math.Max(1, (long)Math.Ceiling(delay.TotalMilliseconds)));
+    }
+
+    /// <summary>Times the poll thread kept a port masked for a hold (<see cref="HoldDeliveries"/>).</summary>
+    public long HeldDeliveries => Interlocked.Read(ref _heldDeliveries);
+
+    /// <summary>Events the poll thread read from /dev/xen/evtchn for this port (each one a delivery to the handler).</summary>
+    public long Deliveries => Interlocked.Read(ref _deliveries);
+
+    private long _heldDeliveries, _deliveries;
+
     /// <summary>Stops the poll thread, unbinds the port and closes the handle. Idempotent.</summary>
     public void Dispose()
     {
@@ -158,9 +179,12 @@ public sealed class XenEventChannel : IEventChannel
                         return;
                     }
                     // NOTE: a port read from /dev/xen/evtchn stays masked until unmasked (xenevtchn.h
-                    // "xenevtchn_pending ... xenevtchn_unmask"); unmask before the handler so none is lost.
+                    // "xenevtchn_pending ... xenevtchn_unmask"); a hold keeps it masked for a while (XSA-332: the
+                    // guest's notifications meanwhile only set Xen's pending bit); unmask before the handler so none
+                    // is lost.
+                    if (!Hold(fds[1..])) return;
                     EvtchnLib.Unmask(_handle, (uint)port);
-                    if ((uint)port == LocalPort) RunHandler();
+                    if ((uint)port == LocalPort) { Interlocked.Increment(ref _deliveries); RunHandler(); }
                 }
                 else if ((fds[0].Revents & (Libc.POLLERR | Libc.POLLHUP | Libc.POLLNVAL)) != 0)
                 {
@@ -174,6 +198,22 @@ public sealed class XenEventChannel : IEventChannel
             if (addedWake) _wake.ReadEnd.DangerousRelease();
             if (addedHandle) _handle.DangerousRelease();
         }
+    }
+
+    /// <summary>Waits out a hold on the wake pipe; false when the channel is being disposed.</summary>
+    private bool Hold(Span<PollFd> wake)
+    {
+        long wait = Volatile.Read(ref _holdUntil) - Environment.TickCount64;
+        if (wait <= 0) return !_stopping;
+        Interlocked.Increment(ref _heldDeliveries);
+        while (wait > 0 && !_stopping)
+        {
+            wake[0] = new PollFd { Fd = _wake.ReadEnd.Fd, Events = Libc.POLLIN };
+            int rc = Libc.Poll(wake, (int)Math.Min(wait, int.MaxValue));
+            if (rc > 0 && wake[0].Revents != 0) return false;
+            wait = Volatile.Read(ref _holdUntil) - Environment.TickCount64;
+        }
+        return !_stopping;
     }
 
     private void RunHandler()

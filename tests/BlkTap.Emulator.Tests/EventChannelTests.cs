@@ -141,4 +141,50 @@ public class EventChannelTests
         emu.RunUntil(() => Volatile.Read(ref events) >= 2);
         Assert.That(handlerThread, Is.Not.EqualTo(Environment.CurrentManagedThreadId));
     }
+
+    [Test]
+    public void HoldDeliveries_NotificationsWhileHeld_OneDeliveryWhenTheHoldEnds()
+    {
+        using var emu = new XenEmulator();
+        var guest = emu.CreateDomain("guest");
+        var (fe, be) = Pair(emu, guest);
+        var beEnd = (EmulatedEventChannel)be;
+        int events = 0;
+        be.SetHandler(() => Interlocked.Increment(ref events));
+        emu.RunUntil(() => Volatile.Read(ref events) == 1); // binding's own event
+        emu.RunUntilIdle();
+
+        // A long hold, ended early by a short one: the handler must not run while held, and must run once after.
+        be.HoldDeliveries(TimeSpan.FromHours(1));
+        for (int i = 0; i < 1000; i++) fe.Notify();
+        emu.RunUntilIdle();
+        Assert.That(Volatile.Read(ref events), Is.EqualTo(1), "delivered while held");
+        Assert.That(beEnd.IsHeld, Is.True);
+        Assert.That(beEnd.IsPending, Is.True, "the held notifications were forgotten");
+
+        be.HoldDeliveries(TimeSpan.FromMilliseconds(1));
+        emu.RunUntil(() => Volatile.Read(ref events) == 2);
+        emu.RunUntilIdle();
+        Assert.That(Volatile.Read(ref events), Is.EqualTo(2), "1000 held notifications are one delivery");
+        Assert.That(beEnd.IsHeld, Is.False);
+        Assert.That(beEnd.Holds, Is.EqualTo(2));
+
+        fe.Notify();
+        emu.RunUntil(() => Volatile.Read(ref events) == 3); // not held any more
+    }
+
+    [Test]
+    public void HoldDeliveries_NothingNotifiedWhileHeld_NoDelivery()
+    {
+        using var emu = new XenEmulator();
+        var guest = emu.CreateDomain("guest");
+        var (fe, be) = Pair(emu, guest);
+        int events = 0;
+        be.SetHandler(() => Interlocked.Increment(ref events));
+        emu.RunUntil(() => Volatile.Read(ref events) == 1);
+        be.HoldDeliveries(TimeSpan.FromMilliseconds(1));
+        emu.RunUntil(() => !((EmulatedEventChannel)be).IsHeld);
+        emu.RunUntilIdle();
+        Assert.That(Volatile.Read(ref events), Is.EqualTo(1));
+    }
 }

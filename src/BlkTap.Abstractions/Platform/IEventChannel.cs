@@ -19,4 +19,13 @@ public interface IEventChannel : IDisposable
 
     /// <summary>Sets the callback run when the remote end notifies us; null stops delivery.</summary>
     void SetHandler(Action? onEvent);
+
+    /// <summary>
+    /// Asks the channel to hold its deliveries back for <paramref name="delay"/>, as a masked Xen port does: the
+    /// notifications that arrive meanwhile coalesce into one delivery when the delay ends. A backend calls it when
+    /// the peer keeps notifying for nothing (XSA-332), so that the storm stops at the channel instead of waking the
+    /// delivery thread for each notification. Any thread. The default does nothing; callers must not depend on it
+    /// for correctness (a channel may deliver earlier), only for cost.
+    /// </summary>
+    void HoldDeliveries(TimeSpan delay) { }
 }

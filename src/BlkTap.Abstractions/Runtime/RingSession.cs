@@ -129,7 +129,7 @@ public sealed class RingSession : TapSession
 
     private void Listen(RingQueue queue)
     {
-        queue.Backoff = new SpuriousEventBackoff(Signal, Runtime?.Options.TimeProvider ?? TimeProvider.System);
+        queue.Backoff = new SpuriousEventBackoff(Signal, queue.Channel, Runtime?.Options.TimeProvider ?? TimeProvider.System);
         queue.Channel!.SetHandler(queue.Backoff.OnEvent);
     }
 

@@ -12,7 +12,9 @@ namespace BlkTap;
 /// each further one, up to a second, and any event that found work ends the backoff (drivers/xen/events/
 /// events_base.c, xen_irq_lateeoi_locked; xen-blkback reports XEN_EOI_FLAG_SPURIOUS when it consumed no request).
 /// This is the same policy for a user-space backend: a held-back notification is remembered, not lost, and the ring
-/// is looked at when the delay ends.
+/// is looked at when the delay ends. The channel is asked to hold its deliveries back for the same delay
+/// (<see cref="IEventChannel.HoldDeliveries"/>: on Xen the port then stays masked, so the storm does not even reach
+/// dom0's kernel).
 /// </para>
 /// <para>
 /// An event counts as spurious when nothing was taken off the ring since the previous event was handled, whatever
@@ -38,6 +40,7 @@ internal sealed class SpuriousEventBackoff : IDisposable
     private static readonly TimeSpan FirstDelay = TimeSpan.FromMilliseconds(1);
 
     private readonly Action _signal;
+    private readonly IEventChannel? _channel;
     private readonly TimeProvider _time;
     private ITimer? _timer;
     private int _event;    // a notification arrived and was not yet handled
@@ -46,10 +49,14 @@ internal sealed class SpuriousEventBackoff : IDisposable
     private bool _took;    // requests were taken off the ring since the last handled event (loop thread)
     private int _disposed;
 
-    /// <summary>Creates the backoff of one ring, which signals through <paramref name="signal"/>.</summary>
-    public SpuriousEventBackoff(Action signal, TimeProvider time)
+    /// <summary>
+    /// Creates the backoff of one ring, which signals through <paramref name="signal"/> and asks
+    /// <paramref name="channel"/> (if any) to hold its deliveries back for each delay too.
+    /// </summary>
+    public SpuriousEventBackoff(Action signal, IEventChannel? channel, TimeProvider time)
     {
         _signal = signal;
+        _channel = channel;
         _time = time;
     }
 
@@ -100,6 +107,9 @@ internal sealed class SpuriousEventBackoff : IDisposable
         Deferrals++;
         _timer ??= _time.CreateTimer(static s => ((SpuriousEventBackoff)s!).DelayEnded(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _timer.Change(delay, Timeout.InfiniteTimeSpan);
+        // The channel stops the storm before its delivery thread (a masked port on Xen); this object's own flag
+        // covers a channel that cannot, and a delivery already on its way.
+        _channel?.HoldDeliveries(delay);
     }
 
     private void DelayEnded()

@@ -15,7 +15,7 @@ public class SpuriousEventBackoffTests
         public readonly SpuriousEventBackoff Backoff;
         public int Signals;
 
-        public Ring() => Backoff = new SpuriousEventBackoff(() => Interlocked.Increment(ref Signals), Clock);
+        public Ring() => Backoff = new SpuriousEventBackoff(() => Interlocked.Increment(ref Signals), channel: null, Clock);
 
         /// <summary>One wake-up of the loop for a pending event: takes it, maybe finds work, judges it.</summary>
         public void Wake(bool work)
