@@ -64,8 +64,7 @@ public sealed class ShmringHostileFrontendTests
                 int nl = Array.IndexOf(bytes, (byte)'\n');
                 var first = nl < 0 ? bytes : bytes[..nl];
                 var text = Encoding.Latin1.GetString(first);
-                bool valid = nl >= 0 && text is "blkif x86_64-abi 1" or "blkif x86_64-abi 2" or "blkif x86_64-abi 3" or "blkif x86_64-abi 4"
-                    or "blkif x86_32-abi 1" or "blkif x86_32-abi 2" or "blkif x86_32-abi 3" or "blkif x86_32-abi 4";
+                bool valid = nl >= 0 && IsGrammar(text, nl + 1);
                 var answer = RawHandshake(shm.Dir, bytes, hangUp: true);
                 var result = await shm.NextResultAsync();
                 if (valid)
@@ -80,6 +79,30 @@ public sealed class ShmringHostileFrontendTests
                 }
             }
         });
+    }
+
+    /// <summary>
+    /// The handshake grammar of docs/shmring.md, written out independently of the server's parser: exactly
+    /// <c>blkif PROTOCOL N</c>, single spaces, N from 1 to 262144 without sign or leading zero, the line with its
+    /// newline at most 64 bytes. (The generator joins "1" and "4" into "14", which is a valid N.)
+    /// </summary>
+    private static bool IsGrammar(string line, int bytesWithNewline)
+    {
+        if (bytesWithNewline > 64) return false;
+        var m = System.Text.RegularExpressions.Regex.Match(line, "^blkif (x86_64-abi|x86_32-abi) ([1-9][0-9]{0,5})$");
+        return m.Success && int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) <= 262144;
+    }
+
+    [Test]
+    public void IsGrammar_Examples_MatchDocsShmring()
+    {
+        Assert.That(IsGrammar("blkif x86_64-abi 14", 20), Is.True);
+        Assert.That(IsGrammar("blkif x86_32-abi 262144", 24), Is.True);
+        Assert.That(IsGrammar("blkif x86_32-abi 262145", 24), Is.False);
+        Assert.That(IsGrammar("blkif x86_64-abi 04", 20), Is.False);
+        Assert.That(IsGrammar("blkif x86_64-abi +2", 20), Is.False);
+        Assert.That(IsGrammar("blkif  x86_64-abi 2", 20), Is.False);
+        Assert.That(IsGrammar("blkif x86_64-abi 0", 19), Is.False);
     }
 
     [TestCaseSource(typeof(ShmHarness), nameof(ShmHarness.Abis))]
