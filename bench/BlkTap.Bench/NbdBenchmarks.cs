@@ -5,7 +5,9 @@ namespace BlkTap.Bench;
 /// <summary>
 /// The same fio jobs (ioengine=nbd over a Unix socket) against <c>blktap nbd serve --tap img</c>,
 /// <c>nbdkit file</c> and <c>qemu-nbd</c>, all serving one raw image in /dev/shm, job by job back
-/// to back, with each server's CPU time per request over the same jobs.
+/// to back, with each server's CPU time per request over the same jobs. A minimal single-threaded C server
+/// (<c>Probes/nbd-minimal-server.c</c>, compiled with gcc in the run) serves the same jobs as a reference for CPU per
+/// request: the kernel's work every server pays (receive, pwrite or pread, send) plus the least a server adds.
 /// </summary>
 internal static class NbdBenchmarks
 {
@@ -27,6 +29,7 @@ internal static class NbdBenchmarks
                 results.Add(new BenchResult($"nbd export vs qemu-nbd: {job.Label}", 0, null, job.Unit, "qemu-nbd", Note: "fio not installed (apt-get install fio): not measured"));
                 results.Add(new BenchResult($"nbd CPU per request vs nbdkit: {job.Label}", 0, null, "us CPU/req", "nbdkit", HigherIsBetter: false, Note: "fio not installed (apt-get install fio): not measured"));
                 results.Add(new BenchResult($"nbd CPU per request vs qemu-nbd: {job.Label}", 0, null, "us CPU/req", "qemu-nbd", HigherIsBetter: false, Note: "fio not installed (apt-get install fio): not measured"));
+                results.Add(new BenchResult($"nbd CPU per request vs a minimal C server: {job.Label}", 0, null, "us CPU/req", MinimalBaseline, HigherIsBetter: false, Note: "fio not installed (apt-get install fio): not measured"));
             }
             return results;
         }
@@ -47,6 +50,8 @@ internal static class NbdBenchmarks
                 ? NbdServerProcess.Start("qemu-nbd", p, ["-k", ctx.Scratch("qemu.sock"), .. QemuOptions.Split(' '), image], ctx.Scratch("qemu.sock"))
                 : null, "qemu-nbd");
             if (qemu != null) servers.Add(qemu);
+            var (minimal, minimalNote) = TryStart(() => StartMinimal(ctx, image), "the minimal C server");
+            if (minimal != null) servers.Add(minimal);
 
             foreach (var job in FioJob.Standard)
             {
@@ -79,6 +84,9 @@ internal static class NbdBenchmarks
                     HigherIsBetter: false, Note: nbdkitNote ?? where));
                 results.Add(new BenchResult($"nbd CPU per request vs qemu-nbd: {job.Label}", ourCpu, qemu != null ? BenchStats.Median(cpu[qemu]) : null,
                     "us CPU/req", "qemu-nbd's CPU time per request over the same fio job", HigherIsBetter: false, Note: qemuNote ?? where));
+                results.Add(new BenchResult($"nbd CPU per request vs a minimal C server: {job.Label}", ourCpu, minimal != null ? BenchStats.Median(cpu[minimal]) : null,
+                    "us CPU/req", MinimalBaseline, HigherIsBetter: false,
+                    Note: minimalNote ?? $"{where}; its rate {(minimal != null ? BenchStats.Median(runs[minimal]) : 0):F0} {job.Unit}"));
             }
         }
         finally
@@ -87,6 +95,30 @@ internal static class NbdBenchmarks
             File.Delete(image);
         }
         return results;
+    }
+
+    /// <summary>What the minimal C server's lines compare against (stated in each).</summary>
+    public const string MinimalBaseline =
+        "a single-threaded C server doing the least per request (epoll_wait, read until drained, pwrite/pread, one write of the batch's replies; bench/BlkTap.Bench/Probes/nbd-minimal-server.c, gcc -O2): the kernel's share of any server's CPU; no goal";
+
+    /// <summary>
+    /// Compiles the reference server (embedded C source) with gcc into the scratch directory and starts it on
+    /// <paramref name="image"/>; null when gcc is not installed. Throws <see cref="InvalidOperationException"/> when
+    /// it does not compile or start.
+    /// </summary>
+    internal static NbdServerProcess? StartMinimal(BenchContext ctx, string image)
+    {
+        var gcc = PeerPrograms.Find("gcc");
+        if (gcc == null) return null;
+        var source = ctx.Scratch("nbd-minimal-server.c");
+        using (var resource = typeof(NbdBenchmarks).Assembly.GetManifestResourceStream("nbd-minimal-server.c")
+            ?? throw new InvalidOperationException("the bench was built without its nbd-minimal-server.c resource"))
+        using (var file = File.Create(source))
+            resource.CopyTo(file);
+        var program = ctx.Scratch("nbd-minimal-server");
+        if (Run(gcc, ["-O2", "-o", program, source]) is { } error) throw new InvalidOperationException($"gcc failed: {error}");
+        var sock = ctx.Scratch("minimal.sock");
+        return NbdServerProcess.Start("minimal C server", program, [sock, image], sock, readyLine: "ready");
     }
 
     /// <summary>CPU microseconds per request: <paramref name="cpu"/> over <paramref name="requests"/> (0 when none completed).</summary>

@@ -150,7 +150,7 @@ public class BenchCommandTests
         using var doc = JsonDocument.Parse(_stdout);
         var results = Results(doc);
         bool fio = Peers.Find("fio") != null;
-        if (Peers.Required) { Peers.Require("fio"); Peers.Require("nbdkit"); Peers.Require("qemu-nbd"); }
+        if (Peers.Required) { Peers.Require("fio"); Peers.Require("nbdkit"); Peers.Require("qemu-nbd"); Peers.Require("gcc"); }
         foreach (var job in NbdJobs)
         {
             foreach (var (peer, program) in new[] { ("nbdkit", "nbdkit"), ("qemu-nbd", "qemu-nbd") })
@@ -162,6 +162,11 @@ public class BenchCommandTests
                     else Assert.That(results[name].GetProperty("theirs").ValueKind, Is.EqualTo(JsonValueKind.Null), $"{name}: a missing peer is n/a");
                 }
             }
+            // The reference C server, compiled with gcc in the run: its CPU per request is measured like a peer's.
+            var minimal = $"nbd CPU per request vs a minimal C server: {job}";
+            Assert.That(results, Contains.Key(minimal));
+            if (fio && Peers.Find("gcc") != null) AssertMeasured(results, minimal);
+            else Assert.That(results[minimal].GetProperty("theirs").ValueKind, Is.EqualTo(JsonValueKind.Null), $"{minimal}: without gcc it is n/a");
         }
     }
 
