@@ -134,14 +134,6 @@ public sealed class XenEventChannel : IEventChannel
         Volatile.Write(ref _holdUntil, Environment.TickCount64 + Math.Max(1, (long)Math.Ceiling(delay.TotalMilliseconds)));
     }
 
-    /// <summary>Times the poll thread kept a port masked for a hold (<see cref="HoldDeliveries"/>).</summary>
-    public long HeldDeliveries => Interlocked.Read(ref _heldDeliveries);
-
-    /// <summary>Events the poll thread read from /dev/xen/evtchn for this port (each one a delivery to the handler).</summary>
-    public long Deliveries => Interlocked.Read(ref _deliveries);
-
-    private long _heldDeliveries, _deliveries;
-
     /// <summary>Stops the poll thread, unbinds the port and closes the handle. Idempotent.</summary>
     public void Dispose()
     {
@@ -184,7 +176,7 @@ public sealed class XenEventChannel : IEventChannel
                     // is lost.
                     if (!Hold(fds[1..])) return;
                     EvtchnLib.Unmask(_handle, (uint)port);
-                    if ((uint)port == LocalPort) { Interlocked.Increment(ref _deliveries); RunHandler(); }
+                    if ((uint)port == LocalPort) RunHandler();
                 }
                 else if ((fds[0].Revents & (Libc.POLLERR | Libc.POLLHUP | Libc.POLLNVAL)) != 0)
                 {
@@ -205,7 +197,6 @@ public sealed class XenEventChannel : IEventChannel
     {
         long wait = Volatile.Read(ref _holdUntil) - Environment.TickCount64;
         if (wait <= 0) return !_stopping;
-        Interlocked.Increment(ref _heldDeliveries);
         while (wait > 0 && !_stopping)
         {
             wake[0] = new PollFd { Fd = _wake.ReadEnd.Fd, Events = Libc.POLLIN };
