@@ -167,6 +167,14 @@ public class BenchCommandTests
             Assert.That(results, Contains.Key(minimal));
             if (fio && Peers.Find("gcc") != null) AssertMeasured(results, minimal);
             else Assert.That(results[minimal].GetProperty("theirs").ValueKind, Is.EqualTo(JsonValueKind.Null), $"{minimal}: without gcc it is n/a");
+            // The nbdkit CPU line says what share of nbdkit's CPU the C server used in the same run (the least any server pays).
+            var kitCpu = results[$"nbd CPU per request vs nbdkit: {job}"];
+            if (kitCpu.GetProperty("theirs").ValueKind == JsonValueKind.Number && results[minimal].GetProperty("theirs").ValueKind == JsonValueKind.Number)
+            {
+                double share = results[minimal].GetProperty("theirs").GetDouble() / kitCpu.GetProperty("theirs").GetDouble();
+                Assert.That(kitCpu.GetProperty("note").GetString(),
+                    Does.EndWith(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the minimal C server used {share:F2} of nbdkit's CPU per request in this run")));
+            }
         }
     }
 
