@@ -164,7 +164,7 @@ public sealed class ShmringServer : IDisposable
             ShmringEventChannel? channel = null;
             if (problem == null)
             {
-                channel = new ShmringEventChannel(connection, _runtime.Loop, why => _runtime.CloseSession(session, why));
+                channel = new ShmringEventChannel(connection, _runtime.Loop, why => _runtime.CloseSession(session, why), _runtime.Options.TimeProvider);
                 problem = session.ConnectRing(memory.Address, ShmringProtocol.PageSize, protocol, channel);
             }
             if (problem != null)
