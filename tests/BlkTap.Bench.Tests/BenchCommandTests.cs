@@ -167,7 +167,7 @@ public class BenchCommandTests
             Assert.That(results, Contains.Key(minimal));
             if (fio && Peers.Find("gcc") != null) AssertMeasured(results, minimal);
             else Assert.That(results[minimal].GetProperty("theirs").ValueKind, Is.EqualTo(JsonValueKind.Null), $"{minimal}: without gcc it is n/a");
-            // The nbdkit CPU line says what share of nbdkit's CPU the C server used in the same run (the least any server pays).
+            // The nbdkit CPU line says what share of nbdkit's CPU the C server used in the same run.
             var kitCpu = results[$"nbd CPU per request vs nbdkit: {job}"];
             if (kitCpu.GetProperty("theirs").ValueKind == JsonValueKind.Number && results[minimal].GetProperty("theirs").ValueKind == JsonValueKind.Number)
             {

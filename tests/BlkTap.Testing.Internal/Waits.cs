@@ -52,6 +52,22 @@ internal static class Waits
     }
 
     /// <summary>
+    /// Runs <paramref name="action"/> on <paramref name="loop"/> and returns once it has run: a barrier, since everything
+    /// posted to the loop before it has run; an exception it throws is rethrown here. Fails the test after
+    /// <see cref="Deadline"/>.
+    /// </summary>
+    public static void OnLoop(BlkTap.Loop.IEventLoop loop, Action action)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        loop.Post(() =>
+        {
+            try { action(); done.SetResult(); }
+            catch (Exception ex) { done.SetException(ex); }
+        });
+        if (!done.Task.Wait(Deadline)) Assert.Fail($"the loop did not run a posted action within {Deadline.TotalSeconds} s");
+    }
+
+    /// <summary>
     /// Runs <paramref name="read"/> on <paramref name="runtime"/>'s loop and returns its result: a barrier, since
     /// everything posted to the loop before it has run. Fails the test after <see cref="Deadline"/>.
     /// </summary>

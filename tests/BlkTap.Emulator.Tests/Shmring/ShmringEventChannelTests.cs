@@ -33,7 +33,7 @@ public class ShmringEventChannelTests<TWaiter> where TWaiter : ILoopWaiter, new(
     private SemaphoreSlim _hungUp = null!;
 
     [SetUp]
-    public async Task Connect()
+    public void Connect()
     {
         if (typeof(TWaiter) == typeof(BlkTap.Linux.EpollLoopWaiter) && !BlkTap.Linux.EpollLoopWaiter.IsSupported) Assert.Ignore("EpollLoopWaiter needs Linux on x86_64");
         _failures = new();
@@ -54,7 +54,7 @@ public class ShmringEventChannelTests<TWaiter> where TWaiter : ILoopWaiter, new(
         var backend = listener.Accept();
         _channel = new ShmringEventChannel(backend, _loop, why => { _hangups.Enqueue(why); _hungUp.Release(); }, _time);
         _channel.SetHandler(() => { Interlocked.Increment(ref _deliveries); _delivered.Release(); });
-        await OnLoop(_channel.Start);
+        OnLoop(_channel.Start);
     }
 
     [TearDown]
@@ -74,13 +74,8 @@ public class ShmringEventChannelTests<TWaiter> where TWaiter : ILoopWaiter, new(
         Assert.That(_failures, Is.Empty, "no handler of the loop threw");
     }
 
-    /// <summary>Posts <paramref name="action"/> and waits until the loop ran it: a whole pass has gone by.</summary>
-    private Task OnLoop(Action action)
-    {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _loop.Post(() => { try { action(); done.TrySetResult(); } catch (Exception e) { done.TrySetException(e); } });
-        return done.Task.WaitAsync(Patience);
-    }
+    /// <summary>Runs <paramref name="action"/> on the loop and waits until it ran: a whole pass has gone by.</summary>
+    private void OnLoop(Action action) => Waits.OnLoop(_loop, action);
 
     private async Task WaitDeliveryAsync() =>
         Assert.That(await _delivered.WaitAsync(Patience), Is.True, "a delivery within the deadline");
@@ -106,17 +101,17 @@ public class ShmringEventChannelTests<TWaiter> where TWaiter : ILoopWaiter, new(
         _frontend.Send([1]);
         await WaitDeliveryAsync();
 
-        await OnLoop(() => _channel.HoldDeliveries(TimeSpan.FromMilliseconds(8)));
+        OnLoop(() => _channel.HoldDeliveries(TimeSpan.FromMilliseconds(8)));
         int sent = NotifyUntilFull(); // nobody drains a held channel, so the frontend's buffer fills up
         Assert.That(sent, Is.GreaterThan(0));
-        await OnLoop(() => { });
-        await OnLoop(() => { });
+        OnLoop(() => { });
+        OnLoop(() => { });
         Assert.That(Volatile.Read(ref _deliveries), Is.EqualTo(1), "held: the bytes wait in the socket");
         Assert.That(_channel.Holds, Is.EqualTo(1));
 
         _time.Advance(TimeSpan.FromMilliseconds(8));
         await WaitDeliveryAsync();
-        await OnLoop(() => { });
+        OnLoop(() => { });
         Assert.That(Volatile.Read(ref _deliveries), Is.EqualTo(2), $"{sent} bytes of notifications make one delivery");
         Assert.That(_frontend.Poll(0, SelectMode.SelectWrite), Is.True, "the channel drained the frontend's notifications");
         Assert.That(_hangups, Is.Empty);
@@ -125,12 +120,12 @@ public class ShmringEventChannelTests<TWaiter> where TWaiter : ILoopWaiter, new(
     [Test]
     public async Task HoldDeliveries_HeldAgainBeforeTheEnd_TheLaterDelayCounts()
     {
-        await OnLoop(() => _channel.HoldDeliveries(TimeSpan.FromMilliseconds(4)));
-        await OnLoop(() => _channel.HoldDeliveries(TimeSpan.FromMilliseconds(16)));
+        OnLoop(() => _channel.HoldDeliveries(TimeSpan.FromMilliseconds(4)));
+        OnLoop(() => _channel.HoldDeliveries(TimeSpan.FromMilliseconds(16)));
         _frontend.Send([1]);
         _time.Advance(TimeSpan.FromMilliseconds(4));
-        await OnLoop(() => { });
-        await OnLoop(() => { });
+        OnLoop(() => { });
+        OnLoop(() => { });
         Assert.That(Volatile.Read(ref _deliveries), Is.EqualTo(0), "still held: the second hold moved the end");
 
         _time.Advance(TimeSpan.FromMilliseconds(12));
@@ -142,7 +137,7 @@ public class ShmringEventChannelTests<TWaiter> where TWaiter : ILoopWaiter, new(
     public async Task HoldDeliveries_FromAnotherThread_TakesEffectOnTheLoop()
     {
         _channel.HoldDeliveries(TimeSpan.FromSeconds(1)); // the test's thread, not the loop's
-        await OnLoop(() => { });
+        OnLoop(() => { });
         Assert.That(_channel.Holds, Is.EqualTo(1));
         _frontend.Send([1]);
         _time.Advance(TimeSpan.FromSeconds(1));
@@ -152,30 +147,30 @@ public class ShmringEventChannelTests<TWaiter> where TWaiter : ILoopWaiter, new(
     [Test]
     public async Task HoldDeliveries_FrontendHangsUpDuringHold_HangupReportedOnceWhenTheDelayEnds()
     {
-        await OnLoop(() => _channel.HoldDeliveries(TimeSpan.FromMilliseconds(2)));
+        OnLoop(() => _channel.HoldDeliveries(TimeSpan.FromMilliseconds(2)));
         _frontend.Send([1, 1, 1]);
         _frontend.Shutdown(SocketShutdown.Both);
         _frontend.Close();
         _time.Advance(TimeSpan.FromMilliseconds(2));
         Assert.That(await _hungUp.WaitAsync(Patience), Is.True, "the hang-up is seen when the delay ends");
         // Further holds and delay ends change nothing: the hang-up was reported once.
-        await OnLoop(() => _channel.HoldDeliveries(TimeSpan.FromMilliseconds(2)));
+        OnLoop(() => _channel.HoldDeliveries(TimeSpan.FromMilliseconds(2)));
         _time.Advance(TimeSpan.FromMilliseconds(2));
-        await OnLoop(() => { });
-        await OnLoop(() => { });
+        OnLoop(() => { });
+        OnLoop(() => { });
         Assert.That(_hangups.ToArray(), Is.EqualTo(new string?[] { null }), "one hang-up, a clean one");
         Assert.That(Volatile.Read(ref _deliveries), Is.EqualTo(1), "the bytes sent before the hang-up were delivered");
     }
 
     [Test]
-    public async Task HoldDeliveries_DisposedDuringHold_DelayEndDoesNothing()
+    public void HoldDeliveries_DisposedDuringHold_DelayEndDoesNothing()
     {
-        await OnLoop(() => _channel.HoldDeliveries(TimeSpan.FromMilliseconds(2)));
+        OnLoop(() => _channel.HoldDeliveries(TimeSpan.FromMilliseconds(2)));
         _frontend.Send([1]);
-        await OnLoop(_channel.Dispose);
+        OnLoop(_channel.Dispose);
         _time.Advance(TimeSpan.FromMilliseconds(2));
-        await OnLoop(() => { });
-        await OnLoop(() => { });
+        OnLoop(() => { });
+        OnLoop(() => { });
         Assert.That(Volatile.Read(ref _deliveries), Is.EqualTo(0));
         Assert.That(_hangups, Is.Empty);
         _channel.HoldDeliveries(TimeSpan.FromMilliseconds(2)); // after dispose: ignored, no throw

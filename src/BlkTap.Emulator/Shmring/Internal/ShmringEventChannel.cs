@@ -30,7 +30,6 @@ internal sealed class ShmringEventChannel : IEventChannel
     private volatile Action? _handler;
     private PollRegistration? _poll; // loop thread
     private ITimer? _holdTimer;      // loop thread (created and changed there; disposed by Dispose)
-    private bool _held;              // loop thread
     private bool _hungUp;            // loop thread: the hang-up was reported (once)
     private int _disposed;
 
@@ -46,10 +45,6 @@ internal sealed class ShmringEventChannel : IEventChannel
         _time = time ?? TimeProvider.System;
         _endHold = EndHold;
     }
-
-    /// <summary>Deliveries: wake-ups that found notification bytes and ran the handler. Any thread (diagnostics).</summary>
-    public long Deliveries => Volatile.Read(ref _deliveries);
-    private long _deliveries;
 
     /// <summary>Times the channel left the poll set for a delay (<see cref="HoldDeliveries"/>). Any thread (diagnostics).</summary>
     public long Holds => Volatile.Read(ref _holds);
@@ -96,11 +91,7 @@ internal sealed class ShmringEventChannel : IEventChannel
             if (n == 0) { hangup = ""; break; }
             any = true;
         }
-        if (any)
-        {
-            Interlocked.Increment(ref _deliveries);
-            _handler?.Invoke();
-        }
+        if (any) _handler?.Invoke();
         if (hangup != null && !_hungUp)
         {
             _hungUp = true;
@@ -124,7 +115,6 @@ internal sealed class ShmringEventChannel : IEventChannel
         if (Volatile.Read(ref _disposed) != 0 || _hungUp) return;
         _poll?.Dispose();
         _poll = null;
-        _held = true;
         Interlocked.Increment(ref _holds);
         _holdTimer ??= _time.CreateTimer(static s => ((ShmringEventChannel)s!).HoldEnded(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _holdTimer.Change(delay, Timeout.InfiniteTimeSpan);
@@ -139,11 +129,10 @@ internal sealed class ShmringEventChannel : IEventChannel
     }
 
     // Loop thread: back in the poll set; bytes that came meanwhile make the socket readable, so one delivery follows.
+    // Out of the poll set (no registration) only while held or after the hang-up: a stale end finds a registration.
     private void EndHold()
     {
-        if (Volatile.Read(ref _disposed) != 0 || !_held) return;
-        _held = false;
-        if (_hungUp) return;
+        if (Volatile.Read(ref _disposed) != 0 || _hungUp || _poll != null) return;
         _poll = _loop.Attach(_socket, OnReadable);
     }
 
